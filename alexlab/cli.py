@@ -1,0 +1,183 @@
+"""`alexlab [train|test|info] [overrides]`: a thin dispatcher in front of Hydra, which owns argv.
+
+Any first word that is not a subcommand (an override, -m, a Hydra flag) means `train`, so
+`alexlab -m dropout=on,off depth=5,3` is a training grid. Errors a user can cause end in one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from importlib import resources
+
+import hydra
+import yaml
+from omegaconf import DictConfig
+
+COMMANDS = {
+    "train": "train, then test the best checkpoint (the default: any other first word means train)",
+    "test": "evaluate a checkpoint on the test split: alexlab test ckpt_path=PATH [overrides]",
+    "info": "the composed network as a table: each layer, its output shape, parameters and MACs",
+}
+# Lightning's DDP launcher restarts this program with argv[1:] minus our subcommand; the children read it here.
+COMMAND_ENV = "ALEXLAB_COMMAND"
+CONFIG_PACKAGE = "alexlab.conf"
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
+def _train(cfg: DictConfig) -> float:
+    from alexlab.train import train
+
+    return train(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
+def _test(cfg: DictConfig) -> float:
+    from alexlab.train import test
+
+    return test(cfg)
+
+
+def _info(overrides: list[str]) -> None:
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+
+    from alexlab.info import layer_table, print_table
+
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    note = ""
+    if cfg.model.split == "two_gpu":  # the same layers, parameters and MACs, counted on one device
+        cfg.model.split, note = "grouped", " (split=two_gpu counted as its one-device twin, split=grouped)"
+    model = instantiate(cfg.model)
+    rows = layer_table(model, cfg.model.in_channels, cfg.model.input_size)
+    size = cfg.model.input_size
+    print_table(rows, f"AlexNet, {cfg.model.in_channels}x{size}x{size} input, {cfg.model.num_classes} classes{note}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"], ["help"]):
+        print(usage())
+        return
+    command = "train"
+    if argv and argv[0] in COMMANDS:
+        command = argv.pop(0)
+    elif os.environ.get("LOCAL_RANK") and os.environ.get(COMMAND_ENV):
+        command = os.environ[COMMAND_ENV]
+    os.environ[COMMAND_ENV] = command
+    argv = quote_numeric_options(argv)
+    sys.argv = [sys.argv[0], *argv]
+
+    full_error = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print one line
+    try:
+        if command == "info":
+            _info(argv)
+        else:
+            {"train": _train, "test": _test}[command]()
+    except Exception as exc:
+        message = None if full_error else user_error(exc)
+        if message is None:
+            raise
+        print(f"alexlab: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def quote_numeric_options(argv: list[str]) -> list[str]:
+    """`depth=5,3` -> `depth='5','3'`: Hydra reads 5 as an int, and a config group option must be a string."""
+    numeric_groups = {g for g, options in group_options().items() if all(o.isdigit() for o in options)}
+    quoted = []
+    for arg in argv:
+        match = re.fullmatch(r"([+~]{0,2})([\w.]+)=(\d+(?:,\d+)*)", arg)
+        if match and match.group(2) in numeric_groups:
+            prefix, group, values = match.groups()
+            arg = f"{prefix}{group}=" + ",".join(f"'{v}'" for v in values.split(","))
+        quoted.append(arg)
+    return quoted
+
+
+def user_error(exc: BaseException) -> str | None:
+    """One line for an error the user caused (bad option, value or path); None for a bug (shown in full)."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        InstantiationException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        options = group_options().get(group)
+        if options:
+            return f"{group}={option} is not an option of '{group}'; choose one of: {', '.join(options)}"
+    if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
+        return user_error(exc.__cause__) or first_line(exc)
+    if isinstance(exc, ConfigCompositionException) and exc.__cause__ is not None:
+        return f"{first_line(exc)} {first_line(exc.__cause__)}"
+    user_errors = (
+        MissingConfigException,
+        ConfigCompositionException,
+        OverrideParseException,
+        OmegaConfBaseException,
+        MisconfigurationException,
+        FileNotFoundError,
+        PermissionError,
+        ValueError,
+    )
+    return first_line(exc) if isinstance(exc, user_errors) else None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def group_options() -> dict[str, list[str]]:
+    """Every config group shipped with alexlab and its options, from the packaged conf/ tree."""
+    root = resources.files(CONFIG_PACKAGE)
+    groups = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.is_dir() and not entry.name.startswith(("_", ".")):
+            options = sorted(f.name.removesuffix(".yaml") for f in entry.iterdir() if f.name.endswith(".yaml"))
+            if options:
+                groups[entry.name] = options
+    return groups
+
+
+def default_choices() -> dict[str, str]:
+    defaults = yaml.safe_load(resources.files(CONFIG_PACKAGE).joinpath("config.yaml").read_text())["defaults"]
+    return {k: str(v) for entry in defaults if isinstance(entry, dict) for k, v in entry.items()}
+
+
+def usage() -> str:
+    defaults = default_choices()
+    lines = [
+        "usage: alexlab [train|test|info] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
+        "",
+        "Re-run AlexNet (Krizhevsky, Sutskever, Hinton 2012) and ablate it.",
+        "",
+        "commands:",
+        *(f"  {name:<7} {text}" for name, text in COMMANDS.items()),
+        "",
+        "config groups (GROUP=OPTION, * = default):",
+    ]
+    for group, options in group_options().items():
+        marked = [f"{o}*" if defaults.get(group) == o else o for o in options]
+        lines.append(f"  {group:<12} {', '.join(marked)}")
+    lines += [
+        "",
+        "examples:",
+        "  alexlab experiment=quickstart            the small net on Fashion-MNIST, minutes on a CPU",
+        "  alexlab train model=paper lrn=off         any switch, as group=option",
+        "  alexlab -m dropout=on,off depth=5,3       a grid: 4 trainings in one sweep directory",
+        "  alexlab info model=paper split=half       layers, shapes, parameters and MACs",
+        "  alexlab test ckpt_path=outputs/runs/.../checkpoints/last.ckpt test_views=ten_crop",
+        "",
+        "Hydra's flags work as usual: --cfg job (print the config), -m (multirun), --config-dir DIR (your",
+        "own configs), -cn NAME, --info. `alexlab train --help` shows the composed config.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,3 @@
+from alexlab.model.alexnet import AlexNet
+
+__all__ = ["AlexNet"]

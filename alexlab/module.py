@@ -1,0 +1,138 @@
+"""The LightningModule: cross-entropy, SGD and the lr schedules, top-1/top-5 error, 10-crop testing."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+SCHEDULES = ("paper", "step", "cosine", "constant")
+
+
+class TopKError(MulticlassAccuracy):
+    """1 - top-k accuracy: the paper reports error rates."""
+
+    def compute(self) -> torch.Tensor:
+        return 1.0 - super().compute()
+
+
+def error_metrics(num_classes: int) -> nn.ModuleDict:
+    return nn.ModuleDict(
+        {
+            "top1_err": TopKError(num_classes, top_k=1, average="micro"),
+            "top5_err": TopKError(num_classes, top_k=min(5, num_classes), average="micro"),
+        }
+    )
+
+
+class AlexNetModule(L.LightningModule):
+    """Trains and evaluates any network of alexlab.model.alexnet.AlexNet.
+
+    Args:
+        model: the network.
+        num_classes: for the error metrics.
+        optimizer: a partial optimiser (called with the parameters), e.g. functools.partial(torch.optim.SGD, lr=0.01).
+        schedule: {"name": "paper" | "step" | "cosine" | "constant", ...its settings} (see conf/schedule/).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, optimizer: Callable, schedule: dict):
+        super().__init__()
+        if schedule["name"] not in SCHEDULES:
+            raise ValueError(f"schedule={schedule['name']!r} is not one of {', '.join(SCHEDULES)}")
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.schedule = dict(schedule)
+        self.metrics = nn.ModuleDict({split: error_metrics(num_classes) for split in ("train", "val", "test")})
+        self.losses = nn.ModuleDict({split: MeanMetric() for split in ("train", "val", "test")})
+        self._epoch_start = 0.0
+        self._epoch_images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self._epoch_images += x.shape[0]
+        self._log_split("train", logits.detach(), loss.detach(), y)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self._log_split("val", logits, F.cross_entropy(logits, y), y)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        if x.ndim == 5:  # [B, views, C, H, W]: average the softmax over the views, as the paper's 10-crop test
+            b, v = x.shape[:2]
+            probs = F.softmax(self(x.flatten(0, 1)), dim=1).view(b, v, -1).mean(1)
+            log_probs = probs.clamp_min(1e-12).log()
+            self._log_split("test", log_probs, F.nll_loss(log_probs, y), y)
+        else:
+            logits = self(x)
+            self._log_split("test", logits, F.cross_entropy(logits, y), y)
+
+    def _log_split(self, split: str, scores: torch.Tensor, loss: torch.Tensor, y: torch.Tensor) -> None:
+        # Metric objects are updated here and computed once per epoch by Lightning: no host sync per step.
+        self.losses[split].update(loss, weight=y.shape[0])
+        self.log(f"{split}/loss", self.losses[split], on_step=False, on_epoch=True, prog_bar=split != "train")
+        for name, metric in self.metrics[split].items():
+            metric.update(scores, y)
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1_err")
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+        self._epoch_images = 0
+
+    def on_train_epoch_end(self) -> None:
+        elapsed = time.perf_counter() - self._epoch_start
+        if self._epoch_images and elapsed > 0:
+            self.log("perf/images_per_sec", self._epoch_images / elapsed, on_epoch=True)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        base_lr = optimizer.param_groups[0]["lr"]
+        s = self.schedule
+        if s["name"] == "paper":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode="min",
+                factor=s["factor"],
+                patience=s["patience"],
+                min_lr=base_lr * s["factor"] ** s["max_drops"] * 0.999,  # at most max_drops divisions
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val/top1_err", "interval": "epoch", "name": "lr"},
+            }
+        if s["name"] == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=s["step_size"], gamma=s["gamma"])
+            interval = "epoch"
+        elif s["name"] == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            warmup = min(total - 1, round(s["warmup_epochs"] * total / max(1, self.trainer.max_epochs)))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: cosine_with_warmup(step, warmup, total)
+            )
+            interval = "step"
+        else:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+            interval = "epoch"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
+
+
+def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
+    """The lr factor at `step`: linear from 1/(warmup+1) to 1 over `warmup` steps, then cosine down to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))

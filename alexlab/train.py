@@ -1,0 +1,275 @@
+"""The tasks: a composed config in, a trained (or tested) network and its metrics out. No argv, no globals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import netrc
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from alexlab.callbacks import EpochHistory
+from alexlab.model.alexnet import from_torchvision_state_dict
+from alexlab.module import AlexNetModule
+
+log = logging.getLogger("alexlab")
+
+# The config groups that are the paper's ablation switches, plus what else identifies a run.
+SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")
+IDENTITY = (*SWITCHES, "data", "optimizer", "schedule", "trainer", "experiment")
+
+
+def train(cfg: DictConfig) -> float:
+    """Fit, then test the best checkpoint; write metrics.json. Returns the objective (e.g. best val top-1 error)."""
+    return _run(cfg, fit=True)
+
+
+def test(cfg: DictConfig) -> float:
+    """Evaluate `cfg.ckpt_path` on the test split; write metrics.json. Returns the test top-1 error."""
+    if not cfg.ckpt_path:
+        raise ValueError("alexlab test needs a checkpoint: alexlab test ckpt_path=PATH/TO/last.ckpt")
+    return _run(cfg, fit=False)
+
+
+def _run(cfg: DictConfig, fit: bool) -> float:
+    started = time.time()
+    run_dir = Path(cfg.paths.run_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    network = instantiate(cfg.model)
+    if cfg.weights:
+        load_state(network, load_weights(cfg.weights), cfg.weights)
+    module = AlexNetModule(
+        network, num_classes=cfg.data.num_classes, optimizer=instantiate(cfg.optimizer), schedule=cfg.schedule
+    )
+    if not fit:
+        load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
+
+    loggers = build_loggers(cfg, job_type="train" if fit else "test")
+    history = EpochHistory()
+    callbacks = [history]
+    for name, callback_cfg in (cfg.callbacks or {}).items():
+        if name == "lr_monitor" and not loggers:
+            continue  # Lightning's LearningRateMonitor refuses to run without a logger
+        callbacks.append(instantiate(callback_cfg))
+    show_bar = sys.stderr.isatty()
+    if show_bar:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        enable_progress_bar=show_bar,
+        enable_model_summary=False,
+    )
+    checkpoint = trainer.checkpoint_callback
+
+    status, error = "finished", None
+    results: dict[str, float] = {}
+    try:
+        if fit:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            if cfg.test_after_fit:
+                best = checkpoint.best_model_path if checkpoint is not None else ""
+                results.update(_test(trainer, module, datamodule, best or None))
+        else:
+            results.update(_test(trainer, module, datamodule, None))
+    except BaseException as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        metrics = collect_metrics(cfg, trainer, history.history, results, status, error, started, fit)
+        if trainer.is_global_zero:
+            write_json(run_dir / "metrics.json", metrics)
+        finish_wandb(loggers, failed=status != "finished")
+
+    objective = cfg.objective if fit else "test/top1_err"
+    value = metrics["best"].get(objective, metrics["final"].get(objective, float("nan")))
+    log.info("%s = %.4f  (run dir: %s)", objective, value, run_dir)
+    return value
+
+
+def _test(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict[str, float]:
+    if ckpt_path:
+        # weights only, through the same safe loader as `alexlab test`
+        load_state(module, load_checkpoint_state(ckpt_path), ckpt_path)
+    (metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def collect_metrics(cfg, trainer, history, test_results, status, error, started, fit) -> dict:
+    final = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    final.update(test_results)
+    best: dict[str, float] = {}
+    if history:
+        best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
+        best = {k: v for k, v in best_row.items() if k.startswith("val/")} | {"epoch": best_row["epoch"]}
+    checkpoint = trainer.checkpoint_callback
+    choices = HydraConfig.get().runtime.choices
+    return {
+        "status": status,
+        "error": error,
+        "task": "train" if fit else "test",
+        "objective": cfg.objective,
+        "final": final,
+        "best": best,
+        "history": history,
+        "switches": {name: choices.get(name) for name in IDENTITY},
+        "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task),
+        "checkpoints": {
+            "best": getattr(checkpoint, "best_model_path", "") or None,
+            "last": getattr(checkpoint, "last_model_path", "") or None,
+        },
+        "parameters": sum(p.numel() for p in trainer.lightning_module.parameters()),
+        "git": git_state(),
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+        "wall_time_s": round(time.time() - started, 2),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a crash mid-write never leaves a half file where a good one was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_state() -> dict:
+    """The commit of the alexlab source tree and whether it had uncommitted changes (None outside a checkout)."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def load_checkpoint_state(path: str) -> dict[str, torch.Tensor]:
+    """The model weights of a Lightning checkpoint, loaded without unpickling arbitrary objects."""
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}): truncated or not a checkpoint"
+        ) from exc
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"checkpoint {path} has no state_dict: not a Lightning checkpoint")
+    return checkpoint["state_dict"]
+
+
+def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `target`, or fail in one line naming the layers that do not fit."""
+    expected = target.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(
+                "shape differs in "
+                + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in mismatched[:4])
+            )
+        if missing:
+            parts.append("missing " + ", ".join(missing[:4]))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected[:4]))
+        raise ValueError(f"{source} does not fit this network (another architecture?): {'; '.join(parts)}")
+    target.load_state_dict(state)
+
+
+def load_weights(path: str) -> dict[str, torch.Tensor]:
+    """A network state_dict from `path`: alexlab's own, a Lightning checkpoint's, or torchvision alexnet's."""
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
+    if "features.0.weight" in state:
+        state = from_torchvision_state_dict(state)
+    return state
+
+
+def build_loggers(cfg: DictConfig, job_type: str) -> list:
+    loggers = []
+    for name, logger_cfg in (cfg.logger or {}).items():
+        if name == "wandb":
+            wandb_logger = start_wandb(cfg, logger_cfg, job_type)
+            if wandb_logger is not None:
+                loggers.append(wandb_logger)
+        else:
+            loggers.append(instantiate(logger_cfg))
+    return loggers
+
+
+def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
+    """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it."""
+    choices = HydraConfig.get().runtime.choices
+    switches = {name: choices.get(name) for name in SWITCHES}
+    mode = logger_cfg.get("mode") or ("online" if wandb_logged_in() else "offline")
+    group = None
+    if HydraConfig.get().mode.name == "MULTIRUN":
+        group = Path(HydraConfig.get().sweep.dir).name
+    name = "-".join(f"{k}={v}" for k, v in switches.items() if v is not None) + f"-seed={cfg.seed}"
+    try:
+        logger = instantiate(
+            logger_cfg,
+            mode=mode,
+            name=name,
+            group=group,
+            job_type=job_type,
+            tags=[f"{k}={v}" for k, v in switches.items() if v is not None],
+            config={
+                **switches,
+                "seed": cfg.seed,
+                "data": choices.get("data"),
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            },
+        )
+        logger.experiment  # noqa: B018  (starts the run now, so a failure is caught here and not mid-training)
+    except Exception as exc:
+        log.warning("W&B could not start (%s: %s); training goes on with the other loggers", type(exc).__name__, exc)
+        return None
+    return logger
+
+
+def wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def finish_wandb(loggers: list, failed: bool) -> None:
+    """Close this job's W&B run: WandbLogger would otherwise hand the open run to the next job of a multirun."""
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        wandb.finish(exit_code=1 if failed else 0)
