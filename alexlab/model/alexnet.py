@@ -158,7 +158,8 @@ class AlexNet(nn.Module):
             features[f"conv{i}"] = conv
             features[f"act{i}"] = act()
             if i in (1, 2) and lrn != "off":
-                features[f"lrn{i}"] = make_lrn(lrn, towers)
+                # two_gpu: each tower tensor is its own group already
+                features[f"lrn{i}"] = make_lrn(lrn, towers if split == "grouped" else 1)
             if i in (1, 2, 5):
                 features[f"pool{i}"] = nn.MaxPool2d(kernel, stride)
         self.features = nn.Sequential(features)
