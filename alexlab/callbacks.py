@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import lightning as L
 
@@ -11,18 +12,29 @@ log = logging.getLogger("alexlab")
 
 
 class EpochHistory(L.Callback):
-    """Keeps every epoch's metrics (train, val, lr, images/s) and logs them as one plain line.
+    """Measures training images/s, keeps every epoch's metrics (train, val, lr, images/s), logs them as one line.
 
+    Images/s counts the training batches only (from the epoch's start to its last batch, validation excluded).
     The line goes through Python logging, so it lands in the terminal and in the run directory's alexlab.log
     (Hydra's file handler) whether or not a progress bar is shown.
     """
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self._start = self._last = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = self._last = time.perf_counter()
+        self._images = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._images += len(batch[1])
+        self._last = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+        if self._images and self._last > self._start:
+            pl_module.log("perf/images_per_sec", self._images / (self._last - self._start), on_epoch=True)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/", "perf/")):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import lightning as L
@@ -23,13 +22,7 @@ class TopKError(MulticlassAccuracy):
         return 1.0 - super().compute()
 
 
-def error_metrics(num_classes: int) -> nn.ModuleDict:
-    return nn.ModuleDict(
-        {
-            "top1_err": TopKError(num_classes, top_k=1, average="micro"),
-            "top5_err": TopKError(num_classes, top_k=min(5, num_classes), average="micro"),
-        }
-    )
+SPLITS = ("train", "val", "test")
 
 
 class AlexNetModule(L.LightningModule):
@@ -49,10 +42,12 @@ class AlexNetModule(L.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer
         self.schedule = dict(schedule)
-        self.metrics = nn.ModuleDict({split: error_metrics(num_classes) for split in ("train", "val", "test")})
-        self.losses = nn.ModuleDict({split: MeanMetric() for split in ("train", "val", "test")})
-        self._epoch_start = 0.0
-        self._epoch_images = 0
+        # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
+        self.metrics = nn.ModuleDict()
+        for split in SPLITS:
+            self.metrics[f"{split}_loss"] = MeanMetric()
+            self.metrics[f"{split}_top1_err"] = TopKError(num_classes, top_k=1, average="micro")
+            self.metrics[f"{split}_top5_err"] = TopKError(num_classes, top_k=min(5, num_classes), average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -61,7 +56,6 @@ class AlexNetModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        self._epoch_images += x.shape[0]
         self._log_split("train", logits.detach(), loss.detach(), y)
         return loss
 
@@ -83,20 +77,12 @@ class AlexNetModule(L.LightningModule):
 
     def _log_split(self, split: str, scores: torch.Tensor, loss: torch.Tensor, y: torch.Tensor) -> None:
         # Metric objects are updated here and computed once per epoch by Lightning: no host sync per step.
-        self.losses[split].update(loss, weight=y.shape[0])
-        self.log(f"{split}/loss", self.losses[split], on_step=False, on_epoch=True, prog_bar=split != "train")
-        for name, metric in self.metrics[split].items():
-            metric.update(scores, y)
+        self.metrics[f"{split}_loss"].update(loss, weight=y.shape[0])
+        self.metrics[f"{split}_top1_err"].update(scores, y)
+        self.metrics[f"{split}_top5_err"].update(scores, y)
+        for name in ("loss", "top1_err", "top5_err"):
+            metric = self.metrics[f"{split}_{name}"]
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1_err")
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
-        self._epoch_images = 0
-
-    def on_train_epoch_end(self) -> None:
-        elapsed = time.perf_counter() - self._epoch_start
-        if self._epoch_images and elapsed > 0:
-            self.log("perf/images_per_sec", self._epoch_images / elapsed, on_epoch=True)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab.callbacks import EpochHistory
@@ -22,6 +23,10 @@ from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
 
 log = logging.getLogger("alexlab")
+# `import lightning` gives its logger a stderr handler of its own; Hydra's root handlers already print these lines
+# (and write them to the run's alexlab.log), so without this every Lightning message shows twice.
+logging.getLogger("lightning").handlers.clear()
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
 
 # The config groups that are the paper's ablation switches, plus what else identifies a run.
 SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")
@@ -108,7 +113,7 @@ def _test(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict
 
 
 def collect_metrics(cfg, trainer, history, test_results, status, error, started, fit) -> dict:
-    final = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
     final.update(test_results)
     best: dict[str, float] = {}
     if history:
@@ -231,14 +236,16 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
     """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it."""
     choices = HydraConfig.get().runtime.choices
     switches = {name: choices.get(name) for name in SWITCHES}
-    mode = logger_cfg.get("mode") or ("online" if wandb_logged_in() else "offline")
     group = None
     if HydraConfig.get().mode.name == "MULTIRUN":
         group = Path(HydraConfig.get().sweep.dir).name
     name = "-".join(f"{k}={v}" for k, v in switches.items() if v is not None) + f"-seed={cfg.seed}"
+    kwargs = OmegaConf.to_container(logger_cfg, resolve=True)
+    kwargs.pop("job_type", None)
+    mode = kwargs.pop("mode", None) or ("online" if wandb_logged_in() else "offline")
     try:
-        logger = instantiate(
-            logger_cfg,
+        logger = get_class(kwargs.pop("_target_"))(
+            **kwargs,
             mode=mode,
             name=name,
             group=group,

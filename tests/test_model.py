@@ -210,7 +210,9 @@ def test_two_gpu_matches_grouped_on_cpu_devices():
     out_g.square().sum().backward()
     out_t.square().sum().backward()
     conv2 = towers.features.conv2
-    torch.testing.assert_close(torch.cat([conv2.weight_a.grad, conv2.weight_b.grad]), grouped.features.conv2.weight.grad)
+    torch.testing.assert_close(
+        torch.cat([conv2.weight_a.grad, conv2.weight_b.grad]), grouped.features.conv2.weight.grad
+    )
     # checkpoints go both ways
     other = AlexNet(num_classes=10, split="grouped").eval()
     other.load_state_dict(towers.state_dict())

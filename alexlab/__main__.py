@@ -1,0 +1,3 @@
+from alexlab.cli import main
+
+main()

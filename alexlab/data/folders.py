@@ -1,0 +1,144 @@
+"""Image-file sources: ILSVRC-2012 (ImageNet), Imagenette and any folder of class sub-folders.
+
+Every image is decoded with torchvision.io.decode_image to a uint8 RGB tensor [3, H, W] when it is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch.utils.data import Dataset, Subset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.io import ImageReadMode, decode_image
+
+from alexlab.data import DataNotFoundError
+
+
+def decode_rgb(path: str) -> torch.Tensor:
+    return decode_image(path, mode=ImageReadMode.RGB)
+
+
+class _ClassFolders(torchvision.datasets.DatasetFolder):
+    """DatasetFolder decoding with decode_rgb; given `classes`, it uses their indices (so that a test folder
+    lacking a class keeps the training labels) instead of listing its own sub-folders."""
+
+    def __init__(self, root: Path, classes: list[str] | None = None):
+        self._given_classes = classes
+        super().__init__(str(root), loader=decode_rgb, extensions=IMG_EXTENSIONS, allow_empty=classes is not None)
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        if self._given_classes is None:
+            return super().find_classes(directory)
+        return self._given_classes, {name: index for index, name in enumerate(self._given_classes)}
+
+
+def _class_folders(root: Path, layout: str, classes: list[str] | None = None) -> _ClassFolders:
+    if not root.is_dir():
+        raise DataNotFoundError(f"no folder {root}; expected {layout}")
+    try:
+        dataset = _ClassFolders(root, classes)
+    except FileNotFoundError as error:  # no class sub-folders, or no image files in them
+        raise DataNotFoundError(f"no images found in {root}; expected {layout}") from error
+    if len(dataset) == 0:
+        raise DataNotFoundError(f"no images found in {root}; expected {layout}")
+    return dataset
+
+
+def _train_and_test(root: Path, test_names: tuple[str, ...], layout: str) -> tuple[_ClassFolders, _ClassFolders]:
+    train = _class_folders(root / "train", layout)
+    test_root = next((root / name for name in test_names if (root / name).is_dir()), root / test_names[0])
+    return train, _class_folders(test_root, layout, classes=train.classes)
+
+
+class ImageNet:
+    """Source of ILSVRC-2012 from `root/train/<wnid>/*.JPEG` and `root/val/<wnid>/*.JPEG`; val is the test split
+    (the paper also reported its results on the validation set)."""
+
+    def __init__(self, root: str):
+        self.root = Path(root).expanduser()
+        self.num_classes: int | None = None  # known once load() has listed the folders
+        self.classes: list[str] = []
+
+    def load(self) -> tuple[Dataset, Dataset]:
+        layout = (
+            f"{self.root}/train/<wnid>/*.JPEG and {self.root}/val/<wnid>/*.JPEG "
+            "(ILSVRC-2012 with the val images sorted into class folders)"
+        )
+        train, test = _train_and_test(self.root, ("val",), layout)
+        self.classes = train.classes
+        self.num_classes = len(self.classes)
+        return train, test
+
+
+class Imagenette:
+    """Source of Imagenette (10 easy ImageNet classes) via torchvision.datasets.Imagenette; val is the test split."""
+
+    num_classes = 10
+
+    def __init__(self, root: str = "~/.cache/alexlab/data", size: str = "320px", download: bool = False):
+        if size not in ("full", "320px", "160px"):
+            raise ValueError(f"Imagenette size must be full|320px|160px, got {size!r}")
+        self.root = Path(root).expanduser()
+        self.size = size
+        self.download = download
+        self.classes: list[str] = []
+
+    def load(self) -> tuple[Dataset, Dataset]:
+        train, test = self._split("train"), self._split("val")
+        self.classes = [names[0] for names in train.classes]
+        return train, test
+
+    def _split(self, split: str) -> torchvision.datasets.Imagenette:
+        try:
+            return torchvision.datasets.Imagenette(
+                self.root, split=split, size=self.size, download=self.download, loader=decode_rgb
+            )
+        except (OSError, RuntimeError) as error:
+            if self.download:
+                reason = " ".join(str(error).split())
+                raise DataNotFoundError(
+                    f"downloading Imagenette ({self.size}) to {self.root} failed ({reason})"
+                ) from error
+            raise DataNotFoundError(
+                f"Imagenette ({self.size}) not found in {self.root}; set data.source.download=true when online"
+            ) from error
+
+
+class ImageFolder:
+    """Source of any folder of class sub-folders (`root/<class>/<image>`).
+
+    With `root/train/<class>/` and `root/test/<class>/` (or `root/val/<class>/`) those are the splits; otherwise
+    a seeded random `test_fraction` of all images is held out as the test split.
+    """
+
+    def __init__(self, root: str, test_fraction: float = 0.1, seed: int = 0):
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        self.root = Path(root).expanduser()
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.num_classes: int | None = None  # known once load() has listed the folders
+        self.classes: list[str] = []
+
+    def load(self) -> tuple[Dataset, Dataset]:
+        layout = (
+            f"{self.root}/<class>/<image> or {self.root}/train/<class>/<image> with "
+            f"{self.root}/test/<class>/<image> (or val/)"
+        )
+        if (self.root / "train").is_dir():
+            train, test = _train_and_test(self.root, ("test", "val"), layout)
+            self.classes = train.classes
+        else:
+            everything = _class_folders(self.root, layout)
+            test_count = max(1, round(self.test_fraction * len(everything)))
+            if test_count >= len(everything):
+                raise ValueError(
+                    f"{self.root} has {len(everything)} images, too few to hold out test_fraction={self.test_fraction}"
+                )
+            order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(self.seed)).tolist()
+            train, test = Subset(everything, order[test_count:]), Subset(everything, order[:test_count])
+            self.classes = everything.classes
+        self.num_classes = len(self.classes)
+        return train, test

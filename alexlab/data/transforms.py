@@ -1,0 +1,135 @@
+"""Per-image torchvision.transforms.v2 pipelines on uint8 [C, H, W] tensors, ending in normalised float32.
+
+What the paper did (Krizhevsky et al. 2012, section 4.1): images rescaled so the short side is 256 and centre
+cropped to 256x256; training on random 224x224 crops and their horizontal reflections; PCA colour noise with
+sigma 0.1 added to every training image; at test time the prediction averaged over ten 224x224 crops (the four
+corners and the centre, and their reflections). Here the short-side resize keeps the aspect ratio (no 256x256
+centre crop before cropping), as most re-implementations do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+AUGMENTS = ("none", "flip_crop", "paper")
+TEST_VIEWS = ("centre", "ten_crop")
+PCAS = ("imagenet", "data")
+
+# ImageNet RGB pixel statistics on the 0-1 scale, as used by fb.resnet.torch and most re-implementations
+# (the eigenvalues are the 0-255 values [55.46, 4.794, 1.148] divided by 255). Each column of the written matrix
+# is an eigenvector: eigvec @ (alpha * eigval) is the colour shift.
+IMAGENET_EIGVAL = [0.2175, 0.0188, 0.0045]
+IMAGENET_EIGVEC = [
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+]
+
+
+def default_resize(crop_size: int) -> int:
+    """The paper's 256/224 ratio: 224 -> 256, 28 -> 32."""
+    return round(crop_size * 256 / 224)
+
+
+class PCALighting(nn.Module):
+    """AlexNet's colour augmentation ("fancy PCA") on float images in [0, 1], applied before Normalize.
+
+    Adds eigvec @ (alpha * eigval) to every pixel, alpha ~ N(0, std) drawn per image and per call (the paper:
+    sigma 0.1), so each image's colour moves along the principal components of the pixel values, more along the
+    stronger ones.
+    """
+
+    def __init__(
+        self, eigval: Sequence[float] | torch.Tensor, eigvec: Sequence[Sequence[float]] | torch.Tensor, std: float = 0.1
+    ):
+        super().__init__()
+        eigval = torch.as_tensor(eigval, dtype=torch.float32)
+        eigvec = torch.as_tensor(eigvec, dtype=torch.float32)
+        if eigvec.shape != (len(eigval), len(eigval)):
+            raise ValueError(
+                f"PCALighting needs a CxC eigvec for C eigenvalues, got {tuple(eigvec.shape)} and {len(eigval)}"
+            )
+        if std < 0:
+            raise ValueError(f"PCALighting std must be >= 0, got {std}")
+        self.register_buffer("eigval", eigval)
+        self.register_buffer("eigvec", eigvec)
+        self.std = std
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.std == 0:
+            return image
+        alpha = torch.randn(len(self.eigval)) * self.std
+        shift = self.eigvec @ (alpha * self.eigval)
+        return image + shift[:, None, None]
+
+    def extra_repr(self) -> str:
+        return f"eigval={self.eigval.tolist()}, std={self.std}"
+
+
+def pixel_pca(dataset: Dataset, max_images: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending) and eigenvectors (columns) of the CxC covariance of pixel values on the 0-1 scale,
+    from a seeded sample of up to `max_images` images of `dataset` (items (uint8 [C, H, W], label))."""
+    count = min(len(dataset), max_images)
+    if count == 0:
+        raise ValueError("pca=data needs at least one training image")
+    indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
+    total, outer, pixels = 0.0, 0.0, 0
+    for index in indices:
+        values = dataset[index][0].flatten(1).double() / 255.0  # [C, H*W]
+        total = total + values.sum(1)
+        outer = outer + values @ values.T
+        pixels += values.shape[1]
+    mean = total / pixels
+    covariance = outer / pixels - torch.outer(mean, mean)
+    eigval, eigvec = torch.linalg.eigh(covariance)
+    return eigval.flip(0).clamp(min=0).float(), eigvec.flip(1).float()
+
+
+def _stack(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return torch.stack(crops)
+
+
+def train_transform(
+    augment: str,
+    crop_size: int,
+    resize_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    lighting: PCALighting | None = None,
+) -> v2.Compose:
+    """Training pipeline. augment="none": resize + centre crop; "flip_crop": resize + random crop + horizontal
+    flip; "paper": flip_crop + PCA colour noise (`lighting`)."""
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {'|'.join(AUGMENTS)}, got {augment!r}")
+    if augment == "none":
+        return eval_transform(crop_size, resize_size, mean, std)
+    steps = [
+        v2.Resize(resize_size),
+        v2.RandomCrop(crop_size),
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+    ]
+    if augment == "paper":
+        if lighting is None:
+            raise ValueError("augment=paper needs a PCALighting")
+        steps.append(lighting)
+    return v2.Compose([*steps, v2.Normalize(mean, std)])
+
+
+def eval_transform(
+    crop_size: int, resize_size: int, mean: Sequence[float], std: Sequence[float], views: str = "centre"
+) -> v2.Compose:
+    """Evaluation pipeline. views="centre": resize + centre crop -> [C, crop, crop]; "ten_crop": the paper's ten
+    views (corners, centre and their mirror images) -> [10, C, crop, crop]."""
+    if views not in TEST_VIEWS:
+        raise ValueError(f"test_views must be one of {'|'.join(TEST_VIEWS)}, got {views!r}")
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    if views == "centre":
+        return v2.Compose([v2.Resize(resize_size), v2.CenterCrop(crop_size), *to_float])
+    # Normalising once before cropping touches fewer pixels than normalising the ten overlapping crops.
+    return v2.Compose([v2.Resize(resize_size), *to_float, v2.TenCrop(crop_size), _stack])

@@ -1,0 +1,41 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def run_alexlab(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The real entry point, as a user types it, in a fresh process."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    exe = Path(sys.executable).with_name("alexlab")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("metrics.json"))
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture
+def alexlab(tmp_path):
+    """Run `alexlab ARGS` with outputs under tmp_path; fails the test with the output if it exits non-zero."""
+
+    def call(*args: str, expect_ok: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        result = run_alexlab(*args, f"paths.output_root={tmp_path / 'outputs'}", cwd=tmp_path, **kwargs)
+        if expect_ok:
+            assert result.returncode == 0, f"alexlab {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    return call

@@ -1,0 +1,158 @@
+"""The real `alexlab` command in a subprocess: help, info, bad input, smoke trainings, test, multirun."""
+
+import json
+
+import pytest
+from conftest import FASHION_MNIST, read_metrics, run_alexlab, run_dirs
+
+SMOKE = ("experiment=smoke", "logger=csv")
+
+
+def test_help_lists_subcommands_groups_and_options(tmp_path):
+    result = run_alexlab("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for word in ("train", "test", "info", "depth", "3, 4, 5*, 6", "dropout", "off, on*", "two_gpu", "ten_crop"):
+        assert word in result.stdout
+
+
+def test_info_prints_the_papers_network(tmp_path):
+    result = run_alexlab("info", "model=paper", "data.num_classes=1000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "60,965,224" in result.stdout and "96x55x55" in result.stdout and "256x6x6" in result.stdout
+    half = run_alexlab("info", "model=paper", "split=half", "data.num_classes=1000", cwd=tmp_path)
+    assert "59,798,312" in half.stdout
+    tv = run_alexlab("info", "model=torchvision", "data.num_classes=1000", cwd=tmp_path)
+    assert "61,100,840" in tv.stdout and "lrn" not in tv.stdout
+
+
+def test_hydra_cfg_flag_prints_the_composed_config(tmp_path):
+    result = run_alexlab("--cfg", "job", "model=paper", "dropout=off", "depth=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dropout: 0.0" in result.stdout and "depth: 4" in result.stdout and "widths:" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("dropout=maybe",), "dropout=maybe is not an option of 'dropout'; choose one of: off, on"),
+        (("depth=9",), "choose one of: 3, 4, 5, 6"),
+        (("nonsense=1",), "nonsense"),
+        (("data=fashion_mnist", "data.source.root=/nowhere", "data.source.download_root=/nowhere2"), "/nowhere"),
+        (("data=imagefolder", "data.source.root=/no/such/folder", "data.num_classes=3"), "/no/such/folder"),
+        (("split=two_gpu",), "split=grouped"),
+        (("data.batch_size=-1",), "batch_size"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(alexlab, args, expected):
+    result = alexlab(*SMOKE, *args, expect_ok=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("alexlab: error:") and expected in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
+    alexlab("experiment=smoke", "logger=wandb", "seed=3")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "finished"
+    assert metrics["switches"]["depth"] == "5" and metrics["switches"]["data"] == "synthetic"
+    assert metrics["seed"] == 3
+    assert 0.0 <= metrics["final"]["test/top1_err"] <= 1.0 and 0.0 <= metrics["final"]["test/top5_err"] <= 1.0
+    assert len(metrics["history"]) == 2 and "val/top1_err" in metrics["history"][0]
+    assert metrics["best"]["val/top1_err"] == min(row["val/top1_err"] for row in metrics["history"])
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["checkpoints"]["best"] and (run_dir / "checkpoints").glob("epoch*.ckpt")
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+def test_test_command_evaluates_a_checkpoint(alexlab, tmp_path):
+    alexlab(*SMOKE)
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    alexlab("test", *SMOKE, f"ckpt_path={ckpt}", "test_views=ten_crop")
+    test_dir = [d for d in run_dirs(tmp_path / "outputs") if d != run_dir][0]
+    metrics = read_metrics(test_dir)
+    assert metrics["task"] == "test" and 0.0 <= metrics["final"]["test/top1_err"] <= 1.0
+    # a checkpoint of another architecture is refused in one line that names the layers
+    bad = alexlab("test", *SMOKE, f"ckpt_path={ckpt}", "depth=3", expect_ok=False)
+    assert bad.returncode == 2 and "conv" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(ckpt.read_bytes()[:1000])
+    bad = alexlab("test", *SMOKE, f"ckpt_path={corrupt}", expect_ok=False)
+    assert bad.returncode == 2 and "corrupt.ckpt" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_multirun_grid_gives_one_run_per_combination(alexlab, tmp_path):
+    alexlab("-m", *SMOKE, "dropout=on,off", "depth=5,3")
+    dirs = run_dirs(tmp_path / "outputs")
+    assert len(dirs) == 4 and len({d.parent for d in dirs}) == 1  # one sweep directory
+    combos = {(read_metrics(d)["switches"]["dropout"], read_metrics(d)["switches"]["depth"]) for d in dirs}
+    assert combos == {("on", "5"), ("on", "3"), ("off", "5"), ("off", "3")}
+    params = {read_metrics(d)["switches"]["depth"]: read_metrics(d)["parameters"] for d in dirs}
+    assert params["3"] < params["5"]
+
+
+@pytest.mark.parametrize("model", ["small", "torchvision"])
+def test_every_model_trains(alexlab, tmp_path, model):
+    extra = ("data.batch_size=4", "trainer.limit_train_batches=2", "trainer.max_epochs=1") if model != "small" else ()
+    alexlab(*SMOKE, f"model={model}", *extra)
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    assert read_metrics(run_dir)["switches"]["model"] == model
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_smoke(alexlab, tmp_path):
+    alexlab(*SMOKE, "data=fashion_mnist", "augment=paper", "test_views=ten_crop")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics["switches"]["data"] == "fashion_mnist" and metrics["final"]["test/top1_err"] <= 1.0
+
+
+def write_image_tree(root, classes=3, per_class=6, size=40):
+    import torch
+    from torchvision.io import write_png
+
+    for c in range(classes):
+        folder = root / f"class_{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = torch.zeros(3, size, size, dtype=torch.uint8)
+            image[c] = 200 + i
+            write_png(image, str(folder / f"{i}.png"))
+
+
+def test_imagefolder_and_imagenet_layouts_smoke(alexlab, tmp_path):
+    write_image_tree(tmp_path / "folder")
+    alexlab(
+        *SMOKE,
+        "data=imagefolder",
+        f"data.source.root={tmp_path / 'folder'}",
+        "data.num_classes=3",
+        "data.image_size=32",
+        "data.resize_size=36",
+        "model.input_size=32",
+        "data.num_workers=0",
+    )
+    for split in ("train", "val"):
+        write_image_tree(tmp_path / "imagenet" / split)
+    alexlab(
+        *SMOKE,
+        "data=imagenet",
+        f"data.source.root={tmp_path / 'imagenet'}",
+        "data.num_classes=3",
+        "data.val_size=3",
+        "data.resize_size=36",
+        "model.input_size=32",
+        "data.num_workers=0",
+        "data.pca=data",
+    )
+    switches = [read_metrics(d)["switches"]["data"] for d in run_dirs(tmp_path / "outputs")]
+    assert sorted(switches) == ["imagefolder", "imagenet"]
+    config = json.dumps(read_metrics(run_dirs(tmp_path / "outputs")[0]))
+    assert "test/top1_err" in config
