@@ -25,18 +25,23 @@ COMMAND_ENV = "ALEXLAB_COMMAND"
 CONFIG_PACKAGE = "alexlab.conf"
 
 
+# The user's own HYDRA_FULL_ERROR=1 asks for tracebacks instead of our one-line errors.
+SHOW_TRACEBACKS = bool(os.environ.get("HYDRA_FULL_ERROR"))
+
+
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
 def _train(cfg: DictConfig) -> float:
     from alexlab.train import train
 
-    return train(cfg)
+    # inside the job, so that Hydra does not add its own "Error executing job" line
+    return exit_on_user_error(lambda: train(cfg))
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
 def _test(cfg: DictConfig) -> float:
     from alexlab.train import test
 
-    return test(cfg)
+    return exit_on_user_error(lambda: test(cfg))
 
 
 def _info(overrides: list[str]) -> None:
@@ -70,15 +75,19 @@ def main(argv: list[str] | None = None) -> None:
     argv = quote_numeric_options(argv)
     sys.argv = [sys.argv[0], *argv]
 
-    full_error = bool(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print one line
+    if command == "info":
+        exit_on_user_error(lambda: _info(argv))
+    else:
+        exit_on_user_error({"train": _train, "test": _test}[command])
+
+
+def exit_on_user_error(task):
+    """Run `task`; an error the user caused ends the program with one line on stderr and exit code 2."""
     try:
-        if command == "info":
-            _info(argv)
-        else:
-            {"train": _train, "test": _test}[command]()
+        return task()
     except Exception as exc:
-        message = None if full_error else user_error(exc)
+        message = None if SHOW_TRACEBACKS else user_error(exc)
         if message is None:
             raise
         print(f"alexlab: error: {message}", file=sys.stderr)
