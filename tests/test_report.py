@@ -1,0 +1,345 @@
+"""`alexlab report`: hand-built sweep directories with known numbers, an Optuna study, and one real smoke sweep."""
+
+import csv
+import json
+import math
+
+import matplotlib.image
+import optuna
+import pytest
+import yaml
+from conftest import read_metrics
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from scipy import stats
+
+from alexlab.report import build_report, main
+
+BASE = {
+    "model": "small",
+    "depth": "5",
+    "dropout": "on",
+    "lrn": "on",
+    "pooling": "overlap",
+    "activation": "relu",
+    "split": "grouped",
+    "init": "paper",
+    "augment": "flip_crop",
+    "test_views": "centre",
+    "data": "synthetic",
+    "optimizer": "sgd",
+    "schedule": "paper",
+    "trainer": "smoke",
+    "experiment": "smoke",
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(sweep, job, seed=0, val=(0.3, 0.1), test=(0.32, 0.12), status="finished", error=None, **changes):
+    """A job dir with a metrics.json: `changes` are switches (or, with a dot in the key, plain overrides)."""
+    switches = BASE | {k: v for k, v in changes.items() if "__" not in k}
+    settings = [f"{k.replace('__', '.')}={v}" for k, v in changes.items() if "__" in k]
+    job_dir = sweep / str(job)
+    job_dir.mkdir(parents=True)
+    history = [{"epoch": e, "val/top1_err": val[0] + 0.1 * (2 - e), "val/top5_err": val[1]} for e in range(3)]
+    metrics = {
+        "status": status,
+        "error": error,
+        "task": "train",
+        "objective": "val/top1_err",
+        "final": {"val/top1_err": val[0], "val/top5_err": 0.99, "test/top1_err": test[0], "test/top5_err": test[1]},
+        "best": {"val/top1_err": val[0], "val/top5_err": val[1], "epoch": 2},
+        "history": history,
+        "switches": switches,
+        "seed": seed,
+        "overrides": ["logger=none", *(f"{k}={v}" for k, v in changes.items() if "__" not in k), *settings]
+        + [f"seed={seed}"],
+    }
+    (job_dir / "metrics.json").write_text(json.dumps(metrics))
+    return job_dir
+
+
+def write_multirun_yaml(sweep, **choices):
+    config = {"seed": 0, "optimizer": {"lr": 0.01}, "hydra": {"runtime": {"choices": BASE | choices}}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(config))
+
+
+def welch(variant, base):
+    """Variant minus baseline and its 95% Welch t interval, written out by hand (values in percent)."""
+    v, b = [100 * x for x in variant], [100 * x for x in base]
+    mean_v, mean_b = sum(v) / len(v), sum(b) / len(b)
+    var_v = sum((x - mean_v) ** 2 for x in v) / (len(v) - 1)
+    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1)
+    se2 = var_v / len(v) + var_b / len(b)
+    dof = se2**2 / ((var_v / len(v)) ** 2 / (len(v) - 1) + (var_b / len(b)) ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, dof) * math.sqrt(se2)
+    return mean_v - mean_b, mean_v - mean_b - half, mean_v - mean_b + half, dof
+
+
+BASE_VAL1, OFF_VAL1 = [0.30, 0.32, 0.35], [0.40, 0.37]
+BASE_TEST5, OFF_TEST5 = [0.10, 0.11, 0.15], [0.20, 0.21]
+
+
+@pytest.fixture
+def grid(tmp_path):
+    """dropout on (3 seeds) and off (2 seeds), lrn off (1 seed); the base choices are dropout=on lrn=on."""
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(sweep, seed, seed, val=(BASE_VAL1[seed], 0.1), test=(0.5, BASE_TEST5[seed]))
+    for seed in range(2):
+        write_run(sweep, 3 + seed, seed, val=(OFF_VAL1[seed], 0.1), test=(0.5, OFF_TEST5[seed]), dropout="off")
+    write_run(sweep, 5, 0, val=(0.33, 0.1), lrn="off")
+    write_multirun_yaml(sweep)
+    return sweep
+
+
+def test_rows_means_stds_and_welch_intervals_match_a_hand_computation(grid, capsys):
+    report = build_report(grid)
+    assert [(row.label, len(row.runs)) for row in report.rows] == [
+        ("dropout=on, lrn=on", 3),
+        ("dropout=off, lrn=on", 2),
+        ("dropout=on, lrn=off", 1),
+    ]
+    assert report.columns == ["dropout", "lrn"]
+    base, off, lrn_off = report.rows
+    assert [run.seed for run in base.runs] == [0, 1, 2]
+    val1 = base.summaries["val/top1_err"]
+    assert val1.mean == pytest.approx(100 * sum(BASE_VAL1) / 3, abs=1e-9)
+    spread = math.sqrt(sum((100 * x - val1.mean) ** 2 for x in BASE_VAL1) / 2)
+    assert val1.std == pytest.approx(spread, abs=1e-9)
+    assert base.summaries["val/top5_err"].mean == pytest.approx(10.0, abs=1e-9)  # from `best`, not `final` (99%)
+
+    for metric, variant, baseline in (("val/top1_err", OFF_VAL1, BASE_VAL1), ("test/top5_err", OFF_TEST5, BASE_TEST5)):
+        diff = off.differences[metric]
+        expected = welch(variant, baseline)
+        assert (diff.value, diff.low, diff.high, diff.dof) == pytest.approx(expected, abs=1e-9)
+
+    one_seed = lrn_off.differences["val/top1_err"]
+    assert lrn_off.summaries["val/top1_err"].std is None
+    assert one_seed.value == pytest.approx(33.0 - val1.mean, abs=1e-9) and one_seed.low is None
+
+    assert main([str(grid)]) == 0
+    printed = capsys.readouterr().out
+    expected_val1 = welch(OFF_VAL1, BASE_VAL1)
+    assert f"{expected_val1[0]:+.2f} [{expected_val1[1]:+.2f}, {expected_val1[2]:+.2f}]" in printed
+    assert "[n/a]" in printed
+    with (grid / "report.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [r["label"] for r in table] == [row.label for row in report.rows]
+    assert [r["is_baseline"] for r in table] == ["1", "0", "0"]
+    assert float(table[1]["val_top1_ci_low"]) == pytest.approx(expected_val1[1], abs=1e-9)
+    assert float(table[1]["val_top1_ci_high"]) == pytest.approx(expected_val1[2], abs=1e-9)
+    assert float(table[0]["val_top1_mean"]) == pytest.approx(val1.mean, abs=1e-9)
+    assert table[2]["val_top1_std"] == "" and table[2]["val_top1_ci_low"] == ""
+    assert table[0]["seeds"] == "0;1;2" and table[2]["n"] == "1"
+
+
+def test_outputs_exist_and_parse(grid):
+    main([str(grid)])
+    for name in ("report_diff.png", "report_curves.png"):
+        assert (grid / name).read_bytes()[:8] == PNG_MAGIC
+        image = matplotlib.image.imread(grid / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    markdown = (grid / "report.md").read_text()
+    assert "6 runs (6 finished) in 3 configurations" in markdown
+    assert "Welch" in markdown and "Baseline: row 0 (dropout=on, lrn=on)" in markdown
+    assert "multirun.yaml" in markdown  # why it is the baseline
+    assert "![report_diff.png](report_diff.png)" in markdown and "![report_curves.png](report_curves.png)" in markdown
+    table_lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table_lines) == 1 + 3 and all(line.count("|") == table_lines[0].count("|") for line in table_lines)
+
+
+def test_baseline_is_the_row_marked_ablation_baseline(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 0, lrn="off", ablation="lrn_off")
+    write_run(sweep, 1, ablation="baseline")
+    report = build_report(sweep)
+    assert report.baseline.switches["ablation"] == "baseline" and "ablation" in report.baseline_reason
+    lrn_off = report.rows[0]
+    assert lrn_off.change == "lrn on->off"  # the ablation label itself does not count as the change
+    assert (lrn_off.claim.top1, lrn_off.claim.top5) == (1.4, 1.2)
+
+
+def test_baseline_from_the_sweeps_base_choices_and_reverse_claims(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 0, lrn="on")
+    write_run(sweep, 1, lrn="off")
+    write_multirun_yaml(sweep, lrn="off")
+    report = build_report(sweep)
+    assert report.baseline.label == "lrn=off" and "base choices" in report.baseline_reason
+    assert (report.rows[0].claim.top1, report.rows[0].claim.top5) == (-1.4, -1.2)
+    assert report.baseline.claim is None
+
+
+def test_baseline_from_the_sweeps_base_config_for_plain_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 0, optimizer__lr="0.1")
+    write_run(sweep, 1, optimizer__lr="1e-2")  # the base config's 0.01, written another way
+    write_multirun_yaml(sweep)
+    report = build_report(sweep)
+    assert report.baseline.label == "optimizer.lr=1e-2" and "(optimizer.lr=0.01)" in report.baseline_reason
+
+
+def test_baseline_from_the_command_line(grid, capsys):
+    assert main([str(grid), "--baseline", "dropout=off"]) == 0
+    printed = capsys.readouterr().out
+    assert "Baseline: row 1 (dropout=off, lrn=on), because chosen with --baseline dropout=off" in printed
+    report = build_report(grid, baseline="lrn=off")
+    assert report.baseline.label == "dropout=on, lrn=off"
+    assert report.rows[0].differences["val/top1_err"].value == pytest.approx(100 * sum(BASE_VAL1) / 3 - 33, abs=1e-9)
+    assert (report.rows[0].claim.top1, report.rows[0].claim.top5) == (-1.4, -1.2)
+    with pytest.raises(ValueError, match="matches 2 rows"):
+        build_report(grid, baseline="dropout=on")
+    with pytest.raises(ValueError, match="matches no row"):
+        build_report(grid, baseline="lrn=caffe")
+
+
+def test_without_marks_the_first_row_by_job_number_is_the_baseline(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 10, pooling="plain")
+    write_run(sweep, 2, pooling="overlap")  # job 2 comes before job 10
+    report = build_report(sweep)
+    assert report.baseline.label == "pooling=overlap" and "first row" in report.baseline_reason
+    assert (report.rows[1].claim.top1, report.rows[1].claim.top5) == (0.4, 0.3)
+
+
+def test_paper_claims_sit_beside_one_switch_changes_only(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 0)
+    write_run(sweep, 1, test_views="ten_crop")
+    write_run(sweep, 2, depth="4")
+    write_run(sweep, 3, augment="paper")
+    write_run(sweep, 4, split="half", lrn="off")  # two changes: no claim
+    write_run(sweep, 5, pooling="plain", data__batch_size=64)  # another setting too: no claim
+    write_run(sweep, 6, activation="tanh")
+    write_run(sweep, 7, init="default")  # a switch the paper makes no claim about
+    write_multirun_yaml(sweep)
+    report = build_report(sweep)
+    claims = {row.label: row.claim for row in report.rows}
+    assert len(report.rows) == 8 and report.baseline is report.rows[0]
+    ten_crop = report.rows[1].claim
+    assert (ten_crop.top1, ten_crop.top5, ten_crop.test_only) == (-1.5, -1.3, True)
+    assert (report.rows[2].claim.top1, report.rows[2].claim.top5) == (2.0, None)
+    assert report.rows[3].claim.top1 == -1.0  # adding PCA colour noise: the paper's "over 1 point" better
+    assert report.rows[4].claim is None and report.rows[5].claim is None and report.rows[7].claim is None
+    assert "6x faster" in str(report.rows[6].claim)
+    assert report.rows[7].change == "init paper->default"
+    assert main([str(sweep)]) == 0
+    printed = capsys.readouterr().out
+    assert "test_views centre->ten_crop: -1.5 / -1.3 (test only)" in printed
+    assert "depth 5->4: about +2.0 / -" in printed
+    assert "augment flip_crop->paper: under -1.0 / -" in printed
+    assert sum(claim is not None for claim in claims.values()) == 4
+
+
+def test_unfinished_runs_are_listed_not_averaged(grid, capsys):
+    write_run(grid, 6, 5, val=(0.99, 0.99), status="failed", error="FloatingPointError: diverged at epoch 1")
+    write_run(grid, 7, 6, val=(0.99, 0.99), status="running")
+    write_run(grid, 8, 0, status="failed", error="RuntimeError: out of memory", depth="3")  # all its runs failed
+    (grid / "9").mkdir()
+    (grid / "9" / "metrics.json").write_text('{"status": "fini')  # cut off mid-write
+    started = grid / "10" / ".hydra"  # started, metrics.json not written yet: identified from Hydra's files
+    started.mkdir(parents=True)
+    (started / "overrides.yaml").write_text(yaml.safe_dump(["logger=none", "dropout=off", "seed=7"]))
+    choices = BASE | {"dropout": "off", "logger": "none", "hydra/launcher": "basic"}
+    (started / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+
+    report = build_report(grid)
+    base, off = report.rows[0], report.rows[1]
+    assert len(base.runs) == 3 and base.summaries["val/top1_err"].mean == pytest.approx(100 * sum(BASE_VAL1) / 3)
+    assert [run.job for run in base.unfinished] == ["6", "7"]
+    assert [(run.job, run.seed) for run in off.unfinished] == [("10", 7)]
+    failed_row = report.rows[-1]
+    assert failed_row.switches["depth"] == "3" and failed_row.runs == [] and len(failed_row.unfinished) == 1
+    statuses = {run.job: run.status for run in report.unfinished}
+    assert statuses == {"6": "failed", "7": "running", "8": "failed", "9": "unreadable", "10": "no metrics.json"}
+
+    assert main([str(grid)]) == 0
+    printed = capsys.readouterr().out
+    assert "6: failed: FloatingPointError: diverged at epoch 1" in printed and "10: no metrics.json" in printed
+    markdown = (grid / "report.md").read_text()
+    assert "11 runs (6 finished, 2 failed, 1 running, 1 unreadable, 1 no metrics.json)" in markdown
+    assert "| 8 | failed | depth=3, dropout=on, lrn=on | RuntimeError: out of memory |" in markdown
+    assert "| 9 | unreadable | unknown |" in markdown
+    with (grid / "report.csv").open() as f:
+        table = {r["label"]: r for r in csv.DictReader(f)}
+    assert table["depth=3, dropout=on, lrn=on"]["n"] == "0"
+    assert table["depth=3, dropout=on, lrn=on"]["n_unfinished"] == "1"
+    assert table["depth=3, dropout=on, lrn=on"]["val_top1_mean"] == ""
+
+
+def write_study(sweep, values, storage="optuna.journal"):
+    """A journal study with one trial per value (None: a failed trial), and a run dir per trial."""
+    storage_path = sweep / storage
+    sweep.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        study_name="lr_search", storage=JournalStorage(JournalFileBackend(str(storage_path))), direction="minimize"
+    )
+    space = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}
+    for number, value in enumerate(values):
+        trial = study.ask(space)
+        if value is None:
+            trial.set_user_attr("error", "FloatingPointError: diverged")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+        lr = trial.params["optimizer.lr"]
+        write_run(sweep, number, val=(value or 0.9, 0.1), status="finished" if value else "failed", optimizer__lr=lr)
+    spec = {"study_name": "lr_search", "storage": storage, "direction": "minimize", "objective": "val/top1_err"}
+    (sweep / "optuna_study.yaml").write_text(yaml.safe_dump(spec | {"n_trials": len(values), "params": {}}))
+    return study
+
+
+def test_optuna_sweep_writes_trials_and_param_importances(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = tmp_path / "sweep"
+    study = write_study(sweep, [0.4, 0.25, None, 0.3])
+    assert main([str(sweep)]) == 0
+    trials = (sweep / "trials.md").read_text()
+    assert [line.split(" | ")[1] for line in trials.splitlines() if line.startswith("| ") and "state" not in line] == [
+        "COMPLETE",
+        "COMPLETE",
+        "FAIL",
+        "COMPLETE",
+    ]
+    assert "FloatingPointError: diverged" in trials
+    lr = study.best_trial.params["optimizer.lr"]
+    assert study.best_trial.number == 1
+    assert f"Best trial: number 1, val/top1_err 0.25, optimizer.lr={lr:.4g}." in (sweep / "report.md").read_text()
+    assert (sweep / "param_importances.png").read_bytes()[:8] == PNG_MAGIC
+    report = build_report(sweep)
+    assert len(report.rows) == 4 and report.columns == ["optimizer.lr"]  # each trial its own configuration
+
+
+def test_optuna_importances_are_skipped_with_a_reason(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = tmp_path / "sweep"
+    write_study(sweep, [0.4, None])
+    assert main([str(sweep)]) == 0
+    assert not (sweep / "param_importances.png").exists()
+    assert "param_importances.png skipped: 1 completed trial(s)" in (sweep / "report.md").read_text()
+
+
+def test_missing_or_empty_dir_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sweep directory not found"):
+        main([str(tmp_path / "nowhere")])
+    (tmp_path / "empty" / "logs").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds no runs"):
+        main([str(tmp_path / "empty")])
+
+
+def test_a_real_smoke_sweep(alexlab, tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    alexlab("-m", "experiment=smoke", "logger=none", "dropout=on,off", "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert main([str(sweep)]) == 0
+    report = build_report(sweep)
+    assert [(row.label, len(row.runs)) for row in report.rows] == [("dropout=on", 2), ("dropout=off", 2)]
+    assert report.baseline is report.rows[0] and "multirun.yaml" in report.baseline_reason
+    assert [sorted(run.seed for run in row.runs) for row in report.rows] == [[0, 1], [0, 1]]
+    on_runs = [read_metrics(sweep / run.job) for run in report.rows[0].runs]
+    expected = sum(100 * m["final"]["test/top1_err"] for m in on_runs) / 2
+    assert report.rows[0].summaries["test/top1_err"].mean == pytest.approx(expected, abs=1e-9)
+    assert report.rows[1].differences["test/top1_err"].low is not None
+    assert report.plot_metric == "test/top1_err"
+    for name in ("report.md", "report.csv", "report_diff.png", "report_curves.png"):
+        assert (sweep / name).stat().st_size > 0
