@@ -52,3 +52,49 @@ def _fmt(key: str, value: float) -> str:
     if key == "lr":
         return f"lr={value:.3g}"
     return f"{key}={value:.4g}"
+
+
+class StopOnDivergence(L.Callback):
+    """Fails the run with one clear line when the training loss is NaN or infinite (a diverged run), instead of
+    training on for hours and reporting a meaningless error. Checked every `log_every_n_steps` batches (each check
+    waits for the device, so not on every step) and at each epoch's end."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.log_every_n_steps == 0:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            self._check(float(loss), trainer, "train loss")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if "train/loss" in trainer.callback_metrics:
+            self._check(float(trainer.callback_metrics["train/loss"]), trainer, "train/loss")
+
+    @staticmethod
+    def _check(value: float, trainer: L.Trainer, name: str) -> None:
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"diverged: {name} is {value} at epoch {trainer.current_epoch}, step {trainer.global_step} "
+                "(try a lower optimizer.lr)"
+            )
+
+
+class OptunaPruning(L.Callback):
+    """Reports the objective to an Optuna trial after every validation and stops the run when the study's pruner
+    says so. Set up by train.py when the Optuna sweeper runs this job as a trial (cfg.trial). The trial is reached
+    through its storage, so this works whether the job runs in the sweeper's process or in another one."""
+
+    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str) -> None:
+        from alexlab.optuna_storage import load_trial
+
+        self.trial = load_trial(storage, study_name, trial_number)
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        import optuna
+
+        value = float(trainer.callback_metrics[self.monitor])
+        epoch = trainer.current_epoch
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} ({self.monitor}={value:.4f})")

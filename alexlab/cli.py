@@ -19,6 +19,8 @@ COMMANDS = {
     "train": "train, then test the best checkpoint (the default: any other first word means train)",
     "test": "evaluate a checkpoint on the test split: alexlab test ckpt_path=PATH [overrides]",
     "info": "the composed network as a table: each layer, its output shape, parameters and MACs",
+    "sweep": "run a named sweep of sweeps/ (or your own sweep file): alexlab sweep NAME|FILE.yaml [overrides]",
+    "report": "the ablation table and plots of a sweep: alexlab report SWEEP_DIR [--baseline KEY=VALUE]",
 }
 # Lightning's DDP launcher restarts this program with argv[1:] minus our subcommand; the children read it here.
 COMMAND_ENV = "ALEXLAB_COMMAND"
@@ -78,8 +80,34 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print one line
     if command == "info":
         exit_on_user_error(lambda: _info(argv))
+    elif command == "report":
+        from alexlab.report import main as report
+
+        sys.exit(exit_on_user_error(lambda: report(argv)))
+    elif command == "sweep" or (command == "train" and ("-m" in argv or "--multirun" in argv)):
+        from alexlab.sweep import check_sweep_dir, raise_if_all_failed
+
+        if command == "sweep":
+            argv = exit_on_user_error(lambda: sweep_argv(argv))
+            sys.argv = [sys.argv[0], *argv]
+        config_name = argv[argv.index("--config-name") + 1] if "--config-name" in argv else "config"
+        resumed = exit_on_user_error(lambda: check_sweep_dir(argv, config_name))
+        if resumed:
+            print(f"alexlab: resuming the sweep in {resumed}: finished runs are not run again", file=sys.stderr)
+        exit_on_user_error(_train)
+        exit_on_user_error(raise_if_all_failed)
     else:
         exit_on_user_error({"train": _train, "test": _test}[command])
+
+
+def sweep_argv(argv: list[str]) -> list[str]:
+    """`alexlab sweep NAME [overrides]` -> Hydra's argv: the sweep file is the primary config, run as a multirun."""
+    from alexlab.sweep import named_sweeps, sweep_file
+
+    if not argv or argv[0].startswith("-") or "=" in argv[0]:
+        raise ValueError(f"alexlab sweep needs a sweep name or file first; the sweeps: {', '.join(named_sweeps())}")
+    path = sweep_file(argv[0])
+    return ["-m", "--config-path", str(path.parent), "--config-name", path.stem, *argv[1:]]
 
 
 def exit_on_user_error(task):
@@ -91,7 +119,7 @@ def exit_on_user_error(task):
         if message is None:
             raise
         print(f"alexlab: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1 if type(exc).__name__ == "SweepFailed" else 2)
 
 
 def quote_numeric_options(argv: list[str]) -> list[str]:
@@ -120,7 +148,7 @@ def user_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
         group, _, option = exc.missing_cfg_file.rpartition("/")
-        options = group_options().get(group)
+        options = group_options().get(group) or sorted(exc.options or [])  # Hydra's own groups: hydra/sweeper/...
         if options:
             return f"{group}={option} is not an option of '{group}'; choose one of: {', '.join(options)}"
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
@@ -134,9 +162,12 @@ def user_error(exc: BaseException) -> str | None:
         OmegaConfBaseException,
         MisconfigurationException,
         FileNotFoundError,
+        FileExistsError,
         PermissionError,
         ValueError,
     )
+    if type(exc).__name__ == "SweepFailed":
+        return first_line(exc)
     return first_line(exc) if isinstance(exc, user_errors) else None
 
 
@@ -165,7 +196,7 @@ def default_choices() -> dict[str, str]:
 def usage() -> str:
     defaults = default_choices()
     lines = [
-        "usage: alexlab [train|test|info] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
+        "usage: alexlab [train|test|info|sweep|report] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
         "",
         "Re-run AlexNet (Krizhevsky, Sutskever, Hinton 2012) and ablate it.",
         "",
@@ -177,12 +208,18 @@ def usage() -> str:
     for group, options in group_options().items():
         marked = [f"{o}*" if defaults.get(group) == o else o for o in options]
         lines.append(f"  {group:<12} {', '.join(marked)}")
+    from alexlab.sweep import named_sweeps
+
+    lines += ["", "sweeps (alexlab sweep NAME [overrides]; the files are in sweeps/):"]
+    lines += [f"  {name:<16} {text}" for name, text in named_sweeps().items()]
     lines += [
         "",
         "examples:",
         "  alexlab experiment=quickstart            the small net on Fashion-MNIST, minutes on a CPU",
         "  alexlab train model=paper lrn=off         any switch, as group=option",
         "  alexlab -m dropout=on,off depth=5,3       a grid: 4 trainings in one sweep directory",
+        "  alexlab sweep paper_ablations seeds=2     the paper's one-at-a-time ablations, 2 seeds each",
+        "  alexlab report outputs/sweeps/<sweep>     the table: each configuration against the baseline",
         "  alexlab info model=paper split=half       layers, shapes, parameters and MACs",
         "  alexlab test ckpt_path=outputs/runs/.../checkpoints/last.ckpt test_views=ten_crop",
         "",

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab.callbacks import EpochHistory
+from alexlab.callbacks import EpochHistory, OptunaPruning, StopOnDivergence
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
 
@@ -30,7 +31,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 # The config groups that are the paper's ablation switches, plus what else identifies a run.
 SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")
-IDENTITY = (*SWITCHES, "data", "optimizer", "schedule", "trainer", "experiment")
+# `ablation` is the group of the paper_ablations sweep (sweeps/ablation/): each option changes one switch.
+IDENTITY = (*SWITCHES, "data", "optimizer", "schedule", "trainer", "experiment", "ablation")
 
 
 def train(cfg: DictConfig) -> float:
@@ -46,7 +48,58 @@ def test(cfg: DictConfig) -> float:
 
 
 def _run(cfg: DictConfig, fit: bool) -> float:
+    """One job from config to metrics.json. In a multirun, a job that fails (crash, divergence, pruning) is recorded
+    in its metrics.json and returns NaN so that the sweep goes on; a job that already finished in this directory
+    (a re-run of an interrupted sweep) is not run again."""
     started = time.time()
+    run_dir = Path(cfg.paths.run_dir)
+    overrides = list(HydraConfig.get().overrides.task)
+    if fit:
+        previous = finished_run(run_dir, overrides)
+        if previous is not None:
+            value = objective_value(previous, cfg.objective)
+            log.info("already finished in %s (%s = %.4f): not run again", run_dir, cfg.objective, value)
+            return value
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    record = {"status": "running", "task": "train" if fit else "test", "overrides": overrides, "seed": cfg.seed}
+    write_json(run_dir / "metrics.json", record | {"switches": choices_of(IDENTITY), "started": started})
+    try:
+        metrics = _fit_and_test(cfg, fit, started)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit): a re-run starts it again
+        write_json(run_dir / "metrics.json", record | {"status": "interrupted", "switches": choices_of(IDENTITY)})
+        raise
+    except Exception as exc:
+        pruned = type(exc).__name__ == "TrialPruned"
+        cause = exc
+        while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
+            cause = cause.__cause__  # Hydra's wrapper says only which target failed; the cause says why
+        error = f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+        write_json(
+            run_dir / "metrics.json",
+            record
+            | {
+                "status": "pruned" if pruned else "failed",
+                "error": error,
+                "traceback": None if pruned else traceback.format_exc(),
+                "switches": choices_of(IDENTITY),
+                "wall_time_s": round(time.time() - started, 2),
+            },
+        )
+        if not multirun:
+            raise
+        if pruned:
+            log.info("pruned: %s (run dir: %s)", error, run_dir)
+        else:
+            log.error("run failed: %s (run dir: %s; the sweep goes on)", error, run_dir)
+        return float("nan")
+
+    objective = cfg.objective if fit else "test/top1_err"
+    value = objective_value(metrics, objective)
+    log.info("%s = %.4f  (run dir: %s)", objective, value, run_dir)
+    return value
+
+
+def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     run_dir = Path(cfg.paths.run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -61,7 +114,9 @@ def _run(cfg: DictConfig, fit: bool) -> float:
 
     loggers = build_loggers(cfg, job_type="train" if fit else "test")
     history = EpochHistory()
-    callbacks = [history]
+    callbacks = [history, StopOnDivergence()]
+    if cfg.trial.number is not None:
+        callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
     for name, callback_cfg in (cfg.callbacks or {}).items():
         if name == "lr_monitor" and not loggers:
             continue  # Lightning's LearningRateMonitor refuses to run without a logger
@@ -94,14 +149,36 @@ def _run(cfg: DictConfig, fit: bool) -> float:
         raise
     finally:
         metrics = collect_metrics(cfg, trainer, history.history, results, status, error, started, fit)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and status == "finished":
             write_json(run_dir / "metrics.json", metrics)
         finish_wandb(loggers, failed=status != "finished")
+    return metrics
 
-    objective = cfg.objective if fit else "test/top1_err"
-    value = metrics["best"].get(objective, metrics["final"].get(objective, float("nan")))
-    log.info("%s = %.4f  (run dir: %s)", objective, value, run_dir)
-    return value
+
+def objective_value(metrics: dict, objective: str) -> float:
+    return metrics.get("best", {}).get(objective, metrics.get("final", {}).get(objective, float("nan")))
+
+
+def finished_run(run_dir: Path, overrides: list[str]) -> dict | None:
+    """The metrics of a training that already finished in `run_dir` with these overrides, else None. A run dir
+    that holds another configuration's run is never overwritten."""
+    try:
+        previous = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if previous.get("task", "train") != "train":
+        return None
+    if sorted(previous.get("overrides", [])) != sorted(overrides):
+        raise FileExistsError(
+            f"{run_dir} already holds a run with other overrides ({' '.join(previous.get('overrides', []))}); "
+            "run in a new directory (hydra.run.dir / hydra.sweep.dir)"
+        )
+    return previous if previous.get("status") == "finished" else None
+
+
+def choices_of(groups: tuple[str, ...]) -> dict[str, str | None]:
+    choices = HydraConfig.get().runtime.choices
+    return {name: choices.get(name) for name in groups}
 
 
 def _test(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict[str, float]:
@@ -120,7 +197,6 @@ def collect_metrics(cfg, trainer, history, test_results, status, error, started,
         best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
         best = {k: v for k, v in best_row.items() if k.startswith("val/")} | {"epoch": best_row["epoch"]}
     checkpoint = trainer.checkpoint_callback
-    choices = HydraConfig.get().runtime.choices
     return {
         "status": status,
         "error": error,
@@ -129,7 +205,7 @@ def collect_metrics(cfg, trainer, history, test_results, status, error, started,
         "final": final,
         "best": best,
         "history": history,
-        "switches": {name: choices.get(name) for name in IDENTITY},
+        "switches": choices_of(IDENTITY),
         "seed": cfg.seed,
         "overrides": list(HydraConfig.get().overrides.task),
         "checkpoints": {
@@ -235,7 +311,7 @@ def build_loggers(cfg: DictConfig, job_type: str) -> list:
 def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
     """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it."""
     choices = HydraConfig.get().runtime.choices
-    switches = {name: choices.get(name) for name in SWITCHES}
+    switches = choices_of(SWITCHES)
     group = None
     if HydraConfig.get().mode.name == "MULTIRUN":
         group = Path(HydraConfig.get().sweep.dir).name

@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+ROOT = Path(__file__).resolve().parents[1]
+
+# `python3 -m pytest` puts the repository root first on sys.path, which imports alexlab from the source tree without
+# the packages pyproject.toml maps from conf/ and sweeps/ (alexlab.conf, alexlab.sweeps). Test the installed package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
 
 def run_alexlab(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

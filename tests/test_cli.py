@@ -86,16 +86,6 @@ def test_test_command_evaluates_a_checkpoint(alexlab, tmp_path):
     assert bad.returncode == 2 and "corrupt.ckpt" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_multirun_grid_gives_one_run_per_combination(alexlab, tmp_path):
-    alexlab("-m", *SMOKE, "dropout=on,off", "depth=5,3")
-    dirs = run_dirs(tmp_path / "outputs")
-    assert len(dirs) == 4 and len({d.parent for d in dirs}) == 1  # one sweep directory
-    combos = {(read_metrics(d)["switches"]["dropout"], read_metrics(d)["switches"]["depth"]) for d in dirs}
-    assert combos == {("on", "5"), ("on", "3"), ("off", "5"), ("off", "3")}
-    params = {read_metrics(d)["switches"]["depth"]: read_metrics(d)["parameters"] for d in dirs}
-    assert params["3"] < params["5"]
-
-
 @pytest.mark.parametrize("model", ["small", "torchvision"])
 def test_every_model_trains(alexlab, tmp_path, model):
     extra = ("data.batch_size=4", "trainer.limit_train_batches=2", "trainer.max_epochs=1") if model != "small" else ()

@@ -1,0 +1,133 @@
+"""Sweeps: the named sweep files (sweeps/*.yaml) and the Hydra callback that guards and sums up a multirun.
+
+A sweep is a Hydra multirun: `alexlab -m dropout=on,off depth=5,3`, or a named sweep file run with
+`alexlab sweep NAME [overrides]`. Each job writes its own metrics.json (train.py); a failed job is recorded there
+and the sweep goes on. At the end, SweepSummary counts the runs by status, names the failures and writes the
+report (alexlab.report) into the sweep directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("alexlab")
+SWEEPS_PACKAGE = "alexlab.sweeps"
+
+
+class SweepFailed(RuntimeError):
+    """Every run of a sweep failed: nothing to compare. The message says why the first one failed."""
+
+
+def named_sweeps() -> dict[str, str]:
+    """The sweeps shipped with alexlab: name -> the first line of the file's leading comment."""
+    sweeps = {}
+    for entry in sorted(resources.files(SWEEPS_PACKAGE).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = next((line for line in entry.read_text().splitlines() if line.startswith("#")), "#")
+            sweeps[entry.name.removesuffix(".yaml")] = first.lstrip("# ").strip()
+    return sweeps
+
+
+def sweep_file(name: str) -> Path:
+    """The file of a named sweep (`paper_ablations`) or of a sweep file of the user's own (`my/sweep.yaml`)."""
+    path = Path(name).expanduser()
+    if path.suffix == ".yaml":
+        if not path.is_file():
+            raise FileNotFoundError(f"sweep file not found: {path}")
+        return path.resolve()
+    packaged = Path(str(resources.files(SWEEPS_PACKAGE).joinpath(f"{name}.yaml")))
+    if not packaged.is_file():
+        raise ValueError(f"no sweep named {name!r}; choose one of: {', '.join(named_sweeps())} (or a path to a .yaml)")
+    return packaged
+
+
+def read_runs(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """Each job directory of a sweep with its metrics.json (a dict with status "unreadable" when it cannot be read)."""
+    runs = []
+    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name)):
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except (OSError, ValueError) as exc:
+            metrics = {"status": "unreadable", "error": f"metrics.json cannot be read: {exc}"}
+        runs.append((metrics_file.parent, metrics))
+    return runs
+
+
+def _job_order(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 30, name)
+
+
+# Hydra's flags that take a value: their values are not overrides.
+FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+
+
+def check_sweep_dir(argv: list[str], config_name: str) -> str | None:
+    """Before a multirun into an existing sweep directory (hydra.sweep.dir=DIR): the same sweep there resumes
+    (finished runs are skipped; returns DIR); another sweep is refused before Hydra writes anything into DIR."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
+    overrides = OverridesParser.create().parse_overrides(words)
+    sweep_dir = next((o.value() for o in overrides if o.key_or_group == "hydra.sweep.dir"), None)
+    if sweep_dir is None or not (Path(sweep_dir) / "multirun.yaml").is_file():
+        return None
+    previous = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    before = sorted(OmegaConf.select(previous, "hydra.overrides.task", default=None) or [])
+    now = sorted(o.input_line for o in overrides if not o.is_hydra_override())
+    before_name = OmegaConf.select(previous, "hydra.job.config_name", default=None)
+    if before != now or before_name != config_name:
+        raise FileExistsError(
+            f"{sweep_dir} holds another sweep ({before_name}: {' '.join(before) or 'no overrides'}); "
+            "to resume it, repeat its overrides exactly; for a new sweep, leave out hydra.sweep.dir"
+        )
+    return sweep_dir
+
+
+class SweepSummary(Callback):
+    """Hydra callback (conf/config.yaml: hydra.callbacks): after a multirun, logs what ran and what failed, writes
+    sweep.json and the report into the sweep directory. Hydra turns a callback's exceptions into warnings, so the
+    verdict (did every run fail?) is left in `last` for the command line to act on."""
+
+    last: dict | None = None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = read_runs(sweep_dir)
+        counts: dict[str, int] = {}
+        for _, metrics in runs:
+            counts[metrics.get("status", "unknown")] = counts.get(metrics.get("status", "unknown"), 0) + 1
+        failures = [
+            {"run": run_dir.name, "status": metrics.get("status"), "error": metrics.get("error")}
+            for run_dir, metrics in runs
+            if metrics.get("status") not in ("finished", "pruned")
+        ]
+        summary = {"sweep_dir": str(sweep_dir), "runs": len(runs), "by_status": counts, "not_finished": failures}
+        (sweep_dir / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        SweepSummary.last = summary
+
+        log.info("sweep %s: %d runs (%s)", sweep_dir, len(runs), ", ".join(f"{n} {s}" for s, n in counts.items()))
+        for failure in failures:
+            log.warning("  run %s %s: %s", failure["run"], failure["status"], failure["error"])
+        if counts.get("finished"):
+            try:
+                from alexlab.report import main as report
+
+                report([str(sweep_dir)])
+            except Exception as exc:  # the runs are done and kept; only the table is missing
+                log.warning("no report (%s: %s); try: alexlab report %s", type(exc).__name__, exc, sweep_dir)
+
+
+def raise_if_all_failed() -> None:
+    """After a multirun: a sweep in which no run finished is a failed command (exit 1), with the first reason."""
+    summary = SweepSummary.last
+    if summary and summary["runs"] and not summary["by_status"].get("finished"):
+        first = summary["not_finished"][0] if summary["not_finished"] else {"run": "?", "error": "pruned"}
+        raise SweepFailed(
+            f"no run of the sweep finished ({summary['runs']} runs); run {first['run']}: {first['error']}"
+        )

@@ -1,0 +1,173 @@
+"""The sweeper's config: `hydra/sweeper=optuna`, with the groups `hydra/sweeper/sampler` and `hydra/sweeper/pruner`.
+
+The keys are those of Hydra's official hydra-optuna-sweeper (sampler, direction, storage, study_name, n_trials,
+n_jobs, max_failure_rate, params, custom_search_space), plus `pruner`. Each sampler and pruner takes the constructor
+arguments it has in Optuna 5 (arguments Optuna deprecated default to None, which means Optuna's own default).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class SamplerConfig:
+    _target_: str = MISSING
+    seed: int | None = None
+
+
+@dataclass
+class TPESamplerConfig(SamplerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/samplers/generated/optuna.samplers.TPESampler.html"""
+
+    _target_: str = "optuna.samplers.TPESampler"
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: bool | None = None
+    group: bool = False
+    constant_liar: bool = True
+    # deprecated in Optuna 4.3-4.9 (removed in 6.0): None keeps Optuna's default without a warning
+    consider_prior: bool | None = None
+    prior_weight: float | None = None
+    consider_magic_clip: bool | None = None
+    consider_endpoints: bool | None = None
+    warn_independent_sampling: bool | None = None
+
+
+@dataclass
+class RandomSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.RandomSampler"
+
+
+@dataclass
+class CmaEsSamplerConfig(SamplerConfig):
+    """Needs the `cmaes` package (pip install cmaes)."""
+
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    x0: dict[str, Any] | None = None
+    sigma0: float | None = None
+    n_startup_trials: int = 1
+    warn_independent_sampling: bool = True
+    consider_pruned_trials: bool = False
+    restart_strategy: str | None = None
+    popsize: int | None = None
+    inc_popsize: int = -1
+    use_separable_cma: bool = False
+    with_margin: bool = False
+    lr_adapt: bool = False
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: int = 50
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class GridSamplerConfig(SamplerConfig):
+    """The grid is built from `params` (choice and range only); n_trials is capped at the grid's size."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+
+
+@dataclass
+class QMCSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.QMCSampler"
+    qmc_type: str = "sobol"
+    scramble: bool = False
+    warn_asynchronous_seeding: bool = True
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GPSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.GPSampler"
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class PrunerConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class NopPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"  # an int (epochs), or "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    # the sweeper builds the sampler and pruner itself (the grid needs the search space, a resumed study a new seed)
+    _recursive_: bool = False
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+
+    sampler: SamplerConfig = MISSING
+    pruner: PrunerConfig = MISSING
+    # minimize or maximize the job's return value (alexlab's `objective`, e.g. val/top1_err: minimize)
+    direction: Any = "minimize"
+    # null: the journal file <hydra.sweep.dir>/optuna.journal; a URL (sqlite:///x.db, postgresql://...): that
+    # database; any other string: the path of a journal file. Re-running with the same storage resumes the study.
+    storage: str | None = None
+    # null: "alexlab"
+    study_name: str | None = None
+    # the number of trials the study ends with (trials left interrupted are run again and not counted)
+    n_trials: int = 20
+    # trials asked per launcher batch (the basic launcher runs them one after another)
+    n_jobs: int = 1
+    # stop asking new trials once this fraction of this run's ended trials (at least 4) failed; 1.0: never stop
+    max_failure_rate: float = 1.0
+    # param -> Hydra sweep syntax: interval(0.001, 0.1), tag(log, interval(1e-4, 0.1)), choice(32, 64), range(1, 5),
+    # a,b,c. A plain value is a fixed override for every trial.
+    params: dict[str, str] = field(default_factory=dict)
+    # "module.function" called as function(cfg, trial) to suggest more params (their values in override syntax)
+    custom_search_space: str | None = None
+    # Hydra 1.1's search_space was replaced by params; kept only to say so
+    search_space: dict[str, Any] | None = None
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="alexlab")
+    samplers = {
+        "tpe": TPESamplerConfig,
+        "random": RandomSamplerConfig,
+        "cmaes": CmaEsSamplerConfig,
+        "nsgaii": NSGAIISamplerConfig,
+        "grid": GridSamplerConfig,
+        "qmc": QMCSamplerConfig,
+        "gp": GPSamplerConfig,
+    }
+    for name, node in samplers.items():
+        store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="alexlab")
+    pruners = {"none": NopPrunerConfig, "median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig}
+    for name, node in pruners.items():
+        store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="alexlab")
+
+
+register()

@@ -1,0 +1,487 @@
+"""The Optuna sweeper (hydra_plugins/alexlab_optuna_sweeper): the search-space syntax, a job's outcome as a trial
+state, and whole sweeps through the real command: resumed, with a stale trial of a killed sweep, pruned, crashing."""
+
+import csv
+import json
+import math
+import socket
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from alexlab.optuna_storage import open_storage
+from alexlab.sweep import SweepFailed
+from hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper import (
+    OptunaSweeper,
+    count_done,
+    grid_of,
+    override_value,
+    parse_direction,
+    parse_search_space,
+    quote,
+    trial_outcome,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# A trial in seconds: the smoke experiment (a few batches of synthetic shapes), one epoch, no test, no logger.
+FAST = ("experiment=smoke", "logger=none", "test_after_fit=false")
+ONE_EPOCH = "trainer.max_epochs=1"
+LR = "optimizer.lr=tag(log, interval(1e-4, 1e-1))"
+LR_DISTRIBUTION = FloatDistribution(1e-4, 1e-1, log=True)
+
+
+# --- the search space -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("lr=interval(0.001, 0.1)", FloatDistribution(0.001, 0.1)),
+        ("lr=tag(log, interval(1e-4, 1e-1))", FloatDistribution(1e-4, 0.1, log=True)),
+        # Hydra reads interval()'s ends as floats (as the official plugin does, an interval is continuous): for ints,
+        # use range()
+        ("x=interval(1, 5)", FloatDistribution(1.0, 5.0)),
+        ("x=tag(log, interval(1, 1024))", FloatDistribution(1.0, 1024.0, log=True)),
+        ("bs=choice(32, 64, 128)", CategoricalDistribution([32, 64, 128])),
+        ("opt=sgd,adam,adamw", CategoricalDistribution(["sgd", "adam", "adamw"])),
+        ("n=range(1, 5)", IntDistribution(1, 4)),  # Hydra's range: the stop is excluded, as the basic sweeper runs it
+        ("n=range(0, 10, 3)", IntDistribution(0, 9, step=3)),
+        ("n=range(5, 1, -2)", IntDistribution(3, 5, step=2)),
+        ("x=range(0.5, 2.0, 0.5)", FloatDistribution(0.5, 1.5, step=0.5)),
+        ("flag=true,false", CategoricalDistribution([True, False])),
+    ],
+)
+def test_each_sweep_syntax_becomes_its_distribution(override, expected):
+    space, fixed = parse_search_space([override])
+    assert fixed == []
+    assert space == {override.split("=")[0]: expected}
+    assert type(space[override.split("=")[0]]) is type(expected)
+
+
+def test_shuffled_range_is_categorical():
+    space, _ = parse_search_space(["n=shuffle(range(1, 4))"])
+    assert isinstance(space["n"], CategoricalDistribution)
+    assert sorted(space["n"].choices) == [1, 2, 3]
+
+
+def test_plain_overrides_pass_through_and_later_ones_win():
+    params = ["optimizer.lr=interval(0.001, 0.1)", "data.batch_size=choice(32, 64)", "seed=1"]
+    command_line = ["optimizer.lr=0.01", "experiment=smoke", "data.batch_size=choice(16, 32)"]
+    space, fixed = parse_search_space(params + command_line)
+    assert space == {"data.batch_size": CategoricalDistribution([16, 32])}
+    assert fixed == ["seed=1", "optimizer.lr=0.01", "experiment=smoke"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=interval(0.1", "optimizer.lr=interval(0.1"),
+        ("optimizer.lr=tag(log, interval(0, 1))", "low > 0"),
+        ("optimizer.lr=interval(0.1, 0.01)", "low <= high"),
+        ("depth=range(3, 3)", "the range is empty"),
+        ("depth=glob(*)", "glob() is not supported"),
+    ],
+)
+def test_bad_params_fail_in_one_line_naming_the_param(override, message):
+    with pytest.raises(ValueError, match="sweep param") as info:
+        parse_search_space([override])
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def override_parses_to(name: str, value) -> object:
+    (override,) = OverridesParser.create().parse_overrides([f"{name}={override_value(value)}"])
+    assert not override.is_sweep_override()
+    return override.value()
+
+
+@pytest.mark.parametrize(
+    ("sweep", "job_values"),
+    [
+        # numbers stay numbers; strings that look like numbers stay strings (a config group's option '5')
+        ("depth='5','3'", ["5", "3"]),
+        ("depth=choice('5', '3')", ["5", "3"]),
+        ("name=choice('a b', plain, 'it\\'s')", ["a b", "plain", "it's"]),
+        ("x=choice(1e-9, 0.5, 3)", [1e-9, 0.5, 3]),
+        ("x=choice([1,2], true)", [[1, 2], True]),
+        ("x=choice('null', 'inf', sgd)", ["null", "inf", "sgd"]),
+    ],
+)
+def test_a_trial_value_reaches_the_job_as_the_value_chosen(sweep, job_values):
+    space, _ = parse_search_space([sweep])
+    ((name, distribution),) = space.items()
+    got = [override_parses_to(name, choice) for choice in distribution.choices]
+    assert got == job_values
+    assert [type(v) for v in got] == [type(v) for v in job_values]
+
+
+@pytest.mark.parametrize("value", [1e-05, 0.1, 123456789.0, -2.5e-12, 7, 0])
+def test_suggested_numbers_round_trip(value):
+    got = override_parses_to("x", value)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text", ["/tmp/a b/optuna.journal", "postgresql://u:p@h:5432/db?x=1&y=2", "it's", "C:\\dir\\", "a\\'b", "5", ""]
+)
+def test_quote_round_trips_through_hydras_grammar(text):
+    (override,) = OverridesParser.create().parse_overrides([f"trial.storage={quote(text)}"])
+    assert override.value() == text
+
+
+def test_grid_of_lists_every_point():
+    space, _ = parse_search_space(["a=range(1, 4)", "b=x,y"])
+    assert grid_of(space) == {"a": [1, 2, 3], "b": ["x", "y"]}
+    with pytest.raises(ValueError, match="grid needs discrete params"):
+        grid_of(parse_search_space(["c=interval(0.1, 1.0)"])[0])
+
+
+def test_direction_is_one_of_two_and_not_a_list():
+    assert parse_direction("maximize") == "maximize"
+    with pytest.raises(ValueError, match="multi-objective"):
+        parse_direction(OmegaConf.create(["minimize", "maximize"]))
+    with pytest.raises(ValueError, match="choose one of: minimize, maximize"):
+        parse_direction("up")
+
+
+def sweeper(**kwargs) -> OptunaSweeper:
+    config = {
+        "sampler": OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0}),
+        "pruner": OmegaConf.create({"_target_": "optuna.pruners.NopPruner"}),
+        "direction": "minimize",
+        "storage": None,
+        "study_name": None,
+        "n_trials": 4,
+        "n_jobs": 1,
+        "max_failure_rate": 1.0,
+        "params": None,
+        "custom_search_space": None,
+    }
+    return OptunaSweeper(**(config | kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_trials": 0}, "n_trials must be at least 1"),
+        ({"n_jobs": 0}, "n_jobs must be at least 1"),
+        ({"max_failure_rate": 1.5}, "max_failure_rate must be between 0 and 1"),
+        ({"search_space": {"x": {"type": "float"}}}, "search_space is no longer read"),
+        ({"custom_search_space": "nosuch.module.fn"}, "custom_search_space=nosuch.module.fn: cannot import"),
+    ],
+)
+def test_bad_sweeper_config_is_a_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sweeper(**kwargs)
+
+
+def test_a_study_keeps_its_direction(tmp_path):
+    optuna.create_study(study_name="alexlab", storage=open_storage(str(tmp_path / "optuna.journal")))
+    maximizing = sweeper(direction="maximize")
+    maximizing.sweep_dir, maximizing.storage_spec = tmp_path, str(tmp_path / "optuna.journal")
+    maximizing.config = OmegaConf.create({"objective": "val/top1_err"})
+    with pytest.raises(ValueError, match="has direction minimize, not hydra.sweeper.direction=maximize"):
+        maximizing.open_study(parse_search_space([LR])[0])
+
+
+def test_the_failure_rate_stops_the_study_after_four_trials():
+    tolerant = sweeper(max_failure_rate=0.5)
+    tolerant.sweep_dir = Path("SWEEP")
+    tolerant.outcomes.update(FAIL=2, COMPLETE=1)
+    tolerant.check_failure_rate()  # 3 trials: too few to judge
+    tolerant.outcomes.update(COMPLETE=1)
+    tolerant.check_failure_rate()  # 2 of 4: not more than half
+    tolerant.outcomes.update(FAIL=1)
+    with pytest.raises(SweepFailed, match="3 of the 5 trials it ran failed, more than max_failure_rate=0.5"):
+        tolerant.check_failure_rate()
+    never = sweeper()
+    never.sweep_dir = Path("SWEEP")
+    never.outcomes.update(FAIL=10)
+    never.check_failure_rate()
+
+
+# --- a job's outcome --------------------------------------------------------------------------------------------------
+
+
+def completed(value) -> JobReturn:
+    return JobReturn(status=JobStatus.COMPLETED, _return_value=value)
+
+
+OBJ = "val/top1_err"
+
+
+@pytest.mark.parametrize(
+    ("job_return", "metrics", "expected"),
+    [
+        (completed(0.3), {"status": "finished", "best": {OBJ: 0.25}, "final": {OBJ: 0.3}}, (TrialState.COMPLETE, 0.25)),
+        (completed(0.3), {"status": "finished", "best": {}, "final": {OBJ: 0.3}}, (TrialState.COMPLETE, 0.3)),
+        (completed(0.4), {"status": "finished", "best": {}, "final": {}}, (TrialState.COMPLETE, 0.4)),
+        (None, {"status": "finished", "best": {OBJ: 0.2}}, (TrialState.COMPLETE, 0.2)),
+        (completed(math.nan), {"status": "pruned", "error": "TrialPruned: epoch 1"}, (TrialState.PRUNED, None)),
+    ],
+)
+def test_finished_and_pruned_jobs(job_return, metrics, expected):
+    state, value, error = trial_outcome(job_return, metrics, OBJ)
+    assert (state, value) == expected
+    assert error is None
+
+
+@pytest.mark.parametrize(
+    ("job_return", "metrics", "reason"),
+    [
+        (completed(math.nan), {"status": "failed", "error": "ValueError: batch_size must be >= 1"}, "batch_size"),
+        (completed(math.nan), None, "no metrics.json"),
+        (completed(0.3), {"status": "running"}, "status 'running'"),
+        (completed(math.nan), {"status": "finished", "best": {OBJ: math.nan}}, "is nan"),
+        (completed(0.1), {"status": "finished", "best": {OBJ: math.inf}}, "is inf"),
+        (completed(None), {"status": "finished", "best": {}, "final": {}}, "no value of the objective"),
+        (JobReturn(status=JobStatus.FAILED, _return_value=RuntimeError("boom\nmore")), None, "RuntimeError: boom"),
+    ],
+)
+def test_every_other_outcome_is_a_failure_with_its_reason(job_return, metrics, reason):
+    state, value, error = trial_outcome(job_return, metrics, OBJ)
+    assert state == TrialState.FAIL and value is None
+    assert reason in error and "\n" not in error
+
+
+def test_what_counts_towards_n_trials():
+    study = optuna.create_study()
+    for state, interrupted in [
+        (TrialState.COMPLETE, False),
+        (TrialState.PRUNED, False),
+        (TrialState.FAIL, False),
+        (TrialState.FAIL, True),  # runs again: not counted
+    ]:
+        trial = study.ask()
+        if interrupted:
+            trial.set_user_attr("interrupted", True)
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # under way in another worker: counted, it will end
+    study.enqueue_trial({})  # waiting to be asked: not counted
+    assert count_done(study) == 4
+
+
+def test_results_without_a_completed_trial(tmp_path):
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr("error", "ValueError: bad")
+    study.tell(trial, state=TrialState.FAIL)
+    empty = sweeper()
+    empty.sweep_dir, empty.storage_spec = tmp_path, "memory"
+    empty.write_results(study)
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_params"] is None and results["best_value"] is None and results["best_trial"] is None
+    assert results["states"] == {"FAIL": 1}
+    (row,) = read_csv(tmp_path / "trials.csv")
+    assert (row["state"], row["value"], row["user_attrs_error"]) == ("FAIL", "", "ValueError: bad")
+
+
+# --- whole sweeps through the command ---------------------------------------------------------------------------------
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_study(sweep_dir) -> optuna.Study:
+    return optuna.load_study(study_name="alexlab", storage=open_storage(str(sweep_dir / "optuna.journal")))
+
+
+def run_metrics(sweep_dir, number) -> dict:
+    return json.loads((sweep_dir / str(number) / "metrics.json").read_text())
+
+
+def test_a_resumed_sweep_ends_with_all_its_trials_none_repeated(alexlab, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=3")
+    args += (*FAST, ONE_EPOCH, LR)
+    first = alexlab(*args, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
+    assert "Trial 1 COMPLETE" in first.stderr + first.stdout
+    before = {n: (sweep / str(n) / "metrics.json").read_text() for n in (0, 1)}
+    assert [t.state for t in load_study(sweep).trials] == [TrialState.COMPLETE] * 2
+
+    alexlab(*args, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=4")
+
+    trials = load_study(sweep).trials
+    assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(4)]
+    assert len({t.params["optimizer.lr"] for t in trials}) == 4  # the resumed sampler did not repeat the first two
+    for n in (0, 1):  # the first run's trials were neither run again nor rewritten
+        assert (sweep / str(n) / "metrics.json").read_text() == before[n]
+    for trial in trials:  # trial N ran in <sweep>/N with its params and its trial number
+        metrics = run_metrics(sweep, trial.number)
+        assert metrics["status"] == "finished"
+        assert metrics["best"]["val/top1_err"] == pytest.approx(trial.value)
+        assert f"trial.number={trial.number}" in metrics["overrides"]
+        assert f"optimizer.lr={trial.params['optimizer.lr']!r}" in metrics["overrides"]
+
+    study_file = yaml.safe_load((sweep / "optuna_study.yaml").read_text())
+    assert study_file["storage"] == str(sweep / "optuna.journal")
+    assert (study_file["study_name"], study_file["direction"], study_file["objective"]) == (
+        "alexlab",
+        "minimize",
+        "val/top1_err",
+    )
+    assert (study_file["n_trials"], study_file["params"]) == (4, {"optimizer.lr": "tag(log, interval(1e-4, 1e-1))"})
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = min(trials, key=lambda t: t.value)
+    assert results["states"] == {"COMPLETE": 4}
+    assert (results["best_value"], results["best_params"]) == (best.value, best.params)
+    rows = read_csv(sweep / "trials.csv")
+    assert [(row["number"], row["state"]) for row in rows] == [(str(n), "COMPLETE") for n in range(4)]
+    assert [float(row["params_optimizer.lr"]) for row in rows] == [t.params["optimizer.lr"] for t in trials]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_trial_left_running_by_a_killed_sweep_runs_again(alexlab, tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    study = optuna.create_study(study_name="alexlab", storage=open_storage(str(sweep / "optuna.journal")))
+    study.enqueue_trial({"optimizer.lr": 0.0123})
+    stale = study.ask({"optimizer.lr": LR_DISTRIBUTION})  # as the sweeper asks it, then the sweep is SIGKILLed
+    stale.set_user_attr("worker", f"{socket.gethostname()}:{dead_pid()}")
+    live = study.ask({"optimizer.lr": LR_DISTRIBUTION})  # a trial of another sweep, still running on this host
+    live.set_user_attr("worker", f"{socket.gethostname()}:1")
+
+    args = ("-m", "hydra/sweeper=optuna", *FAST, ONE_EPOCH, LR, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=3")
+    result = alexlab(*args)
+    assert "Trial 0 was left running by a sweep that is gone" in result.stderr + result.stdout
+
+    trials = load_study(sweep).trials
+    states = [TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.state for t in trials] == states  # the live sweep's trial was left alone (and counted)
+    assert trials[0].user_attrs["interrupted"] is True
+    assert "is gone" in trials[0].user_attrs["error"]
+    assert trials[2].params == {"optimizer.lr": 0.0123}  # the stale trial's params ran first, once
+    assert trials[2].user_attrs["requeued_from"] == 0
+    assert trials[3].params != trials[2].params
+    assert count_done(load_study(sweep)) == 3
+    assert not (sweep / "0").exists() and not (sweep / "1").exists()
+    assert run_metrics(sweep, 2)["status"] == run_metrics(sweep, 3)["status"] == "finished"
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["states"] == {"FAIL": 1, "RUNNING": 1, "COMPLETE": 2}
+
+    alexlab(*args)  # run again: the study is complete, the interrupted trial is not queued a second time
+    assert [t.state for t in load_study(sweep).trials] == states
+
+
+def test_the_pruner_stops_a_trial_that_is_worse_than_the_median(alexlab, tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    study = optuna.create_study(study_name="alexlab", storage=open_storage(str(sweep / "optuna.journal")))
+    # a finished trial with a perfect validation error at every epoch: any real run is worse than it
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"optimizer.lr": 0.01},
+            distributions={"optimizer.lr": LR_DISTRIBUTION},
+            value=0.0,
+            intermediate_values={0: 0.0, 1: 0.0},
+        )
+    )
+    # median pruning from the 2nd finished trial on: the first real trial (1) runs to the end, the second (2) is worse
+    # than the median of the perfect one and trial 1 after epoch 0, and stops there
+    alexlab(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+        "hydra.sweeper.n_trials=3",
+        *FAST,
+        "trainer.max_epochs=2",  # (one epoch each in the other tests)
+        LR,
+        f"hydra.sweep.dir={sweep}",
+    )
+    trials = load_study(sweep).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert sorted(trials[1].intermediate_values) == [0, 1]
+    assert sorted(trials[2].intermediate_values) == [0]  # stopped after its first epoch
+    assert trials[2].intermediate_values[0] > 0.0
+    pruned = run_metrics(sweep, 2)
+    assert pruned["status"] == "pruned" and "TrialPruned" in pruned["error"]
+    assert run_metrics(sweep, 1)["status"] == "finished"
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["states"] == {"COMPLETE": 2, "PRUNED": 1}
+
+
+def test_a_crashing_trial_is_recorded_and_the_study_finishes(alexlab, tmp_path):
+    sweep = tmp_path / "sweep"
+    # batch_size -1 composes but fails inside the job (the data loader refuses it)
+    alexlab(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/sweeper/sampler=grid",
+        *FAST,
+        ONE_EPOCH,
+        "data.batch_size=choice(16,-1)",
+        "depth=choice(4)",  # a number for a config group reaches the job as the option '4'
+        f"hydra.sweep.dir={sweep}",
+    )
+    trials = {t.params["data.batch_size"]: t for t in load_study(sweep).trials}
+    assert sorted(trials) == [-1, 16]  # the grid of 2 capped n_trials (default 20) at 2
+    assert run_metrics(sweep, trials[16].number)["switches"]["depth"] == "4"
+    assert trials[16].state == TrialState.COMPLETE
+    assert trials[-1].state == TrialState.FAIL
+    assert "batch_size" in trials[-1].user_attrs["error"]
+    assert run_metrics(sweep, trials[-1].number)["status"] == "failed"
+
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["states"] == {"COMPLETE": 1, "FAIL": 1}
+    assert (results["best_trial"], results["best_params"]) == (trials[16].number, {"data.batch_size": 16, "depth": 4})
+    rows = {row["params_data.batch_size"]: row for row in read_csv(sweep / "trials.csv")}
+    assert rows["-1"]["state"] == "FAIL" and "batch_size" in rows["-1"]["user_attrs_error"]
+    assert rows["16"]["state"] == "COMPLETE" and float(rows["16"]["value"]) == trials[16].value
+    study_file = yaml.safe_load((sweep / "optuna_study.yaml").read_text())
+    assert study_file["params"] == {"data.batch_size": "choice(16,-1)", "depth": "choice(4)"}
+
+
+def test_too_many_failed_trials_stop_the_study_with_one_line(alexlab, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = alexlab(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.max_failure_rate=0.5",
+        "hydra.sweeper.n_trials=10",
+        *FAST,
+        ONE_EPOCH,
+        "data.batch_size=choice(-1,-2)",
+        f"hydra.sweep.dir={sweep}",
+        expect_ok=False,
+    )
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("alexlab: error:")]
+    assert "the Optuna study stopped: 4 of the 4 trials it ran failed, more than max_failure_rate=0.5" in line
+    assert [t.state for t in load_study(sweep).trials] == [TrialState.FAIL] * 4
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["states"] == {"FAIL": 4}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("hydra.sweeper.n_trials=0",), "hydra.sweeper.n_trials must be at least 1"),
+        (("optimizer.lr=interval(0.1, 0.01)",), "sweep param 'optimizer.lr=interval(0.1, 0.01)'"),
+        (("hydra/sweeper/pruner=nope",), "choose one of: hyperband, median, none"),
+    ],
+)
+def test_bad_input_ends_in_one_line(alexlab, tmp_path, args, message):
+    sweep = tmp_path / "sweep"
+    result = alexlab("-m", "hydra/sweeper=optuna", *FAST, LR, *args, f"hydra.sweep.dir={sweep}", expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("alexlab: error:")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (sweep / "optuna.journal").exists()  # nothing was created

@@ -1,0 +1,190 @@
+"""Sweeps through the real command: grids, named sweeps, failures that do not stop a sweep, resuming."""
+
+import csv
+import json
+
+import pytest
+from conftest import read_metrics, run_alexlab
+from hydra import compose, initialize_config_dir
+
+from alexlab.sweep import sweep_file
+
+SMOKE = ("experiment=smoke", "logger=csv")
+PAPER_SWITCHES = ("depth", "dropout", "lrn", "pooling", "activation", "split", "augment", "test_views")
+
+
+def job_dirs(sweep_dir):
+    return sorted((p for p in sweep_dir.iterdir() if (p / "metrics.json").exists()), key=lambda p: int(p.name))
+
+
+def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(alexlab, tmp_path):
+    sweep_dir = tmp_path / "grid"
+    alexlab("-m", *SMOKE, "dropout=on,off", "depth=5,3", f"hydra.sweep.dir={sweep_dir}")
+    runs = job_dirs(sweep_dir)
+    assert [p.name for p in runs] == ["0", "1", "2", "3"]
+    combos = {(read_metrics(p)["switches"]["dropout"], read_metrics(p)["switches"]["depth"]) for p in runs}
+    assert combos == {("on", "5"), ("on", "3"), ("off", "5"), ("off", "3")}
+    assert all(read_metrics(p)["status"] == "finished" for p in runs)
+    params = {read_metrics(p)["switches"]["depth"]: read_metrics(p)["parameters"] for p in runs}
+    assert params["3"] < params["5"]
+    summary = json.loads((sweep_dir / "sweep.json").read_text())
+    assert summary["runs"] == 4 and summary["by_status"] == {"finished": 4}
+    with open(sweep_dir / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+
+
+def test_two_sweeps_started_together_get_distinct_dirs(alexlab, tmp_path):
+    quick = ("trainer.max_epochs=1", "trainer.limit_train_batches=1", "test_after_fit=false", "logger=none")
+    alexlab("-m", *SMOKE, *quick, "seed=0")
+    alexlab("-m", *SMOKE, *quick, "seed=0")
+    sweeps = sorted((tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(sweeps) == 2 and sweeps[0].name != sweeps[1].name
+    assert all((s / "0" / "metrics.json").exists() for s in sweeps)
+
+
+def test_a_crashing_and_a_diverging_run_are_recorded_and_the_sweep_goes_on(alexlab, tmp_path):
+    sweep_dir = tmp_path / "bad"
+    # job 1 diverges (an absurd learning rate), job 2 crashes at setup (a batch size of -1), job 0 is fine
+    result = alexlab("-m", *SMOKE, "optimizer.lr=0.01,1e8", "data.batch_size=32,-1", f"hydra.sweep.dir={sweep_dir}")
+    by_params = {}
+    for metrics in (read_metrics(p) for p in job_dirs(sweep_dir)):
+        overrides = dict(o.split("=", 1) for o in metrics["overrides"])
+        by_params[(float(overrides["optimizer.lr"]), int(overrides["data.batch_size"]))] = metrics
+    assert by_params[(0.01, 32)]["status"] == "finished"
+    diverged = by_params[(1e8, 32)]
+    assert diverged["status"] == "failed" and "diverged" in diverged["error"] and "nan" in diverged["error"]
+    crashed = by_params[(0.01, -1)]
+    assert crashed["status"] == "failed" and "batch_size" in crashed["error"]
+    assert "Traceback" in crashed["traceback"]
+    summary = json.loads((sweep_dir / "sweep.json").read_text())
+    assert summary["by_status"] == {"finished": 1, "failed": 3}
+    assert {f["run"] for f in summary["not_finished"]} == {"1", "2", "3"}
+    assert "1 finished, 3 failed" in result.stdout + result.stderr
+    report = (sweep_dir / "report.md").read_text()
+    assert "diverged" in report  # failed runs are listed in the report, not dropped
+
+
+def test_a_sweep_where_every_run_fails_exits_non_zero_with_one_line(alexlab, tmp_path):
+    result = alexlab("-m", *SMOKE, "data.batch_size=-1,-2", f"hydra.sweep.dir={tmp_path / 'all_bad'}", expect_ok=False)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("alexlab: error:")]
+    assert len(errors) == 1 and "no run of the sweep finished (2 runs)" in errors[0] and "batch_size" in errors[0]
+
+
+def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
+    sweep_dir = tmp_path / "resume"
+    args = ("-m", *SMOKE, "trainer.max_epochs=1", "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}")
+    alexlab(*args)
+    # an interruption: run 1 was killed mid-training, run 2 never started
+    first = read_metrics(sweep_dir / "0")
+    (sweep_dir / "1" / "metrics.json").write_text(json.dumps({**read_metrics(sweep_dir / "1"), "status": "running"}))
+    for path in sorted((sweep_dir / "2").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (sweep_dir / "2").rmdir()
+
+    result = alexlab(*args)
+    out = result.stdout + result.stderr
+    assert "resuming the sweep" in out
+    assert "already finished in" in out and str(sweep_dir / "0") in out
+    assert read_metrics(sweep_dir / "0") == first  # untouched
+    assert read_metrics(sweep_dir / "1")["status"] == "finished"
+    assert read_metrics(sweep_dir / "2")["status"] == "finished"
+    assert out.count("already finished in") == 1
+
+
+def test_another_sweep_into_a_used_sweep_dir_is_refused_before_anything_is_written(alexlab, tmp_path):
+    sweep_dir = tmp_path / "taken"
+    alexlab("-m", *SMOKE, "trainer.max_epochs=1", "dropout=on,off", f"hydra.sweep.dir={sweep_dir}")
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    result = alexlab("-m", *SMOKE, "trainer.max_epochs=1", "depth=5,3", f"hydra.sweep.dir={sweep_dir}", expect_ok=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("alexlab: error:") and "another sweep" in result.stderr
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before
+
+
+def test_help_lists_the_named_sweeps_and_an_unknown_name_is_one_line(tmp_path):
+    help_text = run_alexlab("--help", cwd=tmp_path).stdout
+    for name in ("paper_ablations", "seeds_grid", "search"):
+        assert name in help_text
+    result = run_alexlab("sweep", "nosuch", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "alexlab: error: no sweep named 'nosuch'; choose one of: paper_ablations, search, seeds_grid"
+        " (or a path to a .yaml)"
+    )
+
+
+def compose_sweep(name: str, overrides: list[str]):
+    path = sweep_file(name)
+    with initialize_config_dir(str(path.parent), version_base="1.3"):
+        return compose(path.stem, overrides=overrides, return_hydra_config=True)
+
+
+def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline():
+    ablations = compose_sweep("paper_ablations", []).hydra.sweeper.params["+ablation"].split(",")
+    assert len(ablations) == 9 and ablations[0] == "baseline"
+    switches = {}
+    for ablation in ablations:
+        choices = compose_sweep("paper_ablations", [f"+ablation={ablation}"]).hydra.runtime.choices
+        switches[ablation] = {name: choices[name] for name in PAPER_SWITCHES}
+    baseline = switches.pop("baseline")
+    assert baseline == {
+        "depth": "5",
+        "dropout": "on",
+        "lrn": "on",
+        "pooling": "overlap",
+        "activation": "relu",
+        "split": "grouped",
+        "augment": "paper",
+        "test_views": "ten_crop",
+    }
+    changed = {}
+    for ablation, values in switches.items():
+        differ = {k: v for k, v in values.items() if v != baseline[k]}
+        assert len(differ) == 1, (ablation, differ)
+        changed.update(differ)
+    assert changed == {
+        "lrn": "off",
+        "pooling": "plain",
+        "dropout": "off",
+        "depth": "4",
+        "split": "half",
+        "activation": "tanh",
+        "augment": "flip_crop",
+        "test_views": "centre",
+    }
+    # the ablation wins over an experiment that sets the same switch (quickstart turns LRN off)
+    quick = compose_sweep("paper_ablations", ["+ablation=baseline", "experiment=quickstart"]).hydra.runtime.choices
+    assert quick["lrn"] == "on" and quick["data"] == "fashion_mnist"
+
+
+@pytest.mark.slow
+def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_results(alexlab, tmp_path):
+    sweep_dir = tmp_path / "ablations"
+    result = run_alexlab(
+        "sweep",
+        "paper_ablations",
+        "seeds=1",
+        "experiment=smoke",
+        "logger=none",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = job_dirs(sweep_dir)
+    assert len(runs) == 9
+    assert {read_metrics(p)["switches"]["ablation"] for p in runs} == {
+        "baseline",
+        "lrn_off",
+        "pooling_plain",
+        "dropout_off",
+        "depth_4",
+        "split_half",
+        "activation_tanh",
+        "augment_no_pca",
+        "centre_test",
+    }
+    report = (sweep_dir / "report.md").read_text()
+    assert "+1.4" in report and "+1.7" in report  # the paper's claims for lrn off and split half
