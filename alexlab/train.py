@@ -311,7 +311,7 @@ def build_loggers(cfg: DictConfig, job_type: str) -> list:
 def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
     """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it."""
     choices = HydraConfig.get().runtime.choices
-    switches = choices_of(SWITCHES)
+    switches = choices_of((*SWITCHES, "ablation"))  # ablation: the option of a paper_ablations sweep, if any
     group = None
     if HydraConfig.get().mode.name == "MULTIRUN":
         group = Path(HydraConfig.get().sweep.dir).name

@@ -32,6 +32,13 @@ def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(alexlab, tm
     with open(sweep_dir / "report.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
+    assert [row["is_baseline"] for row in rows].count("1") == 1
+
+    again = run_alexlab("report", str(sweep_dir), "--baseline", "dropout=off,depth=3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "baseline" in again.stdout and "depth=3, dropout=off" in again.stdout
+    missing = run_alexlab("report", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("alexlab: error: sweep directory not found")
 
 
 def test_two_sweeps_started_together_get_distinct_dirs(alexlab, tmp_path):
