@@ -21,6 +21,7 @@ COMMANDS = {
     "info": "the composed network as a table: each layer, its output shape, parameters and MACs",
     "sweep": "run a named sweep of sweeps/ (or your own sweep file): alexlab sweep NAME|FILE.yaml [overrides]",
     "report": "the ablation table and plots of a sweep: alexlab report SWEEP_DIR [--baseline KEY=VALUE]",
+    "dashboard": "the sweep's W&B view: a W&B report online, a local HTML page offline: alexlab dashboard SWEEP_DIR",
 }
 # Lightning's DDP launcher restarts this program with argv[1:] minus our subcommand; the children read it here.
 COMMAND_ENV = "ALEXLAB_COMMAND"
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         from alexlab.report import main as report
 
         sys.exit(exit_on_user_error(lambda: report(argv)))
+    elif command == "dashboard":
+        from alexlab.dashboard import main as dashboard
+
+        sys.exit(exit_on_user_error(lambda: dashboard(argv)))
     elif command == "sweep" or (command == "train" and ("-m" in argv or "--multirun" in argv)):
         from alexlab.sweep import check_sweep_dir, raise_if_all_failed
 
@@ -196,12 +201,12 @@ def default_choices() -> dict[str, str]:
 def usage() -> str:
     defaults = default_choices()
     lines = [
-        "usage: alexlab [train|test|info|sweep|report] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
+        "usage: alexlab [train|test|info|sweep|report|dashboard] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
         "",
         "Re-run AlexNet (Krizhevsky, Sutskever, Hinton 2012) and ablate it.",
         "",
         "commands:",
-        *(f"  {name:<7} {text}" for name, text in COMMANDS.items()),
+        *(f"  {name:<9} {text}" for name, text in COMMANDS.items()),
         "",
         "config groups (GROUP=OPTION, * = default):",
     ]

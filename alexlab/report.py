@@ -159,11 +159,15 @@ class Report:
         return [run for run in self.runs if run.status != "finished"]
 
 
-def build_report(sweep_dir: str | Path, baseline: str | None = None, metric: str | None = None) -> Report:
+def build_report(
+    sweep_dir: str | Path, baseline: str | None = None, metric: str | None = None, source: str = "runs"
+) -> Report:
+    """source "runs": each job's metrics.json; "wandb": each job's offline W&B run file (the same numbers)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
-    runs = [read_run(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
+    read = read_wandb_run if source == "wandb" else read_run
+    runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
     if not runs:
         raise ValueError(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
     if metric is not None and metric not in METRICS:
@@ -234,6 +238,36 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
     for entry in metrics.get("history") or []:
         if isinstance(entry.get("val/top1_err"), (int, float)):
             run.curve.append((int(entry["epoch"]), 100.0 * entry["val/top1_err"]))
+    return run
+
+
+def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
+    """A job's numbers from its W&B run file (alexlab.wandb_runs), chosen as metrics.json chooses them: val errors at
+    the epoch of the lowest val top-1 error, test errors as logged. The latest W&B run of the job counts (a re-run
+    job dir holds the interrupted run too)."""
+    from alexlab.wandb_runs import find_runs
+
+    found = find_runs(job_dir)
+    if not found:
+        run = read_run(job_dir, sweep_dir)  # identifies the job; its numbers are not taken from metrics.json
+        run.values, run.curve = {}, []
+        run.status, run.error = "no W&B run", "no run-*.wandb file in the job directory (logger without wandb?)"
+        return run
+    wandb_run = found[-1]
+    config, summary = wandb_run.config, wandb_run.summary
+    run = Run(job=str(job_dir.relative_to(sweep_dir)), status=summary.get("status") or wandb_run.state)
+    run.error = summary.get("error")
+    reserved = {"seed", "overrides", "git_commit", "git_dirty", "config", "_wandb"}
+    run.switches = {k: none_or_str(v) for k, v in config.items() if k not in reserved}
+    run.overrides = list(config.get("overrides") or [])
+    run.seed = config.get("seed")
+    validations = [row for row in wandb_run.history if isinstance(row.get("val/top1_err"), (int, float))]
+    best = min(validations, key=lambda row: row["val/top1_err"]) if validations else {}
+    for key, (section, _) in METRICS.items():
+        value = (best if section == "best" else summary).get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            run.values[key] = 100.0 * value
+    run.curve = [(int(row["epoch"]), 100.0 * row["val/top1_err"]) for row in validations]
     return run
 
 
@@ -601,8 +635,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a Hydra multirun directory")
     parser.add_argument("--baseline", metavar="KEY=VALUE[,KEY=VALUE]", help="the row to compare against")
     parser.add_argument("--metric", choices=list(METRICS), help="the metric of report_diff.png (default: test top-1)")
+    parser.add_argument(
+        "--source",
+        choices=["runs", "wandb"],
+        default="runs",
+        help="read the numbers from each run's metrics.json (default) or from its offline W&B run file",
+    )
     args = parser.parse_args(argv)
-    report = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric)
+    report = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, source=args.source)
     written = write_report(report)
     print(f"Baseline: row {report.baseline.index} ({report.baseline.label}), because {report.baseline_reason}.")
     print(markdown_table(report))

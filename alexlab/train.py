@@ -145,13 +145,16 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
         else:
             results.update(_test(trainer, module, datamodule, None))
     except BaseException as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+        status = {"TrialPruned": "pruned", "KeyboardInterrupt": "interrupted", "SystemExit": "interrupted"}.get(
+            type(exc).__name__, "failed"
+        )
         raise
     finally:
         metrics = collect_metrics(cfg, trainer, history.history, results, status, error, started, fit)
         if trainer.is_global_zero and status == "finished":
             write_json(run_dir / "metrics.json", metrics)
-        finish_wandb(loggers, failed=status != "finished")
+        finish_wandb(loggers, status, error)
     return metrics
 
 
@@ -303,21 +306,28 @@ def build_loggers(cfg: DictConfig, job_type: str) -> list:
             wandb_logger = start_wandb(cfg, logger_cfg, job_type)
             if wandb_logger is not None:
                 loggers.append(wandb_logger)
+            elif "csv" not in cfg.logger:  # W&B could not start: keep the epoch metrics in a CSV all the same
+                loggers.append(L.pytorch.loggers.CSVLogger(cfg.paths.run_dir, name="csv", version=""))
         else:
             loggers.append(instantiate(logger_cfg))
     return loggers
 
 
 def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
-    """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it."""
-    choices = HydraConfig.get().runtime.choices
+    """A WandbLogger for this job, or None (with one warning) when W&B cannot start: training goes on without it.
+
+    The run is self-describing: the switches (and every other group choice), seed, overrides and git state are
+    top-level config keys (for W&B's group-by, filters and parallel coordinates), the whole composed config is
+    under "config"; the name and tags are the switch values; the group is the sweep directory's name."""
     switches = choices_of((*SWITCHES, "ablation"))  # ablation: the option of a paper_ablations sweep, if any
     group = None
     if HydraConfig.get().mode.name == "MULTIRUN":
         group = Path(HydraConfig.get().sweep.dir).name
     name = "-".join(f"{k}={v}" for k, v in switches.items() if v is not None) + f"-seed={cfg.seed}"
+    git = git_state()
     kwargs = OmegaConf.to_container(logger_cfg, resolve=True)
     kwargs.pop("job_type", None)
+    # passed to wandb.init, so unlike WandbLogger(offline=True) it does not set WANDB_MODE for the later jobs
     mode = kwargs.pop("mode", None) or ("online" if wandb_logged_in() else "offline")
     try:
         logger = get_class(kwargs.pop("_target_"))(
@@ -328,15 +338,25 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
             job_type=job_type,
             tags=[f"{k}={v}" for k, v in switches.items() if v is not None],
             config={
-                **switches,
+                **choices_of(IDENTITY),
                 "seed": cfg.seed,
-                "data": choices.get("data"),
+                "overrides": list(HydraConfig.get().overrides.task),
+                "git_commit": git["commit"],
+                "git_dirty": git["dirty"],
                 "config": OmegaConf.to_container(cfg, resolve=True),
             },
         )
-        logger.experiment  # noqa: B018  (starts the run now, so a failure is caught here and not mid-training)
+        run = logger.experiment  # starts the run now, so a failure is caught here and not mid-training
+        if hasattr(run, "define_metric"):  # not on DDP ranks other than zero (a dummy there)
+            run.define_metric("epoch")
+            for split in ("train", "val"):  # summaries keep the best (lowest) error and loss
+                for metric in ("loss", "top1_err", "top5_err"):
+                    run.define_metric(f"{split}/{metric}", step_metric="epoch", summary="min")
+            run.define_metric("perf/images_per_sec", step_metric="epoch", summary="mean")
+            run.define_metric("lr", step_metric="epoch")
     except Exception as exc:
-        log.warning("W&B could not start (%s: %s); training goes on with the other loggers", type(exc).__name__, exc)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning("W&B could not start (%s: %s); training goes on with the other loggers", type(exc).__name__, reason)
         return None
     return logger
 
@@ -350,9 +370,14 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def finish_wandb(loggers: list, failed: bool) -> None:
-    """Close this job's W&B run: WandbLogger would otherwise hand the open run to the next job of a multirun."""
+def finish_wandb(loggers: list, status: str, error: str | None) -> None:
+    """Close this job's W&B run (WandbLogger would otherwise hand the open run to the next job of a multirun), with
+    the run's status and error in its summary and a failing exit code when it failed."""
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
         import wandb
 
-        wandb.finish(exit_code=1 if failed else 0)
+        if wandb.run is not None:
+            wandb.run.summary["status"] = status
+            if error:
+                wandb.run.summary["error"] = error.splitlines()[0]
+        wandb.finish(exit_code=0 if status == "finished" else 1)

@@ -44,3 +44,21 @@ def alexlab(tmp_path):
         return result
 
     return call
+
+
+@pytest.fixture(scope="session")
+def smoke_grid(tmp_path_factory) -> Path:
+    """One 2x2 smoke grid (dropout=on,off x depth=5,3, W&B offline + CSV), shared by the sweep and W&B tests."""
+    root = tmp_path_factory.mktemp("smoke_grid")
+    sweep_dir = root / "grid"
+    result = run_alexlab(
+        "-m",
+        "experiment=smoke",
+        "dropout=on,off",
+        "depth=5,3",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"paths.output_root={root / 'outputs'}",
+        cwd=root,
+    )
+    assert result.returncode == 0, f"the smoke grid failed:\n{result.stdout}\n{result.stderr}"
+    return sweep_dir

@@ -8,6 +8,7 @@ from conftest import read_metrics, run_alexlab
 from hydra import compose, initialize_config_dir
 
 from alexlab.sweep import sweep_file
+from alexlab.wandb_runs import find_runs
 
 SMOKE = ("experiment=smoke", "logger=csv")
 PAPER_SWITCHES = ("depth", "dropout", "lrn", "pooling", "activation", "split", "augment", "test_views")
@@ -17,9 +18,8 @@ def job_dirs(sweep_dir):
     return sorted((p for p in sweep_dir.iterdir() if (p / "metrics.json").exists()), key=lambda p: int(p.name))
 
 
-def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(alexlab, tmp_path):
-    sweep_dir = tmp_path / "grid"
-    alexlab("-m", *SMOKE, "dropout=on,off", "depth=5,3", f"hydra.sweep.dir={sweep_dir}")
+def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(smoke_grid, tmp_path):
+    sweep_dir = smoke_grid  # alexlab -m experiment=smoke dropout=on,off depth=5,3 (conftest.py)
     runs = job_dirs(sweep_dir)
     assert [p.name for p in runs] == ["0", "1", "2", "3"]
     combos = {(read_metrics(p)["switches"]["dropout"], read_metrics(p)["switches"]["depth"]) for p in runs}
@@ -52,8 +52,10 @@ def test_two_sweeps_started_together_get_distinct_dirs(alexlab, tmp_path):
 
 def test_a_crashing_and_a_diverging_run_are_recorded_and_the_sweep_goes_on(alexlab, tmp_path):
     sweep_dir = tmp_path / "bad"
-    # job 1 diverges (an absurd learning rate), job 2 crashes at setup (a batch size of -1), job 0 is fine
-    result = alexlab("-m", *SMOKE, "optimizer.lr=0.01,1e8", "data.batch_size=32,-1", f"hydra.sweep.dir={sweep_dir}")
+    # job 2 diverges (an absurd learning rate), jobs 1 and 3 crash at setup (a batch size of -1), job 0 is fine
+    result = alexlab(
+        "-m", "experiment=smoke", "optimizer.lr=0.01,1e8", "data.batch_size=32,-1", f"hydra.sweep.dir={sweep_dir}"
+    )
     by_params = {}
     for metrics in (read_metrics(p) for p in job_dirs(sweep_dir)):
         overrides = dict(o.split("=", 1) for o in metrics["overrides"])
@@ -70,6 +72,11 @@ def test_a_crashing_and_a_diverging_run_are_recorded_and_the_sweep_goes_on(alexl
     assert "1 finished, 3 failed" in result.stdout + result.stderr
     report = (sweep_dir / "report.md").read_text()
     assert "diverged" in report  # failed runs are listed in the report, not dropped
+    # each job closed its own W&B run, the failed one with a failing exit code and its error in the summary
+    wandb_runs = {run.path.parents[2].name: run for run in find_runs(sweep_dir)}
+    assert set(wandb_runs) == {"0", "2"}  # jobs 1 and 3 failed before W&B started
+    assert wandb_runs["0"].exit_code == 0 and wandb_runs["0"].summary["status"] == "finished"
+    assert wandb_runs["2"].exit_code == 1 and "diverged" in wandb_runs["2"].summary["error"]
 
 
 def test_a_sweep_where_every_run_fails_exits_non_zero_with_one_line(alexlab, tmp_path):
