@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import netrc
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from alexlab.callbacks import EpochHistory, OptunaPruning, StopOnDivergence
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
+from alexlab.wandb_runs import wandb_logged_in
 
 log = logging.getLogger("alexlab")
 # `import lightning` gives its logger a stderr handler of its own; Hydra's root handlers already print these lines
@@ -359,15 +359,6 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
         log.warning("W&B could not start (%s: %s); training goes on with the other loggers", type(exc).__name__, reason)
         return None
     return logger
-
-
-def wandb_logged_in() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
 
 
 def finish_wandb(loggers: list, status: str, error: str | None) -> None:

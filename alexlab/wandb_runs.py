@@ -27,6 +27,8 @@ holds, with `truncated` set when bytes after the last whole record could not be 
 from __future__ import annotations
 
 import json
+import netrc
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -171,3 +173,14 @@ def _decode(value_json: str):
         return json.loads(value_json)  # also takes the NaN and Infinity that wandb writes for non-finite floats
     except ValueError:
         return value_json
+
+
+def wandb_logged_in() -> bool:
+    """Whether this machine has W&B credentials (an API key in the environment or ~/.netrc): runs and dashboards go
+    online only then (or with WANDB_MODE=online)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
