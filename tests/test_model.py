@@ -105,9 +105,9 @@ def test_lrn_constants_and_placement():
     assert [name for name, _ in lrns] == ["lrn1", "lrn2"]
     names = list(dict(paper.features.named_children()))
     assert names.index("lrn1") == names.index("act1") + 1  # after the ReLU, before the pool
-    norm = lrns[0][1].norm
+    norm = lrns[0][1]
     assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 5e-4, 0.75, 2.0)  # alpha 1e-4 on the sum = 5e-4 / n
-    assert AlexNet(lrn="caffe").features.lrn1.norm.alpha == 1e-4
+    assert AlexNet(lrn="caffe").features.lrn1.alpha == 1e-4
     assert not any(isinstance(m, TowerLRN) for m in AlexNet(lrn="off").modules())
 
 
@@ -119,6 +119,21 @@ def test_paper_lrn_matches_the_printed_formula():
         lo, hi = max(0, i - 2), min(6, i + 2)
         expected[:, i] = a[:, i] / (2 + 1e-4 * (a[:, lo : hi + 1] ** 2).sum(1)) ** 0.75
     torch.testing.assert_close(lrn(a), expected)
+
+
+@pytest.mark.parametrize("towers", [1, 2])
+def test_lrn_gives_the_values_and_gradients_of_pytorchs_local_response_norm(towers):
+    torch.manual_seed(0)
+    x = (torch.rand(3, 96, 7, 7) * 8).requires_grad_()
+    ours = TowerLRN(5, alpha=5e-4, beta=0.75, k=2.0, towers=towers)
+    reference = nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+    expected = reference(x.reshape(3 * towers, 96 // towers, 7, 7)).reshape(3, 96, 7, 7)
+    got = ours(x)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    weights = torch.rand_like(got)
+    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
 
 
 def test_lrn_stays_inside_each_tower():

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from alexlab.model.split import TwoDeviceLayer, check_devices
@@ -47,18 +48,30 @@ OWN_TOWER_LAYERS = {2, 4, 5}
 
 
 class TowerLRN(nn.Module):
-    """Local response normalisation inside each of `towers` channel groups (one group = plain LRN)."""
+    """Local response normalisation inside each of `towers` channel groups (one group = plain LRN).
+
+    The same function as nn.LocalResponseNorm(size, alpha, beta, k): b_c = a_c / (k + alpha/size * sum of a^2 over
+    the `size` maps around c)^beta. Computed as a sum of `size` shifted channel slices and one pow, instead of
+    PyTorch's 3-D average pooling over a padded 5-D view, which on a CPU took more than half of the small
+    network's training step; this form gives the same values (a test compares outputs and gradients) in less
+    time (`alexlab bench lrn=on` against `lrn=off` shows the remaining cost).
+    """
 
     def __init__(self, size: int, alpha: float, beta: float, k: float, towers: int = 1):
         super().__init__()
-        self.towers = towers
-        self.norm = nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)
+        self.size, self.alpha, self.beta, self.k, self.towers = size, alpha, beta, k, towers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.towers == 1:
-            return self.norm(x)
         n, c, h, w = x.shape
-        return self.norm(x.reshape(n * self.towers, c // self.towers, h, w)).reshape(n, c, h, w)
+        maps = x.reshape(n * self.towers, c // self.towers, h, w)
+        squares = F.pad(maps * maps, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))  # zero maps at the edges
+        window = squares[:, : maps.shape[1]]
+        for shift in range(1, self.size):
+            window = window + squares[:, shift : shift + maps.shape[1]]
+        return (maps * (window * (self.alpha / self.size) + self.k).pow(-self.beta)).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, towers={self.towers}"
 
 
 def make_lrn(kind: str, towers: int) -> TowerLRN:
