@@ -22,6 +22,7 @@ COMMANDS = {
     "sweep": "run a named sweep of sweeps/ (or your own sweep file): alexlab sweep NAME|FILE.yaml [overrides]",
     "report": "the ablation table and plots of a sweep: alexlab report SWEEP_DIR [--baseline KEY=VALUE]",
     "dashboard": "the sweep's W&B view: a W&B report online, a local HTML page offline: alexlab dashboard SWEEP_DIR",
+    "bench": "speed side by side: Trainer vs a plain loop, data pipeline, FLOP/s, sweep overhead, memory",
 }
 # Lightning's DDP launcher restarts this program with argv[1:] minus our subcommand; the children read it here.
 COMMAND_ENV = "ALEXLAB_COMMAND"
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         from alexlab.dashboard import main as dashboard
 
         sys.exit(exit_on_user_error(lambda: dashboard(argv)))
+    elif command == "bench":
+        from alexlab.bench import main as bench
+
+        sys.exit(exit_on_user_error(lambda: bench(argv)))
     elif command == "sweep" or (command == "train" and ("-m" in argv or "--multirun" in argv)):
         from alexlab.sweep import check_sweep_dir, raise_if_all_failed
 
@@ -201,7 +206,7 @@ def default_choices() -> dict[str, str]:
 def usage() -> str:
     defaults = default_choices()
     lines = [
-        "usage: alexlab [train|test|info|sweep|report|dashboard] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
+        "usage: alexlab [COMMAND] [GROUP=OPTION ...] [KEY=VALUE ...] [-m] [Hydra flags]",
         "",
         "Re-run AlexNet (Krizhevsky, Sutskever, Hinton 2012) and ablate it.",
         "",

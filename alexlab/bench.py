@@ -1,0 +1,559 @@
+"""`alexlab bench [overrides]`: where a training step's time goes, measured side by side in one process.
+
+Five sections, each written to `bench.json` in `<paths.output_root>/bench/<date_time_microseconds>/` and printed
+as one table:
+
+1. training: images/s of the LightningModule through a Lightning Trainer against a plain PyTorch loop (forward,
+   cross-entropy, backward, optimiser step) on a copy of the same network with the same init, the same optimiser
+   settings and one fixed synthetic batch of the config's shape, already on the device and reused every step (data
+   loading is excluded). Each step's start is timed (after a device sync) from a Lightning callback for the Trainer
+   and in the loop for the plain one; after `warmup` steps, `reps` windows of `steps` steps each give the figures.
+   The Trainer's step also updates the module's torchmetrics (loss, top-1/top-5 error) and runs Lightning's hooks:
+   that is part of what the ratio trainer/plain measures. The lr schedule is not stepped in the plain loop (the
+   default ones step once per epoch).
+2. data: images/s the config's train loader delivers on the host (cfg.data, setup("fit"), `loader_batches` batches
+   per repetition after `loader_warmup`), against the images/s the Trainer consumes: ratio > 1 = not input-bound.
+3. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
+   achieved FLOP/s = that x the plain loop's images/s; peak = a `matmul_size`^2 float32 matmul on the same device.
+4. sweep: wall time of a real `alexlab -m experiment=smoke ... seed=0,..,N-1` subprocess (one training batch per
+   job), minus the Python start-up of a process that imports alexlab.cli, divided by N: the time per job with
+   everything included (compose, build, loggers, first batch, 1 step, teardown).
+5. memory: this process's peak RSS, the sweep subprocess's (from a small helper process), the largest of all children's
+   (RUSAGE_CHILDREN: loader workers, forked with this process's pages, or the sweep) and, on a GPU,
+   torch.cuda.max_memory_allocated.
+
+Every timing is the median of `reps` repetitions after warm-up, with their min and max.
+
+Bench knobs are `bench.KEY=VALUE` arguments (`+bench.KEY=VALUE` also accepted) next to the usual Hydra overrides:
+steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps.
+The defaults take 25 s with the default config on an idle 2-core CPU (about 100 s when the cores are shared: most
+of it the 2 x 27 training steps of the small net with LRN). A network whose training step is heavy (more than
+HEAVY_STEP_MACS multiply-accumulates per batch, e.g. model=paper at batch 128: 92 G) gets fewer steps by default
+(steps=1, warmup=1, reps=3): model=paper runs on a CPU (about 30 images/s on an idle 2-core CPU, the default bench
+takes about a minute there; several when the cores are shared; `data.batch_size=16` for less).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+# Training FLOPs per multiply-accumulate: a MAC is 2 FLOPs, and forward + backward costs about 3x the forward pass
+# (the backward computes the gradients of both the inputs and the weights, each about one forward's work).
+TRAIN_FLOPS_PER_MAC = 6
+# Above this many MACs per training batch (forward), the step is "heavy" and the defaults shrink (HEAVY_DEFAULTS).
+HEAVY_STEP_MACS = 20e9
+
+DEFAULTS = {
+    "steps": 5,  # training steps per repetition
+    "warmup": 2,  # training steps before the first repetition
+    "reps": 5,  # repetitions of every timing
+    # loader batches per repetition: well above the batches the workers prefetch (num_workers x 2), which the
+    # first repetition may find ready-made; the later ones find the buffer drained (the loop takes batches faster)
+    "loader_batches": 20,
+    "loader_warmup": 3,  # loader batches before the first repetition (includes the workers' start)
+    "sweep_jobs": 4,  # jobs of the sweep subprocess
+    "sweep_reps": 1,  # runs of the sweep subprocess (each takes seconds)
+    "matmul_size": 2048,  # n of the n x n float32 matmul that gives the peak FLOP/s
+    "matmul_reps": 3,  # matmuls per repetition of the peak
+}
+HEAVY_DEFAULTS = {"steps": 1, "warmup": 1, "reps": 3}
+SWEEP_ARGS = (
+    "experiment=smoke",
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "test_after_fit=false",
+)
+# Runs the sweep and reports its wall time and peak RSS as one JSON line. A child forked from this small process
+# reports its own peak RSS; one forked from the bench process would report at least the bench's (Linux keeps the
+# forked image's high-water mark across exec).
+SWEEP_HELPER = """
+import json, resource, subprocess, sys, time
+with open(sys.argv[1], "w") as log:
+    start = time.perf_counter()
+    code = subprocess.run(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - start
+maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"wall_s": wall, "maxrss": maxrss, "returncode": code}))
+"""
+
+
+def main(argv: list[str]) -> int:
+    """`alexlab bench [overrides] [bench.KEY=VALUE ...]`: measure, print the table, write bench.json."""
+    overrides, knobs = split_knobs(argv)
+    cfg = compose_config(overrides)
+    results = run_bench(cfg, knobs, overrides)
+    print_table(results)
+    print(f"bench.json: {results['run_dir']}/bench.json")
+    return 0
+
+
+def split_knobs(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Hydra overrides and the bench knobs (`bench.KEY=VALUE` or `+bench.KEY=VALUE`), unknown knobs refused."""
+    overrides, knobs = [], {}
+    for arg in argv:
+        name = arg.lstrip("+")
+        if not name.startswith("bench."):
+            overrides.append(arg)
+            continue
+        key, sep, value = name.removeprefix("bench.").partition("=")
+        if not sep or key not in DEFAULTS:
+            raise ValueError(f"{arg}: not a bench knob; the knobs: {', '.join(f'bench.{k}=N' for k in DEFAULTS)}")
+        knobs[key] = value
+    return overrides, knobs
+
+
+def resolve_knobs(knobs: dict[str, str], heavy: bool) -> dict[str, int]:
+    values = {**DEFAULTS, **(HEAVY_DEFAULTS if heavy else {})}
+    for key, text in knobs.items():
+        try:
+            values[key] = int(text)
+        except ValueError:
+            raise ValueError(f"bench.{key}={text}: needs a whole number") from None
+    for key, value in values.items():
+        minimum = 0 if key in ("warmup", "loader_warmup") else 1
+        if value < minimum:
+            raise ValueError(f"bench.{key}={value}: must be >= {minimum}")
+    return values
+
+
+def compose_config(overrides: list[str]):
+    from hydra import compose, initialize_config_module
+
+    from alexlab.cli import CONFIG_PACKAGE
+
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    run_dir = Path(cfg.paths.output_root) / "bench" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    cfg.paths.run_dir = str(run_dir)  # ${hydra:runtime.output_dir} does not resolve outside @hydra.main
+    return cfg
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": list(values)}
+
+
+def pick_device(cfg) -> torch.device:
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    if accelerator in ("gpu", "cuda"):
+        raise ValueError(f"trainer.accelerator={accelerator} but this machine has no GPU; use trainer.accelerator=cpu")
+    return torch.device("cpu")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
+    from hydra.utils import instantiate
+
+    from alexlab.info import layer_table
+
+    started = time.perf_counter()
+    if str(cfg.trainer.get("precision", "32-true")) not in ("32-true", "32"):
+        raise ValueError(f"trainer.precision={cfg.trainer.precision}: the bench compares float32 only (32-true)")
+    if cfg.model.split == "two_gpu":
+        raise ValueError("split=two_gpu spans two devices; bench its one-device twin, split=grouped")
+    device = pick_device(cfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    network = instantiate(cfg.model)
+    size, channels, batch_size = int(cfg.model.input_size), int(cfg.model.in_channels), int(cfg.data.batch_size)
+    macs = sum(row.macs for row in layer_table(network, channels, size))
+    heavy = macs * batch_size > HEAVY_STEP_MACS
+    k = resolve_knobs(knobs, heavy)
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    training = bench_training(cfg, device, k)
+    data = bench_data(cfg, k, training["trainer"]["images_per_s"]["median"])
+    peak = bench_matmul(device, k)
+    flops_per_image = macs * TRAIN_FLOPS_PER_MAC
+    achieved = flops_per_image * training["plain"]["images_per_s"]["median"]
+    arithmetic = {
+        "macs_per_image": macs,
+        "train_flops_per_mac": TRAIN_FLOPS_PER_MAC,
+        "flops_per_image": flops_per_image,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "matmul_size": k["matmul_size"],
+        "share_of_peak": achieved / peak["median"],
+    }
+    sweep = bench_sweep(cfg, k)
+    memory = {
+        "host_peak_rss_bytes": peak_rss(resource.RUSAGE_SELF),
+        "children_peak_rss_bytes": peak_rss(resource.RUSAGE_CHILDREN),  # the largest: loader worker or sweep
+        "sweep_peak_rss_bytes": sweep["peak_rss_bytes"],
+        "gpu_max_memory_allocated_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    }
+    results = {
+        "run_dir": str(run_dir),
+        "overrides": overrides,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "batch_shape": [batch_size, channels, size, size],
+        "heavy_defaults": heavy,
+        "knobs": k,
+        "training": training,
+        "data": data,
+        "arithmetic": arithmetic,
+        "sweep": sweep,
+        "memory": memory,
+        "versions": {"torch": torch.__version__},
+    }
+    results["wall_time_s"] = time.perf_counter() - started
+    (run_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def fixed_batch(cfg, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    size, channels, batch_size = int(cfg.model.input_size), int(cfg.model.in_channels), int(cfg.data.batch_size)
+    x = torch.randn(batch_size, channels, size, size, generator=generator)
+    y = torch.randint(0, int(cfg.data.num_classes), (batch_size,), generator=generator)
+    return x.to(device), y.to(device)
+
+
+def windows(times: list[float], k: dict[str, int], batch_size: int) -> dict:
+    """images/s of each window of `steps` steps after `warmup`; `times` = each step's start, then the last's end."""
+    rates = []
+    for r in range(k["reps"]):
+        first = k["warmup"] + r * k["steps"]
+        rates.append(k["steps"] * batch_size / (times[first + k["steps"]] - times[first]))
+    return stats(rates)
+
+
+def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
+    import lightning as L
+    from hydra.utils import instantiate
+    from torch.utils.data import DataLoader, Dataset
+
+    from alexlab.module import AlexNetModule
+
+    total = k["warmup"] + k["reps"] * k["steps"]
+    L.seed_everything(int(cfg.seed), verbose=False)
+    network = instantiate(cfg.model)
+    plain_network = copy.deepcopy(network)  # the same init, before either trains
+    optimizer = instantiate(cfg.optimizer)
+    x, y = fixed_batch(cfg, device)
+    clip = cfg.trainer.get("gradient_clip_val")
+
+    class Module(AlexNetModule):
+        def configure_optimizers(self):
+            config = super().configure_optimizers()
+            config["lr_scheduler"]["strict"] = False  # no validation here: the plateau schedule's monitor is absent
+            return config
+
+    class Repeat(Dataset):
+        def __len__(self) -> int:
+            return total
+
+        def __getitem__(self, index: int):
+            return x, y
+
+    class StepTimes(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            sync(device)
+            self.times.append(time.perf_counter())
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if trainer.global_step == total:
+                sync(device)
+                self.times.append(time.perf_counter())
+
+    module = Module(network, num_classes=cfg.data.num_classes, optimizer=optimizer, schedule=cfg.schedule)
+    timer = StepTimes()
+    trainer_kwargs = {key: value for key, value in cfg.trainer.items() if key != "_target_"}
+    trainer_kwargs.update(
+        accelerator=device.type,
+        devices=1,
+        max_steps=total,
+        max_epochs=-1,
+        limit_train_batches=None,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        accumulate_grad_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        default_root_dir=cfg.paths.run_dir,
+    )
+    quiet = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in quiet]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in quiet:
+            lg.setLevel(logging.WARNING)
+        try:
+            trainer = L.Trainer(**trainer_kwargs)
+            trainer.fit(module, train_dataloaders=DataLoader(Repeat(), batch_size=None))
+        finally:
+            for lg, level in zip(quiet, levels, strict=True):
+                lg.setLevel(level)
+    if len(timer.times) != total + 1:
+        raise RuntimeError(f"bench: the Trainer ran {len(timer.times) - 1} of {total} steps")
+
+    plain_network.to(device).train()
+    opt = optimizer(plain_network.parameters())
+    times = []
+    for _ in range(total):
+        sync(device)
+        times.append(time.perf_counter())
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(plain_network(x), y)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(plain_network.parameters(), float(clip))
+        opt.step()
+    sync(device)
+    times.append(time.perf_counter())
+
+    batch_size = int(x.shape[0])
+    result = {
+        "batch_size": batch_size,
+        "steps": k["steps"],
+        "warmup": k["warmup"],
+        "reps": k["reps"],
+        "trainer": {"images_per_s": windows(timer.times, k, batch_size)},
+        "plain": {"images_per_s": windows(times, k, batch_size)},
+    }
+    result["ratio_trainer_over_plain"] = (
+        result["trainer"]["images_per_s"]["median"] / result["plain"]["images_per_s"]["median"]
+    )
+    return result
+
+
+def bench_data(cfg, k: dict[str, int], consumed: float) -> dict:
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    setup_start = time.perf_counter()
+    datamodule.setup("fit")
+    setup_s = time.perf_counter() - setup_start
+    loader = datamodule.train_dataloader()
+
+    def batches():
+        while True:  # epoch after epoch, as training sees them (a new epoch's first batch included)
+            yield from loader
+
+    stream = batches()
+    for _ in range(k["loader_warmup"]):
+        next(stream)
+    rates = []
+    for _ in range(k["reps"]):
+        start, images = time.perf_counter(), 0
+        for _ in range(k["loader_batches"]):
+            images += len(next(stream)[1])
+        rates.append(images / (time.perf_counter() - start))
+    stream.close()
+    delivered = stats(rates)
+    return {
+        "batch_size": int(cfg.data.batch_size),
+        "num_workers": int(cfg.data.get("num_workers", 0)),
+        "batches": k["loader_batches"],
+        "warmup": k["loader_warmup"],
+        "setup_s": setup_s,
+        "loader_images_per_s": delivered,
+        "model_images_per_s": consumed,
+        "ratio_loader_over_model": delivered["median"] / consumed,
+    }
+
+
+def bench_matmul(device: torch.device, k: dict[str, int]) -> dict:
+    n = k["matmul_size"]
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=generator).to(device)
+    b = torch.randn(n, n, generator=generator).to(device)
+    torch.mm(a, b)  # warm-up
+    sync(device)
+    rates = []
+    for _ in range(k["reps"]):
+        start = time.perf_counter()
+        for _ in range(k["matmul_reps"]):
+            torch.mm(a, b)
+        sync(device)
+        rates.append(2 * n**3 * k["matmul_reps"] / (time.perf_counter() - start))
+    return stats(rates)
+
+
+def alexlab_command() -> list[str]:
+    exe = Path(sys.executable).with_name("alexlab")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
+
+
+def bench_sweep(cfg, k: dict[str, int]) -> dict:
+    jobs = k["sweep_jobs"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    startups = []
+    for _ in range(k["reps"]):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import alexlab.cli"], env=env, check=True, capture_output=True)
+        startups.append(time.perf_counter() - start)
+    startup = statistics.median(startups)
+
+    walls, rss = [], []
+    root = Path(tempfile.mkdtemp(prefix="alexlab-bench-sweep-"))
+    try:
+        for rep in range(k["sweep_reps"]):
+            sweep_dir = root / f"sweep{rep}"
+            command = [
+                *alexlab_command(),
+                "-m",
+                *SWEEP_ARGS,
+                "seed=" + ",".join(str(s) for s in range(jobs)),
+                f"hydra.sweep.dir={sweep_dir}",
+                f"paths.output_root={root / 'outputs'}",
+            ]
+            log_path = root / f"sweep{rep}.log"
+            helper = subprocess.run(
+                [sys.executable, "-c", SWEEP_HELPER, str(log_path), *command],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured = json.loads(helper.stdout.strip().splitlines()[-1])
+            walls.append(measured["wall_s"])
+            rss.append(measured["maxrss"] if sys.platform == "darwin" else measured["maxrss"] * 1024)
+            if measured["returncode"] != 0:
+                tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+                raise RuntimeError(f"bench: the sweep subprocess failed ({measured['returncode']}): {tail[0]}")
+            finished = len(list(sweep_dir.rglob("metrics.json")))
+            if finished != jobs:
+                raise RuntimeError(f"bench: the sweep wrote {finished} metrics.json for {jobs} jobs")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    per_job = [(wall - startup) / jobs for wall in walls]
+    return {
+        "jobs": jobs,
+        "command": "alexlab -m " + " ".join(SWEEP_ARGS) + " seed=" + ",".join(str(s) for s in range(jobs)),
+        "startup_s": stats(startups),
+        "wall_s": stats(walls),
+        "per_job_s": stats(per_job),
+        "peak_rss_bytes": max(rss),
+        "per_job_note": "time per job, everything included (compose, build, loggers, first batch, 1 step, teardown)",
+    }
+
+
+def peak_rss(who: int) -> int:
+    """Peak resident set size in bytes (Linux reports KiB, macOS bytes)."""
+    value = resource.getrusage(who).ru_maxrss
+    return value if sys.platform == "darwin" else value * 1024
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def _spread(s: dict, fmt) -> str:
+    return f"{fmt(s['median'])}  [{fmt(s['min'])} - {fmt(s['max'])}]"
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def table_rows(results: dict) -> list[tuple[str, str, str]]:
+    """(section, measure, value) rows of the table: medians with [min - max] of the repetitions."""
+    t, d, a, s, m = (results[key] for key in ("training", "data", "arithmetic", "sweep", "memory"))
+
+    def ips(value):
+        return f"{value:,.0f}"
+
+    steps = f"{t['reps']} x {t['steps']} steps after {t['warmup']}, batch {t['batch_size']}"
+    return [
+        ("training", "Trainer images/s", _spread(t["trainer"]["images_per_s"], ips)),
+        ("training", "plain loop images/s", _spread(t["plain"]["images_per_s"], ips)),
+        ("training", "ratio Trainer / plain", f"{t['ratio_trainer_over_plain']:.3f}  ({steps})"),
+        ("data", "train loader images/s", _spread(d["loader_images_per_s"], ips)),
+        ("data", "ratio loader / Trainer", f"{d['ratio_loader_over_model']:.2f}  (>1: not input-bound)"),
+        (
+            "arithmetic",
+            "train FLOPs per image",
+            f"{_si(a['flops_per_image'], 'FLOP')} ({a['train_flops_per_mac']} x {a['macs_per_image']:,} MACs)",
+        ),
+        ("arithmetic", "achieved (plain loop)", _si(a["achieved_flops_per_s"], "FLOP/s")),
+        (
+            "arithmetic",
+            f"peak ({a['matmul_size']}^2 matmul)",
+            _spread(a["peak_flops_per_s"], lambda v: _si(v, "FLOP/s")),
+        ),
+        ("arithmetic", "share of peak", f"{100 * a['share_of_peak']:.1f}%"),
+        ("sweep", "python start-up s", _spread(s["startup_s"], lambda v: f"{v:.2f}")),
+        ("sweep", f"sweep of {s['jobs']} jobs, wall s", _spread(s["wall_s"], lambda v: f"{v:.2f}")),
+        ("sweep", "per job s (all included)", _spread(s["per_job_s"], lambda v: f"{v:.2f}")),
+        ("memory", "host peak RSS", _mib(m["host_peak_rss_bytes"])),
+        ("memory", "sweep subprocess peak RSS", _mib(m["sweep_peak_rss_bytes"])),
+        ("memory", "children peak RSS (any)", _mib(m["children_peak_rss_bytes"])),
+        ("memory", "GPU max allocated", _mib(m["gpu_max_memory_allocated_bytes"])),
+    ]
+
+
+def print_table(results: dict) -> None:
+    title = (
+        f"alexlab bench: {results['device']}, batch {'x'.join(map(str, results['batch_shape']))}, "
+        f"{results['wall_time_s']:.0f} s"
+    )
+    caption = f"{results['device_name']}; timings: median [min - max] of {results['knobs']['reps']} repetitions"
+    try:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        print(caption)
+        for section, name, value in table_rows(results):
+            print(f"  {section:<11} {name:<30} {value}")
+        return
+    table = Table(title=escape(title), caption=escape(caption))
+    for column in ("section", "measure", "value"):
+        table.add_column(column)
+    for section, name, value in table_rows(results):
+        table.add_row(escape(section), escape(name), escape(value))
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

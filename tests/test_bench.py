@@ -1,0 +1,115 @@
+"""`alexlab bench`: the five sections are measured, consistent with each other, and written to bench.json.
+
+Never asserts a speed: only that figures are positive, finite and agree with each other and with `alexlab info`."""
+
+import json
+import math
+
+import pytest
+from hydra.utils import instantiate
+
+from alexlab import bench
+from alexlab.info import layer_table
+
+TINY = [
+    "data.batch_size=8",
+    "data.num_workers=0",
+    "bench.steps=2",
+    "bench.warmup=1",
+    "bench.reps=3",
+    "bench.loader_batches=2",
+    "bench.loader_warmup=1",
+    "+bench.sweep_jobs=1",
+    "bench.matmul_size=128",
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("bench")
+    assert bench.main([*TINY, f"paths.output_root={root}"]) == 0
+    (path,) = (root / "bench").glob("*/bench.json")
+    return json.loads(path.read_text()) | {"_path": str(path)}
+
+
+def all_stats(node, where=""):
+    """Every {median, min, max, values} node of the results."""
+    if isinstance(node, dict):
+        if {"median", "min", "max", "values"} <= node.keys():
+            yield where, node
+        for key, value in node.items():
+            yield from all_stats(value, f"{where}.{key}")
+
+
+def test_bench_json_has_the_five_sections(results):
+    for section in ("training", "data", "arithmetic", "sweep", "memory"):
+        assert section in results, section
+    assert results["knobs"]["steps"] == 2 and results["knobs"]["sweep_jobs"] == 1
+    assert results["batch_shape"] == [8, 3, 32, 32]
+    assert results["_path"].endswith("bench.json") and "/bench/" in results["_path"]
+
+
+def test_every_timing_is_a_median_within_its_range(results):
+    found = dict(all_stats(results))
+    assert len(found) >= 7
+    for where, s in found.items():
+        assert len(s["values"]) >= 1, where
+        assert s["min"] <= s["median"] <= s["max"], where
+        assert all(math.isfinite(v) for v in s["values"]), where
+    assert len(results["training"]["trainer"]["images_per_s"]["values"]) == 3
+
+
+def test_ratios_are_positive_and_finite(results):
+    t, d, a = results["training"], results["data"], results["arithmetic"]
+    for value in (t["ratio_trainer_over_plain"], d["ratio_loader_over_model"], a["share_of_peak"]):
+        assert math.isfinite(value) and value > 0
+    assert t["ratio_trainer_over_plain"] == pytest.approx(
+        t["trainer"]["images_per_s"]["median"] / t["plain"]["images_per_s"]["median"]
+    )
+    assert d["model_images_per_s"] == t["trainer"]["images_per_s"]["median"]
+    for s in (t["trainer"]["images_per_s"], t["plain"]["images_per_s"], d["loader_images_per_s"]):
+        assert s["min"] > 0
+
+
+def test_flops_follow_the_macs_of_alexlab_info(results):
+    cfg = bench.compose_config(["data.batch_size=8"])
+    macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
+    a = results["arithmetic"]
+    assert bench.TRAIN_FLOPS_PER_MAC == 6
+    assert a["macs_per_image"] == macs
+    assert a["flops_per_image"] == macs * bench.TRAIN_FLOPS_PER_MAC
+    plain = results["training"]["plain"]["images_per_s"]["median"]
+    assert a["achieved_flops_per_s"] == pytest.approx(a["flops_per_image"] * plain)
+    assert a["share_of_peak"] == pytest.approx(a["achieved_flops_per_s"] / a["peak_flops_per_s"]["median"])
+
+
+def test_sweep_and_memory(results):
+    s, m = results["sweep"], results["memory"]
+    assert s["jobs"] == 1
+    assert s["per_job_s"]["median"] == pytest.approx(s["wall_s"]["median"] - s["startup_s"]["median"])
+    assert s["per_job_s"]["median"] > 0
+    assert m["host_peak_rss_bytes"] > 0 and m["children_peak_rss_bytes"] > 0 and m["sweep_peak_rss_bytes"] > 0
+    assert m["gpu_max_memory_allocated_bytes"] is None or m["gpu_max_memory_allocated_bytes"] > 0
+
+
+def test_table_rows_cover_every_section(results):
+    sections = {section for section, _, _ in bench.table_rows(results)}
+    assert sections == {"training", "data", "arithmetic", "sweep", "memory"}
+
+
+def test_bad_knobs_are_one_line_value_errors():
+    with pytest.raises(ValueError, match="not a bench knob"):
+        bench.split_knobs(["bench.nonsense=3"])
+    with pytest.raises(ValueError, match="whole number"):
+        bench.resolve_knobs({"steps": "many"}, heavy=False)
+    with pytest.raises(ValueError, match=">= 1"):
+        bench.resolve_knobs({"reps": "0"}, heavy=False)
+    overrides, knobs = bench.split_knobs(["model=small", "+bench.steps=4", "bench.reps=2"])
+    assert overrides == ["model=small"] and knobs == {"steps": "4", "reps": "2"}
+
+
+def test_paper_model_gets_the_heavy_defaults():
+    assert bench.resolve_knobs({}, heavy=True)["steps"] == bench.HEAVY_DEFAULTS["steps"]
+    cfg = bench.compose_config(["model=paper"])
+    macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
+    assert macs * cfg.data.batch_size > bench.HEAVY_STEP_MACS
