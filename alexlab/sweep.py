@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -47,22 +48,6 @@ def sweep_file(name: str) -> Path:
     return packaged
 
 
-def read_runs(sweep_dir: Path) -> list[tuple[Path, dict]]:
-    """Each job directory of a sweep with its metrics.json (a dict with status "unreadable" when it cannot be read)."""
-    runs = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name)):
-        try:
-            metrics = json.loads(metrics_file.read_text())
-        except (OSError, ValueError) as exc:
-            metrics = {"status": "unreadable", "error": f"metrics.json cannot be read: {exc}"}
-        runs.append((metrics_file.parent, metrics))
-    return runs
-
-
-def _job_order(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (1 << 30, name)
-
-
 # Hydra's flags that take a value: their values are not overrides.
 FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
 
@@ -98,14 +83,14 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        runs = read_runs(sweep_dir)
-        counts: dict[str, int] = {}
-        for _, metrics in runs:
-            counts[metrics.get("status", "unknown")] = counts.get(metrics.get("status", "unknown"), 0) + 1
+        from alexlab.report import find_job_dirs, read_run  # the report's own reading of job directories
+
+        runs = [read_run(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
+        counts = dict(Counter(run.status for run in runs))
         failures = [
-            {"run": run_dir.name, "status": metrics.get("status"), "error": metrics.get("error")}
-            for run_dir, metrics in runs
-            if metrics.get("status") not in ("finished", "pruned")
+            {"run": run.job, "status": run.status, "error": run.error}
+            for run in runs
+            if run.status not in ("finished", "pruned")
         ]
         summary = {"sweep_dir": str(sweep_dir), "runs": len(runs), "by_status": counts, "not_finished": failures}
         (sweep_dir / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -118,7 +103,7 @@ class SweepSummary(Callback):
             try:
                 from alexlab.report import main as report
 
-                report([str(sweep_dir)])
+                report([str(sweep_dir)])  # reads the job directories again: it is also a command of its own
             except Exception as exc:  # the runs are done and kept; only the table is missing
                 log.warning("no report (%s: %s); try: alexlab report %s", type(exc).__name__, exc, sweep_dir)
 
