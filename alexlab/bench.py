@@ -5,12 +5,15 @@ as one table:
 
 1. training: images/s of the LightningModule through a Lightning Trainer against a plain PyTorch loop (forward,
    cross-entropy, backward, optimiser step) on a copy of the same network with the same init, the same optimiser
-   settings and one fixed synthetic batch of the config's shape, already on the device and reused every step (data
-   loading is excluded). Each step's start is timed (after a device sync) from a Lightning callback for the Trainer
-   and in the loop for the plain one; after `warmup` steps, `reps` windows of `steps` steps each give the figures.
-   The Trainer's step also updates the module's torchmetrics (loss, top-1/top-5 error) and runs Lightning's hooks:
-   that is part of what the ratio trainer/plain measures. The lr schedule is not stepped in the plain loop (the
-   default ones step once per epoch).
+   settings, the same precision (bf16-mixed: bfloat16 autocast), channels_last and compile switches, and one fixed
+   synthetic batch of the config's shape, already on the device and reused every step (data loading is excluded).
+   After `warmup` steps of each, they run in alternating windows of `steps` steps (`reps` Trainer windows, each
+   followed by a plain one, started from a callback inside the Trainer's loop), so that each pair is measured
+   under the same machine state; the ratio is the median of the pairs' ratios (on a shared 2-core machine, runs
+   of the same loop a few seconds apart differ by 10%, which a before-then-after design would report as a ratio).
+   The Trainer's window spans from a step's start to the start of the step after its last one: Lightning's hooks,
+   the fetch of the batch and the module's torchmetrics updates (loss, top-1/top-5 error) are all inside. The lr
+   schedule is not stepped in the plain loop (the default ones step once per epoch).
 2. data: images/s the config's train loader delivers on the host (cfg.data, setup("fit"), `loader_batches` batches
    per repetition after `loader_warmup`), against the images/s the Trainer consumes: ratio > 1 = not input-bound.
 3. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
@@ -26,15 +29,17 @@ Every timing is the median of `reps` repetitions after warm-up, with their min a
 
 Bench knobs are `bench.KEY=VALUE` arguments (`+bench.KEY=VALUE` also accepted) next to the usual Hydra overrides:
 steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps.
-The defaults take 25 s with the default config on an idle 2-core CPU (about 100 s when the cores are shared: most
-of it the 2 x 27 training steps of the small net with LRN). A network whose training step is heavy (more than
-HEAVY_STEP_MACS multiply-accumulates per batch, e.g. model=paper at batch 128: 92 G) gets fewer steps by default
-(steps=1, warmup=1, reps=3): model=paper runs on a CPU (about 30 images/s on an idle 2-core CPU, the default bench
-takes about a minute there; several when the cores are shared; `data.batch_size=16` for less).
+The defaults take about 30 s with the default config on an idle 2-core CPU (most of it the 2 x 29 training steps of
+the small net with LRN). A network whose training step is heavy (more than HEAVY_STEP_MACS multiply-accumulates
+per batch, e.g. model=paper at batch 128: 92 G) gets fewer steps by default (steps=1, warmup=1, reps=7): model=paper
+runs on a CPU (about 20-25 images/s on an idle 2-core CPU; the default bench takes about 2.5 minutes there;
+`data.batch_size=32` for less). `alexlab bench experiment=quickstart` measures the quickstart's own step, its
+real Fashion-MNIST pipeline and its memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -60,9 +65,11 @@ TRAIN_FLOPS_PER_MAC = 6
 HEAVY_STEP_MACS = 20e9
 
 DEFAULTS = {
-    "steps": 5,  # training steps per repetition
-    "warmup": 2,  # training steps before the first repetition
-    "reps": 5,  # repetitions of every timing
+    # training steps per window: short windows, many pairs (the median of many pairs is what resists the noise of a
+    # shared machine, where one window in five can be 10-20% off)
+    "steps": 3,
+    "warmup": 2,  # training steps before the first window
+    "reps": 9,  # repetitions of every timing (for training: pairs of windows)
     # loader batches per repetition: well above the batches the workers prefetch (num_workers x 2), which the
     # first repetition may find ready-made; the later ones find the buffer drained (the loop takes batches faster)
     "loader_batches": 20,
@@ -72,7 +79,7 @@ DEFAULTS = {
     "matmul_size": 2048,  # n of the n x n float32 matmul that gives the peak FLOP/s
     "matmul_reps": 3,  # matmuls per repetition of the peak
 }
-HEAVY_DEFAULTS = {"steps": 1, "warmup": 1, "reps": 3}
+HEAVY_DEFAULTS = {"steps": 1, "warmup": 1, "reps": 7}
 SWEEP_ARGS = (
     "experiment=smoke",
     "logger=none",
@@ -170,8 +177,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     from alexlab.info import layer_table
 
     started = time.perf_counter()
-    if str(cfg.trainer.get("precision", "32-true")) not in ("32-true", "32"):
-        raise ValueError(f"trainer.precision={cfg.trainer.precision}: the bench compares float32 only (32-true)")
+    autocast_for(str(cfg.trainer.get("precision", "32-true")), torch.device("cpu"))  # refuses what it cannot pair
     if cfg.model.split == "two_gpu":
         raise ValueError("split=two_gpu spans two devices; bench its one-device twin, split=grouped")
     device = pick_device(cfg)
@@ -236,29 +242,44 @@ def fixed_batch(cfg, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(device), y.to(device)
 
 
-def windows(times: list[float], k: dict[str, int], batch_size: int) -> dict:
-    """images/s of each window of `steps` steps after `warmup`; `times` = each step's start, then the last's end."""
-    rates = []
-    for r in range(k["reps"]):
-        first = k["warmup"] + r * k["steps"]
-        rates.append(k["steps"] * batch_size / (times[first + k["steps"]] - times[first]))
-    return stats(rates)
-
-
 def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
+    """Trainer and plain loop in alternating windows of `steps` steps: Trainer window r, then plain window r, run
+    from inside the Trainer's own loop (a callback at the start of a step), so that each pair of windows shares
+    the machine's state of that moment (clock, caches, other load): the paired ratios are what is reported."""
     import lightning as L
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader, Dataset
 
-    from alexlab.module import AlexNetModule
+    from alexlab.module import AlexNetModule, prepare_network
 
-    total = k["warmup"] + k["reps"] * k["steps"]
+    windows_end = k["warmup"] + k["reps"] * k["steps"]
+    total = windows_end + 1  # the extra step's start closes the last Trainer window (its hooks and fetch included)
     L.seed_everything(int(cfg.seed), verbose=False)
     network = instantiate(cfg.model)
     plain_network = copy.deepcopy(network)  # the same init, before either trains
     optimizer = instantiate(cfg.optimizer)
     x, y = fixed_batch(cfg, device)
     clip = cfg.trainer.get("gradient_clip_val")
+    speed = {"channels_last": bool(cfg.channels_last), "compile": bool(cfg.compile)}
+    autocast = autocast_for(str(cfg.trainer.get("precision", "32-true")), device)
+
+    plain_network = prepare_network(plain_network.to(device), **speed).train()
+    plain_optimizer = optimizer(plain_network.parameters())
+    plain_x = x.contiguous(memory_format=torch.channels_last) if speed["channels_last"] else x
+
+    def plain_steps(count: int) -> float:
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(count):
+            plain_optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = F.cross_entropy(plain_network(plain_x), y)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(plain_network.parameters(), float(clip))
+            plain_optimizer.step()
+        sync(device)
+        return time.perf_counter() - start
 
     class Module(AlexNetModule):
         def configure_optimizers(self):
@@ -273,21 +294,32 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
         def __getitem__(self, index: int):
             return x, y
 
-    class StepTimes(L.Callback):
+    class AlternateWindows(L.Callback):
+        """At the start of step `warmup + r * steps`: closes Trainer window r-1, runs plain window r-1, opens
+        Trainer window r. The plain loop's warm-up runs with the Trainer's first step."""
+
         def __init__(self) -> None:
-            self.times: list[float] = []
+            self.trainer_s: list[float] = []
+            self.plain_s: list[float] = []
+            self.opened: float | None = None
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            step = trainer.global_step
+            if step == 0 and k["warmup"]:
+                plain_steps(k["warmup"])
+            if step < k["warmup"] or (step - k["warmup"]) % k["steps"]:
+                return
             sync(device)
-            self.times.append(time.perf_counter())
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if trainer.global_step == total:
+            now = time.perf_counter()
+            if self.opened is not None:
+                self.trainer_s.append(now - self.opened)
+                self.plain_s.append(plain_steps(k["steps"]))
+            if step < windows_end:
                 sync(device)
-                self.times.append(time.perf_counter())
+                self.opened = time.perf_counter()
 
-    module = Module(network, num_classes=cfg.data.num_classes, optimizer=optimizer, schedule=cfg.schedule)
-    timer = StepTimes()
+    module = Module(network, num_classes=cfg.data.num_classes, optimizer=optimizer, schedule=cfg.schedule, **speed)
+    timer = AlternateWindows()
     trainer_kwargs = {key: value for key, value in cfg.trainer.items() if key != "_target_"}
     trainer_kwargs.update(
         accelerator=device.type,
@@ -317,37 +349,34 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
         finally:
             for lg, level in zip(quiet, levels, strict=True):
                 lg.setLevel(level)
-    if len(timer.times) != total + 1:
-        raise RuntimeError(f"bench: the Trainer ran {len(timer.times) - 1} of {total} steps")
+    if len(timer.trainer_s) != k["reps"]:
+        raise RuntimeError(f"bench: the Trainer ran {trainer.global_step} of {total} steps")
 
-    plain_network.to(device).train()
-    opt = optimizer(plain_network.parameters())
-    times = []
-    for _ in range(total):
-        sync(device)
-        times.append(time.perf_counter())
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(plain_network(x), y)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(plain_network.parameters(), float(clip))
-        opt.step()
-    sync(device)
-    times.append(time.perf_counter())
-
-    batch_size = int(x.shape[0])
-    result = {
-        "batch_size": batch_size,
+    images = k["steps"] * int(x.shape[0])
+    trainer_rates = [images / seconds for seconds in timer.trainer_s]
+    plain_rates = [images / seconds for seconds in timer.plain_s]
+    paired = [t / p for t, p in zip(trainer_rates, plain_rates, strict=True)]
+    return {
+        "batch_size": int(x.shape[0]),
         "steps": k["steps"],
         "warmup": k["warmup"],
         "reps": k["reps"],
-        "trainer": {"images_per_s": windows(timer.times, k, batch_size)},
-        "plain": {"images_per_s": windows(times, k, batch_size)},
+        "precision": str(cfg.trainer.get("precision", "32-true")),
+        **speed,
+        "trainer": {"images_per_s": stats(trainer_rates)},
+        "plain": {"images_per_s": stats(plain_rates)},
+        "paired_ratios": stats(paired),
+        "ratio_trainer_over_plain": statistics.median(paired),
     }
-    result["ratio_trainer_over_plain"] = (
-        result["trainer"]["images_per_s"]["median"] / result["plain"]["images_per_s"]["median"]
-    )
-    return result
+
+
+def autocast_for(precision: str, device: torch.device):
+    """The plain loop's twin of the Trainer's precision plugin: float32, or bfloat16 autocast for bf16-mixed."""
+    if precision in ("32-true", "32"):
+        return contextlib.nullcontext
+    if precision == "bf16-mixed":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"trainer.precision={precision}: the bench compares 32-true or bf16-mixed")
 
 
 def bench_data(cfg, k: dict[str, int], consumed: float) -> dict:
@@ -506,7 +535,12 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
     return [
         ("training", "Trainer images/s", _spread(t["trainer"]["images_per_s"], ips)),
         ("training", "plain loop images/s", _spread(t["plain"]["images_per_s"], ips)),
-        ("training", "ratio Trainer / plain", f"{t['ratio_trainer_over_plain']:.3f}  ({steps})"),
+        (
+            "training",
+            "ratio Trainer / plain",
+            f"{t['ratio_trainer_over_plain']:.3f}  [{t['paired_ratios']['min']:.3f} - {t['paired_ratios']['max']:.3f}]"
+            f"  ({steps}, paired windows)",
+        ),
         ("data", "train loader images/s", _spread(d["loader_images_per_s"], ips)),
         ("data", "ratio loader / Trainer", f"{d['ratio_loader_over_model']:.2f}  (>1: not input-bound)"),
         (

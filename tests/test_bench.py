@@ -4,6 +4,7 @@ Never asserts a speed: only that figures are positive, finite and agree with eac
 
 import json
 import math
+import statistics
 
 import pytest
 from hydra.utils import instantiate
@@ -63,9 +64,11 @@ def test_ratios_are_positive_and_finite(results):
     t, d, a = results["training"], results["data"], results["arithmetic"]
     for value in (t["ratio_trainer_over_plain"], d["ratio_loader_over_model"], a["share_of_peak"]):
         assert math.isfinite(value) and value > 0
-    assert t["ratio_trainer_over_plain"] == pytest.approx(
-        t["trainer"]["images_per_s"]["median"] / t["plain"]["images_per_s"]["median"]
-    )
+    # paired windows: each Trainer window's rate over the plain window that followed it; the ratio is their median
+    pairs = zip(t["trainer"]["images_per_s"]["values"], t["plain"]["images_per_s"]["values"], strict=True)
+    assert t["paired_ratios"]["values"] == pytest.approx([trainer / plain for trainer, plain in pairs])
+    assert t["ratio_trainer_over_plain"] == pytest.approx(statistics.median(t["paired_ratios"]["values"]))
+    assert len(t["paired_ratios"]["values"]) == results["knobs"]["reps"]
     assert d["model_images_per_s"] == t["trainer"]["images_per_s"]["median"]
     for s in (t["trainer"]["images_per_s"], t["plain"]["images_per_s"], d["loader_images_per_s"]):
         assert s["min"] > 0
@@ -113,3 +116,16 @@ def test_paper_model_gets_the_heavy_defaults():
     cfg = bench.compose_config(["model=paper"])
     macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
     assert macs * cfg.data.batch_size > bench.HEAVY_STEP_MACS
+
+
+def test_precision_and_speed_switches_reach_both_loops(tmp_path):
+    """bf16-mixed and channels_last reach the Trainer and the plain loop alike; fp16 (needs a GradScaler) is refused."""
+    cfg = bench.compose_config(
+        ["data.batch_size=4", "trainer.precision=bf16-mixed", "channels_last=true", f"paths.output_root={tmp_path}"]
+    )
+    k = bench.resolve_knobs({"steps": "1", "warmup": "1", "reps": "2"}, heavy=False)
+    training = bench.bench_training(cfg, bench.pick_device(cfg), k)
+    assert training["precision"] == "bf16-mixed" and training["channels_last"] is True
+    assert len(training["plain"]["images_per_s"]["values"]) == 2
+    with pytest.raises(ValueError, match="32-true or bf16-mixed"):
+        bench.run_bench(bench.compose_config(["trainer.precision=16-mixed"]), {}, [])
