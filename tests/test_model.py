@@ -261,3 +261,71 @@ def test_two_gpu_without_gpus_suggests_grouped():
 def test_invalid_switches_fail_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AlexNet(**kwargs)
+
+
+def _tiny_module(**speed):
+    from functools import partial
+
+    from alexlab.module import AlexNetModule
+
+    torch.manual_seed(0)
+    network = AlexNet(num_classes=4, in_channels=1, input_size=16, widths=[8, 8, 8, 8, 8], fc_width=16,
+                      stem_kernel=3, stem_stride=1, stem_padding=1, adaptive_pool=False)  # fmt: skip
+    return AlexNetModule(network, 4, partial(torch.optim.SGD, lr=0.01), {"name": "constant"}, **speed)
+
+
+def _forward_backward(module, x):
+    module.zero_grad(set_to_none=True)
+    out = module(x)
+    out.square().mean().backward()
+    return out.detach(), {name: p.grad.clone() for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("speed", [{"channels_last": True}, {"compile": True}], ids=["channels_last", "compile"])
+def test_speed_switches_change_neither_values_nor_parameter_names(speed):
+    """channels_last and compile (TorchInductor, compiled for real: ~20 s on 2 cores) give the plain network's
+    outputs and gradients, and the same state_dict keys (checkpoints load either way)."""
+    x = torch.randn(3, 1, 16, 16)
+    plain, fast = _tiny_module(), _tiny_module(**speed)
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    # eval mode: dropout off (a compiled graph draws its dropout masks from another generator than eager mode)
+    out, grads = _forward_backward(plain.eval(), x)
+    fast_out, fast_grads = _forward_backward(fast.eval(), x)
+    torch.testing.assert_close(fast_out, out, atol=1e-5, rtol=1e-4)
+    for name, grad in grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    if speed.get("channels_last"):
+        assert fast.model.features.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_speed_switches_must_be_booleans():
+    with pytest.raises(ValueError, match="compile must be true or false"):
+        _tiny_module(compile="maybe")
+
+
+def test_epoch_metrics_cover_every_step_and_reset_between_epochs():
+    """The module hands its metric objects to Lightning once per epoch: the epoch's train/loss must still be the
+    mean over all of its steps (not the first step's), and start afresh each epoch."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class StepLosses(L.Callback):
+        def __init__(self):
+            self.steps, self.epochs = [], []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.steps.append(float(outputs["loss"]))
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.epochs.append((sum(self.steps) / len(self.steps), float(trainer.callback_metrics["train/loss"])))
+            self.steps = []
+
+    module, losses = _tiny_module(), StepLosses()
+    data = TensorDataset(torch.randn(40, 1, 16, 16), torch.randint(0, 4, (40,)))
+    trainer = L.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[losses])  # fmt: skip
+    trainer.fit(module, DataLoader(data, batch_size=8))
+    assert len(losses.epochs) == 3
+    for mean_of_steps, logged in losses.epochs:
+        assert logged == pytest.approx(mean_of_steps, rel=1e-5)
+    assert losses.epochs[0][1] != pytest.approx(losses.epochs[2][1], rel=1e-3)  # trained: the epochs differ
