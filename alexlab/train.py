@@ -107,7 +107,12 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     if cfg.weights:
         load_state(network, load_weights(cfg.weights), cfg.weights)
     module = AlexNetModule(
-        network, num_classes=cfg.data.num_classes, optimizer=instantiate(cfg.optimizer), schedule=cfg.schedule
+        network,
+        num_classes=cfg.data.num_classes,
+        optimizer=instantiate(cfg.optimizer),
+        schedule=cfg.schedule,
+        channels_last=cfg.channels_last,
+        compile=cfg.compile,
     )
     if not fit:
         load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
