@@ -34,14 +34,18 @@ class EpochHistory(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._images and self._last > self._start:
-            pl_module.log("perf/images_per_sec", self._images / (self._last - self._start), on_epoch=True)
+            # under DDP each rank logs world_size x its own rate and sync_dist averages them: the job's total rate
+            rate = self._images * trainer.world_size / (self._last - self._start)
+            pl_module.log("perf/images_per_sec", rate, on_epoch=True, sync_dist=True)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/", "perf/")):
                 row[key] = float(value)
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         self.history.append(row)
-        log.info("epoch %d  %s", row["epoch"], "  ".join(_fmt(k, v) for k, v in row.items() if "/" in k or k == "lr"))
+        if trainer.is_global_zero:
+            shown = "  ".join(_fmt(k, v) for k, v in row.items() if "/" in k or k == "lr")
+            log.info("epoch %d  %s", row["epoch"], shown)
 
 
 def _fmt(key: str, value: float) -> str:
@@ -70,9 +74,12 @@ class StopOnDivergence(L.Callback):
 
     @staticmethod
     def _check(value: float, trainer: L.Trainer, name: str) -> None:
-        if not math.isfinite(value):
+        # Under DDP every rank checks at the same step and they decide together: one rank stopping alone would
+        # leave the others waiting for it in the next gradient all-reduce.
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
+            where = f"{value}" if not math.isfinite(value) else "nan or inf on another rank"
             raise FloatingPointError(
-                f"diverged: {name} is {value} at epoch {trainer.current_epoch}, step {trainer.global_step} "
+                f"diverged: {name} is {where} at epoch {trainer.current_epoch}, step {trainer.global_step} "
                 "(try a lower optimizer.lr)"
             )
 
@@ -95,6 +102,9 @@ class OptunaPruning(L.Callback):
 
         value = float(trainer.callback_metrics[self.monitor])
         epoch = trainer.current_epoch
-        self.trial.report(value, step=epoch)
-        if self.trial.should_prune():
+        prune = False
+        if trainer.is_global_zero:  # one report per epoch; under DDP the other ranks follow rank zero's decision
+            self.trial.report(value, step=epoch)
+            prune = self.trial.should_prune()
+        if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} ({self.monitor}={value:.4f})")

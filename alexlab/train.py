@@ -19,6 +19,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab.callbacks import EpochHistory, OptunaPruning, StopOnDivergence
+from alexlab.distributed import ddp_processes_run_this_job, is_rank_zero
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
 from alexlab.wandb_runs import wandb_logged_in
@@ -52,6 +53,8 @@ def _run(cfg: DictConfig, fit: bool) -> float:
     in its metrics.json and returns NaN so that the sweep goes on; a job that already finished in this directory
     (a re-run of an interrupted sweep) is not run again."""
     started = time.time()
+    if not is_rank_zero():  # a DDP process other than rank zero: trains its shard, writes nothing of the run's
+        return objective_value(_fit_and_test(cfg, fit, started), cfg.objective if fit else "test/top1_err")
     run_dir = Path(cfg.paths.run_dir)
     overrides = list(HydraConfig.get().overrides.task)
     if fit:
@@ -142,13 +145,14 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     status, error = "finished", None
     results: dict[str, float] = {}
     try:
-        if fit:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-            if cfg.test_after_fit:
-                best = checkpoint.best_model_path if checkpoint is not None else ""
-                results.update(_test(trainer, module, datamodule, best or None))
-        else:
-            results.update(_test(trainer, module, datamodule, None))
+        with ddp_processes_run_this_job("train" if fit else "test"):
+            if fit:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg, run_dir))
+                if cfg.test_after_fit:
+                    best = checkpoint.best_model_path if checkpoint is not None else ""
+                    results.update(_test(trainer, module, datamodule, best or None))
+            else:
+                results.update(_test(trainer, module, datamodule, None))
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         status = {"TrialPruned": "pruned", "KeyboardInterrupt": "interrupted", "SystemExit": "interrupted"}.get(
@@ -182,6 +186,13 @@ def finished_run(run_dir: Path, overrides: list[str]) -> dict | None:
             "run in a new directory (hydra.run.dir / hydra.sweep.dir)"
         )
     return previous if previous.get("status") == "finished" else None
+
+
+def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """Where fit starts: from cfg.ckpt_path, unless the run dir holds the hpc_ckpt_<n>.ckpt that Lightning's SLURM
+    auto-requeue saved before this job was requeued (launcher=slurm): then from that ("hpc"), so that a requeued run
+    goes on where it stopped instead of starting over from cfg.ckpt_path."""
+    return "hpc" if any(run_dir.glob("hpc_ckpt_*.ckpt")) else cfg.ckpt_path
 
 
 def choices_of(groups: tuple[str, ...]) -> dict[str, str | None]:
