@@ -1,16 +1,27 @@
 """The Optuna sweeper (hydra_plugins/alexlab_optuna_sweeper): the search-space syntax, a job's outcome as a trial
-state, and whole sweeps through the real command: resumed, with a stale trial of a killed sweep, pruned, crashing."""
+state, and whole sweeps through the real command: resumed, with a stale trial of a killed sweep, pruned, crashing,
+and run by two workers at once on a journal file and on a PostgreSQL server of the test's own."""
 
 import csv
 import json
 import math
+import multiprocessing
+import os
+import pwd
+import re
+import shutil
 import socket
 import subprocess
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
+from conftest import run_dirs
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -485,3 +496,125 @@ def test_bad_input_ends_in_one_line(alexlab, tmp_path, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (sweep / "optuna.journal").exists()  # nothing was created
+
+
+# --- a study shared by several workers --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A PostgreSQL server of the tests' own (Debian's postgresql package) on a free loopback port, trust auth, its
+    socket and data in a temporary directory; stopped and removed at the end. Yields the URL without a database."""
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: (len(p.parts[-3]), p.parts[-3]))
+    if not initdbs:
+        pytest.skip("no PostgreSQL server: apt-get install postgresql (/usr/lib/postgresql/*/bin/initdb)")
+    pytest.importorskip("psycopg2", reason="pip install psycopg2-binary (in alexlab's dev extra)")
+    bin_dir, as_owner = initdbs[-1].parent, []
+    if os.geteuid() == 0:  # initdb refuses root: the server runs as the postgres user
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the PostgreSQL server")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="alexlab-postgres-"))  # not under pytest's tmp dir, which only root may enter
+    if as_owner:
+        shutil.chown(root, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def pg(program: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_owner, str(bin_dir / program), *args], capture_output=True, text=True, timeout=120)
+
+    def check(result: subprocess.CompletedProcess) -> None:
+        assert result.returncode == 0, f"{' '.join(result.args)} failed:\n{result.stdout}\n{result.stderr}"
+
+    data = str(root / "data")
+    try:
+        check(pg("initdb", "-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"))
+        server_options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -F"  # -F: no fsync
+        check(pg("pg_ctl", "-D", data, "-l", str(root / "server.log"), "-o", server_options, "-w", "-t", "60", "start"))
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+    finally:
+        pg("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")  # (if it started)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new, empty database on the tests' PostgreSQL server."""
+    name = f"study_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return f"{postgres_server}/{name}"
+
+
+def storage_spec(kind: str, tmp_path: Path, request) -> str:
+    if kind == "journal":
+        return str(tmp_path / "optuna.journal")
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def reserve_until_full(spec: str, n_trials: int, start) -> None:
+    """A worker (a process of its own) reserving trials as fast as it can, from the same instant as the others."""
+    worker = sweeper(n_trials=n_trials)
+    worker.storage_spec, worker.study_name = spec, "alexlab"
+    study = optuna.load_study(study_name="alexlab", storage=open_storage(spec))
+    start.wait()
+    while worker.reserve(study) is not None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgresql"])
+def test_workers_reserving_at_the_same_instant_start_exactly_n_trials(tmp_path, request, kind):
+    spec, n_workers, n_trials = storage_spec(kind, tmp_path, request), 4, 12
+    optuna.create_study(study_name="alexlab", storage=open_storage(spec))
+    fork = multiprocessing.get_context("fork")  # a worker in a few milliseconds, without importing anything again
+    start = fork.Barrier(n_workers)
+    workers = [fork.Process(target=reserve_until_full, args=(spec, n_trials, start)) for _ in range(n_workers)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * n_workers
+
+    trials = optuna.load_study(study_name="alexlab", storage=open_storage(spec)).trials
+    assert [(t.number, t.state) for t in trials] == [(n, TrialState.RUNNING) for n in range(n_trials)]
+    assert {t.user_attrs["worker"].rpartition(":")[2] for t in trials} <= {str(w.pid) for w in workers}
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_two_workers_started_at_once_run_one_study_together(alexlab, tmp_path, request, kind):
+    """The same command started twice at the same moment. On the journal file, both in one sweep dir (one machine);
+    on PostgreSQL, each in a sweep dir of its own (two machines)."""
+    if kind == "journal":
+        spec, sweep_dirs = str(tmp_path / "sweep" / "optuna.journal"), [tmp_path / "sweep"] * 2
+    else:
+        spec, sweep_dirs = storage_spec(kind, tmp_path, request), [tmp_path / "machine0", tmp_path / "machine1"]
+    args = ("-m", "hydra/sweeper=optuna", *FAST, ONE_EPOCH, LR, "hydra.sweeper.n_trials=4")
+    args += (f"hydra.sweeper.storage='{spec}'", "hydra.sweeper.study_name=shared", "hydra/sweeper/sampler=random")
+    args += ("hydra.sweeper.sampler.seed=0", f"hydra.sweeper.n_jobs={2 if kind == 'journal' else 1}")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda d: alexlab(*args, f"hydra.sweep.dir={d}", expect_ok=False), sweep_dirs))
+
+    ran = []  # the trials each worker ran, from its log
+    for result in results:
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        ran.append({int(n) for n in re.findall(r"Trial (\d+) COMPLETE", output)})
+    assert not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2, 3}
+    trials = optuna.load_study(study_name="shared", storage=open_storage(spec)).trials
+    assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(4)]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
+    assert len({t.params["optimizer.lr"] for t in trials}) == 4  # each worker's sampler got a seed of its own
+    job_dirs = [job_dir for sweep_dir in sorted(set(sweep_dirs)) for job_dir in run_dirs(sweep_dir)]
+    assert sorted(int(job_dir.name) for job_dir in job_dirs) == [0, 1, 2, 3]
+    for job_dir in job_dirs:
+        metrics = json.loads((job_dir / "metrics.json").read_text())
+        assert metrics["status"] == "finished"
+        assert f"trial.number={job_dir.name}" in metrics["overrides"]

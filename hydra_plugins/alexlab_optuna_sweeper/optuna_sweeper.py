@@ -6,6 +6,10 @@ The outcome is read from the job's `metrics.json` (status finished / failed / pr
 as FAIL with its error and the study goes on. The study lives in a storage, so re-running the same command resumes
 it: trials left unfinished by an interrupted or killed sweep are failed as `interrupted`, asked again first, and
 not counted towards `n_trials`.
+
+Several workers (the same command started several times, on one machine or many) share a study: each new trial
+is reserved under the storage's lock (alexlab.optuna_storage.study_lock) only while the study holds fewer than
+`n_trials` trials that count, so that together they run exactly `n_trials`, each trial in one worker.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from alexlab.optuna_storage import PRUNER_ATTR, load_trial, open_storage
+from alexlab.masking import mask, mask_text
+from alexlab.optuna_storage import PRUNER_ATTR, load_trial, open_storage, study_lock
 from alexlab.sweep import SweepFailed
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ DEFAULT_STUDY_NAME = "alexlab"
 # max_failure_rate is judged once this many trials of this run have ended
 MIN_ENDED_FOR_FAILURE_RATE = 4
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+STARTED_ATTR = "sweeps_started"  # the study's count of the sweeps (workers) that opened it
 
 
 class OptunaSweeper(Sweeper):
@@ -123,9 +129,7 @@ class OptunaSweeper(Sweeper):
             self.direction,
         )
         try:
-            while (to_go := self.n_trials - count_done(study)) > 0:
-                self.check_failure_rate()
-                trials = [self.ask(study, space) for _ in range(min(self.n_jobs, to_go))]
+            while trials := self.ask_batch(study, space):
                 self.run_batch(study, trials, fixed)
                 self.write_results(study)
         finally:
@@ -138,20 +142,25 @@ class OptunaSweeper(Sweeper):
         """The study, created or loaded (resumed), with the configured sampler and pruner."""
         sampler_kwargs = self.sampler_arguments(space)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        storage = open_storage(self.storage_spec)
-        study = optuna.create_study(
-            study_name=self.study_name, storage=storage, direction=self.direction, load_if_exists=True
-        )
-        if study.direction.name.lower() != self.direction:
-            raise ValueError(
-                f"the study '{self.study_name}' in {self.storage_spec} has direction "
-                f"{study.direction.name.lower()}, not hydra.sweeper.direction={self.direction}; "
-                "choose another study_name or storage for a new study"
+        with study_lock(self.storage_spec, self.study_name):  # workers starting at once: one creates the tables
+            storage = optuna.storages.get_storage(open_storage(self.storage_spec))
+            study = optuna.create_study(
+                study_name=self.study_name, storage=storage, direction=self.direction, load_if_exists=True
             )
+            if study.direction.name.lower() != self.direction:
+                raise ValueError(
+                    f"the study '{self.study_name}' in {self.storage_spec} has direction "
+                    f"{study.direction.name.lower()}, not hydra.sweeper.direction={self.direction}; "
+                    "choose another study_name or storage for a new study"
+                )
+            started = study.user_attrs.get(STARTED_ATTR, 0)  # the sweeps (workers) of this study before this one
+            study.set_user_attr(STARTED_ATTR, started + 1)
+            # a resumed study, or another worker of it: seeded as the first sweep, the sampler would propose the same
+            # params again; this sum grows with each sweep that opens the study
+            seed_offset = len(study.trials) + started
         seed = self.sampler_cfg.get("seed")
-        if seed is not None and study.trials:
-            # a resumed study: a seeded sampler would propose the first run's params again
-            sampler_kwargs["seed"] = seed + len(study.trials)
+        if seed is not None:
+            sampler_kwargs["seed"] = seed + seed_offset
         study = optuna.load_study(
             study_name=self.study_name,
             storage=storage,
@@ -160,7 +169,10 @@ class OptunaSweeper(Sweeper):
         )
         # the jobs load their trial from the storage (load_trial) and ask this pruner whether to stop
         study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_cfg, resolve=True))
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
+        # as Hydra's basic sweeper does; whole, for another worker's check_sweep_dir reads it
+        multirun = self.sweep_dir / "multirun.yaml"
+        temporary(multirun).write_text(mask_text(OmegaConf.to_yaml(self.config)))  # secrets: alexlab.masking
+        os.replace(temporary(multirun), multirun)
         return study
 
     def sampler_arguments(self, space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -182,7 +194,12 @@ class OptunaSweeper(Sweeper):
 
     def recover(self, study: optuna.Study) -> None:
         """Fail the trials left RUNNING by a killed sweep of this host (their process is gone) as interrupted, and
-        enqueue the params of every interrupted trial once, so that they run first and the study loses none."""
+        enqueue the params of every interrupted trial once, so that they run first and the study loses none. The
+        RUNNING trials of live workers (and of other hosts, whose processes cannot be seen) are left alone."""
+        with study_lock(self.storage_spec, self.study_name):  # another worker may be recovering the same trials
+            self._recover(study)
+
+    def _recover(self, study: optuna.Study) -> None:
         host = socket.gethostname()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
@@ -198,9 +215,29 @@ class OptunaSweeper(Sweeper):
                 study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
                 log.info("Trial %d was interrupted: its params %s run again", trial.number, format_params(trial.params))
 
-    def ask(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> optuna.Trial:
-        trial = study.ask()
-        trial.set_user_attr("worker", self.worker)
+    def reserve(self, study: optuna.Study) -> optuna.Trial | None:
+        """A new trial of this worker, or None once the study holds n_trials that count (count_done). Atomic across
+        workers: two that ask at the same instant never start more than n_trials between them."""
+        with study_lock(self.storage_spec, self.study_name):
+            if count_done(study) >= self.n_trials:
+                return None
+            self.check_failure_rate()  # only while there is a trial to run
+            trial = study.ask()
+            trial.set_user_attr("worker", self.worker)  # before the lock is let go: recover() reads it
+            return trial
+
+    def ask_batch(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> list[optuna.Trial]:
+        """Up to n_jobs new trials; none once the study is full (its last trials run here or in other workers)."""
+        trials = []
+        while len(trials) < self.n_jobs and (trial := self.ask(study, space)) is not None:
+            trials.append(trial)
+        return trials
+
+    def ask(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> optuna.Trial | None:
+        """A reserved trial with its params suggested, or None when the study is full."""
+        trial = self.reserve(study)
+        if trial is None:
+            return None
         try:
             for name, distribution in space.items():
                 suggest(trial, name, distribution)
@@ -536,10 +573,14 @@ def process_alive(pid: int) -> bool:
 # --- files ------------------------------------------------------------------------------------------------------------
 
 
+def temporary(path: Path) -> Path:
+    """Where this process writes `path` before moving it in place (other workers write the same files)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
 def write_yaml(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    temporary(path).write_text(yaml.safe_dump(mask(data), sort_keys=False))  # secrets: alexlab.masking
+    os.replace(temporary(path), path)
 
 
 def write_trials_csv(path: Path, trials: list[FrozenTrial]) -> None:
@@ -548,7 +589,7 @@ def write_trials_csv(path: Path, trials: list[FrozenTrial]) -> None:
     param_names = sorted({name for t in trials for name in t.params})
     header = ["number", "state", "value", "datetime_start", "datetime_complete", "duration"]
     header += [f"params_{name}" for name in param_names] + ["user_attrs_error", "user_attrs_interrupted"]
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = temporary(path)
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
