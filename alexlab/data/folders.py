@@ -5,6 +5,7 @@ Every image is decoded with torchvision.io.decode_image to a uint8 RGB tensor [3
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -13,11 +14,24 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.io import ImageReadMode, decode_image
 
-from alexlab.data import DataNotFoundError
+from alexlab.data import BadImageError, DataNotFoundError
 
 
 def decode_rgb(path: str) -> torch.Tensor:
-    return decode_image(path, mode=ImageReadMode.RGB)
+    """The image at `path` as uint8 RGB; a file that cannot be decoded or read raises BadImageError naming it (the
+    data module then stops or, with data.bad_images=skip, leaves it out)."""
+    try:
+        return decode_image(path, mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError) as error:
+        # torchvision's "decode_jpeg, .../decode_jpeg.cpp:171, Image is incomplete or truncated" -> the last part
+        reason = getattr(error, "strerror", None) or re.sub(r"^.*\.cpp:\d+, ", "", str(error).splitlines()[0])
+        reason = reason.split(". ")[0]
+        raise BadImageError(
+            f"cannot decode the image {path} ({reason}): replace or delete the file, or set data.bad_images=skip to "
+            "leave such files out",
+            path,
+            reason,
+        ) from error
 
 
 class _ClassFolders(torchvision.datasets.DatasetFolder):

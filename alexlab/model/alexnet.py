@@ -141,6 +141,9 @@ class AlexNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if len(widths) != 5:
             raise ValueError(f"widths must list the 5 conv widths conv1..conv5, got {list(widths)}")
+        if min(widths) < 1 or (split == "half" and min(widths[:4]) < 2):
+            halved = " (>= 2 in conv1..conv4 with split=half, which halves them)" if split == "half" else ""
+            raise ValueError(f"widths must be >= 1{halved}, got {list(widths)}")
         towers = 2 if split in ("grouped", "two_gpu") else 1
         if towers == 2 and any(w % 2 for w in widths):
             raise ValueError(
@@ -180,7 +183,13 @@ class AlexNet(nn.Module):
 
         with torch.no_grad():
             probe = torch.zeros(1, in_channels, input_size, input_size)
-            flat = self.avgpool(self.features(probe)).numel()
+            try:
+                flat = self.avgpool(self.features(probe)).numel()
+            except RuntimeError as error:  # a map smaller than conv1's kernel or a pooling window
+                raise ValueError(
+                    f"input_size={input_size} is too small for conv1 (kernel {stem_kernel}, stride {stem_stride}, "
+                    f"padding {padding}) and three poolings={pooling}: {str(error).splitlines()[0]}"
+                ) from error
         drop = (lambda: nn.Dropout(dropout)) if dropout > 0 else nn.Identity
         layers = {
             "fc6": nn.Linear(flat, fc_width), "act6": act(), "drop6": drop(),

@@ -1,0 +1,197 @@
+"""Bad input and faults through the real `alexlab` command: one line `alexlab: error: <what and how to fix>` on
+stderr, a non-zero exit and no traceback. (An unknown option, `depth=9`, an unknown key and `data.batch_size=-1` are
+in test_cli.py's test_bad_input_gives_one_clear_line.)"""
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_alexlab
+
+SMOKE = ("experiment=smoke", "logger=none")
+TINY = (*SMOKE, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
+TINY += ("test_after_fit=false",)
+
+
+def alexlab_with(tmp_path: Path, files: dict[str, Path], *args: str):
+    """`alexlab [train|test] TINY ARGS` with outputs under tmp_path, unless ARGS say otherwise ({name}: files[name])."""
+    command = [args[0]] if args[0] in ("train", "test", "-m") else []
+    args = [arg.format(**files) for arg in args[len(command) :]]
+    return run_alexlab(*command, f"paths.output_root={tmp_path / 'outputs'}", *TINY, *args, cwd=tmp_path)
+
+
+def assert_one_clear_line(result, *expected: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("alexlab: error:"), output
+    for text in expected:
+        assert text in last, last
+    assert "Traceback" not in output, output
+
+
+class RunsCode:
+    """A pickled object that would run code when unpickled: touches `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A real checkpoint of the smoke net (depth 5) from a one-batch training, a truncated copy, a checkpoint that
+    would run code when unpickled, an empty folder and a plain file (no directory can be made under it)."""
+    root = tmp_path_factory.mktemp("files")
+    result = run_alexlab("train", *TINY, f"hydra.run.dir={root / 'run'}", cwd=root)
+    assert result.returncode == 0, result.stderr
+    files = {"ckpt": root / "run" / "checkpoints" / "last.ckpt", "truncated": root / "truncated.ckpt"}
+    files["truncated"].write_bytes(files["ckpt"].read_bytes()[:20000])
+    files["marker"], files["evil"] = root / "marker", root / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": RunsCode(files["marker"])}, files["evil"])
+    files["empty"], files["file"] = root / "empty", root / "afile"
+    files["empty"].mkdir()
+    files["file"].write_text("a file, not a directory\n")
+    return files
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # config: unknown key (with the nearest name), a word for a number
+        (("dropuot=off",), ["unknown key 'dropuot'", "did you mean dropout?"]),
+        (("data.batch_size=abc",), ["data.batch_size=abc", "takes an integer"]),
+        (("optimizer.lr=fast",), ["optimizer.lr=fast", "takes a number"]),
+        # data sets: no path given, an empty folder
+        (("data=imagefolder", "data.num_classes=2"), ["data.source.root has no value", "data.source.root="]),
+        (("data=imagefolder", "data.num_classes=2", "data.source.root={empty}"), ["no images found in", "empty"]),
+        # checkpoints: missing, truncated, of another architecture (naming the layers), for test and for resuming
+        (("train", "ckpt_path={empty}/nope.ckpt"), ["checkpoint not found", "nope.ckpt"]),
+        (("train", "ckpt_path={truncated}"), ["truncated.ckpt cannot be read", "truncated or not a checkpoint"]),
+        (("train", "ckpt_path={ckpt}", "depth=4"), ["does not fit", "unexpected model.features.conv4.bias"]),
+        (
+            ("test", "ckpt_path={ckpt}", "model.widths=[16,32,48,48,32]"),
+            ["does not fit", "model.features.conv1.weight (32, 3, 3, 3) vs (16, 3, 3, 3)"],
+        ),
+        # an output directory that cannot be made: under a plain file (root may write anywhere else)
+        (("paths.output_root={file}/out",), ["cannot create the directory", "afile/out", "paths.output_root"]),
+        (("-m", "hydra.sweep.dir={file}/sweep"), ["cannot create the directory", "afile/sweep"]),
+    ],
+)
+def test_bad_input_ends_in_one_line(tmp_path, files, args, expected):
+    assert_one_clear_line(alexlab_with(tmp_path, files, *args), *expected)
+
+
+@pytest.mark.parametrize("args", [("test", "ckpt_path={evil}"), ("train", "ckpt_path={evil}")])
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, files, args):
+    result = alexlab_with(tmp_path, files, *args)
+    assert_one_clear_line(result, "evil.ckpt holds a Python object (posix.system)", "refused", "weights_only=True")
+    assert not files["marker"].exists()
+
+
+def test_weights_are_read_with_the_same_care(files):
+    from alexlab.train import load_weights
+
+    with pytest.raises(ValueError, match="holds a Python object .posix.system.*refused"):
+        load_weights(str(files["evil"]))
+    assert not files["marker"].exists()
+    with pytest.raises(ValueError, match="weights file .*truncated.ckpt cannot be read"):
+        load_weights(str(files["truncated"]))
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_weights(str(files["empty"] / "nope.pt"))
+    assert "features.conv1.weight" in load_weights(str(files["ckpt"]))
+
+
+@pytest.mark.parametrize(
+    ("axis", "expected"),
+    [
+        ("dropuot: on,off", ["unknown key 'dropuot'", "did you mean dropout?"]),
+        ("lrn: maybe,on", ["lrn=maybe is not an option of 'lrn'", "caffe, off, on"]),
+        ("data.batch_size: 32,abc", ["data.batch_size=abc", "takes an integer"]),
+    ],
+)
+def test_a_sweep_file_naming_an_unknown_switch_writes_nothing(tmp_path, axis, expected):
+    sweep_file = tmp_path / "bad.yaml"
+    sweep_file.write_text(
+        textwrap.dedent(
+            f"""\
+            defaults:
+              - config
+              - override experiment: smoke
+              - _self_
+            hydra:
+              mode: MULTIRUN
+              searchpath: [pkg://alexlab.conf, pkg://alexlab.sweeps]
+              sweep:
+                dir: {tmp_path / "sweep"}
+              sweeper:
+                params:
+                  {axis}
+            """
+        )
+    )
+    result = run_alexlab(
+        "sweep", "./bad.yaml", "logger=none", f"paths.output_root={tmp_path / 'outputs'}", cwd=tmp_path
+    )
+    assert_one_clear_line(result, *expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no sweep directory, no outputs
+
+
+def test_out_of_memory_in_a_run_names_the_batch_size(alexlab, tmp_path):
+    """A callback that raises CUDA's out-of-memory error at the first training batch, as a too large batch would."""
+    (tmp_path / "oom_callback.py").write_text(
+        textwrap.dedent(
+            """\
+            import lightning as L
+            import torch
+
+            class OutOfMemoryAtFirstBatch(L.Callback):
+                def on_train_batch_start(self, *args):
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB (GPU 0; 7.79 GiB)")
+            """
+        )
+    )
+    callback = "+callbacks.oom._target_=oom_callback.OutOfMemoryAtFirstBatch"
+    result = alexlab(*TINY, callback, env={"PYTHONPATH": str(tmp_path)}, expect_ok=False)
+    assert_one_clear_line(
+        result,
+        "out of memory at data.batch_size=32 (CUDA out of memory. Tried to allocate 9.00 GiB",
+        "try data.batch_size=16 or trainer.precision=bf16-mixed",
+    )
+
+
+def test_out_of_memory_message():
+    from alexlab.cli import user_error
+    from alexlab.train import OutOfMemory, oom_message
+
+    cuda = oom_message(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nmore"), 256)
+    assert cuda == (
+        "out of memory at data.batch_size=256 (CUDA out of memory. Tried to allocate 2.00 GiB.): try "
+        "data.batch_size=128 or trainer.precision=bf16-mixed"
+    )
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+        "8589934592 bytes. Error code 12 (Cannot allocate memory)"
+    )
+    assert oom_message(cpu, 1).startswith(
+        "out of memory at data.batch_size=1 (CPU: DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+    )
+    assert oom_message(cpu, 1).endswith("try data.batch_size=1 or trainer.precision=bf16-mixed")
+    assert oom_message(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), 64) is None
+    assert user_error(OutOfMemory(cuda)) == cuda
+
+
+def test_the_error_line_masks_secrets(capsys):
+    from alexlab.cli import exit_on_user_error
+
+    def connect():
+        raise ValueError("cannot connect to postgresql://alex:s3cr3t@db.example:5432/studies")
+
+    with pytest.raises(SystemExit):
+        exit_on_user_error(connect)
+    line = "alexlab: error: cannot connect to postgresql://alex:<masked>@db.example:5432/studies\n"
+    assert capsys.readouterr().err == line
