@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
+import threading
 import time
 
 import lightning as L
@@ -23,6 +26,12 @@ class EpochHistory(L.Callback):
         self.history: list[dict[str, float]] = []
         self._start = self._last = 0.0
         self._images = 0
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}  # in every checkpoint: a resumed run keeps the epochs before it
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._last = time.perf_counter()
@@ -58,6 +67,49 @@ def _fmt(key: str, value: float) -> str:
     return f"{key}={value:.4g}"
 
 
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite: the run is marked `diverged` (not `failed`)."""
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """SIGTERM (a pre-emption, `kill`, a cluster's time limit) or SIGINT (Ctrl-C) while fitting: the run stops after
+    the current training step and saves `path` (the run's last.ckpt) there; `alexlab train ... resume=true` goes on
+    from that step. Lightning handles SIGTERM this way (it stops at the next step boundary with SIGTERMException);
+    during fit, Ctrl-C is turned into the same SIGTERM instead of a KeyboardInterrupt that can land between
+    backward and optimizer step. A second Ctrl-C interrupts at once, without a checkpoint."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._previous_sigint = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous_sigint = signal.signal(signal.SIGINT, self._sigint_as_sigterm)
+
+    def _sigint_as_sigterm(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C: KeyboardInterrupt now
+        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        self._restore_sigint()
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)  # every rank calls it (a collective); rank zero writes
+            if trainer.is_global_zero:
+                log.warning("interrupted at epoch %d, step %d: saved %s", trainer.current_epoch,
+                            trainer.global_step, self.path)  # fmt: skip
+
+
 class StopOnDivergence(L.Callback):
     """Fails the run with one clear line when the training loss is NaN or infinite (a diverged run), instead of
     training on for hours and reporting a meaningless error. Checked every `log_every_n_steps` batches (each check
@@ -78,7 +130,7 @@ class StopOnDivergence(L.Callback):
         # leave the others waiting for it in the next gradient all-reduce.
         if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
             where = f"{value}" if not math.isfinite(value) else "nan or inf on another rank"
-            raise FloatingPointError(
+            raise Diverged(
                 f"diverged: {name} is {where} at epoch {trainer.current_epoch}, step {trainer.global_step} "
                 "(try a lower optimizer.lr)"
             )

@@ -6,10 +6,13 @@ Any first word that is not a subcommand (an override, -m, a Hydra flag) means `t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
+import traceback
 from importlib import resources
+from pathlib import Path
 
 import hydra
 import yaml
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         command = os.environ[COMMAND_ENV]
     os.environ[COMMAND_ENV] = command
     argv = quote_numeric_options(argv)
+    if command == "train" and not {"-m", "--multirun"} & set(argv) and {"resume=true", "ckpt_path=last"} & set(argv):
+        argv = exit_on_user_error(lambda: resume_argv(argv))
     sys.argv = [sys.argv[0], *argv]
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print one line
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         if command == "sweep":
             argv = exit_on_user_error(lambda: sweep_argv(argv))
             sys.argv = [sys.argv[0], *argv]
+        exit_on_user_error(lambda: check_overrides(argv))
         config_name = argv[argv.index("--config-name") + 1] if "--config-name" in argv else "config"
         resumed = exit_on_user_error(lambda: check_sweep_dir(argv, config_name))
         if resumed:
@@ -107,7 +113,30 @@ def main(argv: list[str] | None = None) -> None:
         exit_on_user_error(_train)
         exit_on_user_error(raise_if_all_failed)
     else:
+        exit_on_user_error(lambda: check_overrides(argv))
         exit_on_user_error({"train": _train, "test": _test}[command])
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """`alexlab train OVERRIDES resume=true`: run in the directory of the newest unfinished run of these overrides
+    (train.py then goes on from its checkpoints/last.ckpt)."""
+    from hydra import compose, initialize_config_module
+
+    from alexlab.train import find_resumable_run
+
+    if any(arg.startswith("hydra.run.dir=") for arg in argv):
+        return argv  # the user named the run directory
+    overrides = [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+        output_root = Path(compose("config", overrides=overrides).paths.output_root)
+    found = find_resumable_run(output_root, overrides)
+    if found is None:
+        raise ValueError(
+            f"resume=true: no unfinished run with these overrides and a checkpoint under {output_root}/runs; "
+            "run the command without resume=true to start one"
+        )
+    print(f"alexlab: resuming {found}", file=sys.stderr)
+    return [*argv, f"hydra.run.dir={found}"]
 
 
 def sweep_argv(argv: list[str]) -> list[str]:
@@ -120,6 +149,78 @@ def sweep_argv(argv: list[str]) -> list[str]:
     return ["-m", "--config-path", str(path.parent), "--config-name", path.stem, *argv[1:]]
 
 
+# The Hydra flags that check_overrides reads (with the number of values each takes); with any other flag (--cfg,
+# --info, --config-dir, ...) Hydra alone checks the command.
+CHECKED_FLAGS = {"-m": 0, "--multirun": 0, "-cp": 1, "--config-path": 1, "-cn": 1, "--config-name": 1}
+# Keys whose value may be a word although the config's is a number: Lightning also takes devices=auto or "0,1".
+WORDS_ALLOWED = {"trainer.devices"}
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Before Hydra writes anything (a run or sweep directory, multirun.yaml): each override, and each value of each
+    axis of a sweep (the sweep file's hydra.sweeper.params and the command line's a,b,c lists), names a key or a
+    group option that exists, and no word stands where the config has a number (data.batch_size=abc). A bad one
+    raises Hydra's own error (one line through user_error) or a ValueError naming it."""
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    words, flags, args = [], {}, iter(argv)
+    for arg in args:
+        if not arg.startswith("-"):
+            words.append(arg)
+        elif arg in CHECKED_FLAGS:
+            flags[arg] = next(args, None) if CHECKED_FLAGS[arg] else True
+        else:
+            return
+    multirun = "-m" in flags or "--multirun" in flags
+    config_dir = flags.get("-cp") or flags.get("--config-path")
+    config_name = flags.get("-cn") or flags.get("--config-name") or "config"
+    if config_dir:
+        init = initialize_config_dir(str(Path(config_dir).absolute()), version_base="1.3")
+    else:
+        init = initialize_config_module(CONFIG_PACKAGE, version_base="1.3")
+    with init:
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(config_name, words, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+        params = master.hydra.sweeper.get("params") if multirun else None
+        params = OmegaConf.to_container(params, resolve=True) if params else {}
+        lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
+        axes = {o.get_key_element(): o for o in OverridesParser.create(loader).parse_overrides(lines)}
+        values = {key: axis_values(o) for key, o in axes.items() if not o.is_delete()}
+        first = {key: f"{key}={texts[0][0]}" for key, texts in values.items()}
+        groups = [key for key in values if loader.get_group_options(axes[key].key_or_group, config_name=config_name)]
+        for key in groups:  # each option of a group axis (the first ones compose together below)
+            for text, _ in values[key][1:]:
+                loader.load_sweep_config(master, [*(first | {key: f"{key}={text}"}).values()])
+        base = loader.load_sweep_config(master, [first[key] for key in groups])  # the keys' own values
+        if multirun:
+            loader.load_sweep_config(master, list(first.values()))
+    for key, pairs in values.items():
+        default = OmegaConf.select(base, axes[key].key_or_group, default=None, throw_on_resolution_failure=False)
+        number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if key in groups or axes[key].key_or_group in WORDS_ALLOWED or not number:
+            continue
+        for text, value in pairs:
+            if isinstance(value, str) and not value.startswith("${"):
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise ValueError(f"{key}={text}: {key} takes {kind} (the config's is {default})")
+
+
+def axis_values(override) -> list[tuple[str, object]]:
+    """(text, value) of each value an override sets: one, or each of a sweep (an interval: its start)."""
+    from hydra.core.override_parser.types import Transformer
+
+    if override.is_interval_sweep():
+        start = override.value().start
+        return [(str(start), start)]
+    if not override.is_sweep_override():
+        return [(override.get_value_element_as_str(), override.value())]
+    return [(Transformer.str(v), getattr(v, "text", v)) for v in override.sweep_iterator()]
+
+
 def exit_on_user_error(task):
     """Run `task`; an error the user caused ends the program with one line on stderr and exit code 2."""
     try:
@@ -128,7 +229,9 @@ def exit_on_user_error(task):
         message = None if SHOW_TRACEBACKS else user_error(exc)
         if message is None:
             raise
-        print(f"alexlab: error: {message}", file=sys.stderr)
+        from alexlab.masking import mask_text
+
+        print(f"alexlab: error: {mask_text(message)}", file=sys.stderr)
         sys.exit(1 if type(exc).__name__ == "SweepFailed" else 2)
 
 
@@ -153,8 +256,7 @@ def user_error(exc: BaseException) -> str | None:
         MissingConfigException,
         OverrideParseException,
     )
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
         group, _, option = exc.missing_cfg_file.rpartition("/")
@@ -163,22 +265,47 @@ def user_error(exc: BaseException) -> str | None:
             return f"{group}={option} is not an option of '{group}'; choose one of: {', '.join(options)}"
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
         return user_error(exc.__cause__) or first_line(exc)
+    if isinstance(exc, ConfigCompositionException) and "not in struct" in str(exc.__cause__):
+        return unknown_key(exc.__cause__)
     if isinstance(exc, ConfigCompositionException) and exc.__cause__ is not None:
         return f"{first_line(exc)} {first_line(exc.__cause__)}"
+    if isinstance(exc, ConfigCompositionException) and str(exc).startswith("Ambiguous value"):
+        return f"{first_line(exc)}: add -m to run each value (a sweep), or quote it for one string: key='a,b'"
+    if isinstance(exc, MissingMandatoryValue):
+        return f"{exc.full_key} has no value (??? in the config): give one, e.g. {exc.full_key}=..."
+    if isinstance(exc, OSError) and exc.filename and traceback.extract_tb(exc.__traceback__)[-1].name == "mkdir":
+        return (
+            f"cannot create the directory {exc.filename} ({exc.strerror}): set paths.output_root (or "
+            "hydra.run.dir / hydra.sweep.dir) to a directory you can write to"
+        )
     user_errors = (
         MissingConfigException,
         ConfigCompositionException,
         OverrideParseException,
         OmegaConfBaseException,
-        MisconfigurationException,
         FileNotFoundError,
         FileExistsError,
         PermissionError,
         ValueError,
     )
-    if type(exc).__name__ == "SweepFailed":
+    # alexlab.sweep's, alexlab.train's and Lightning's, by name: importing Lightning takes seconds
+    if {"SweepFailed", "OutOfMemory", "MisconfigurationException"} & {c.__name__ for c in type(exc).__mro__}:
         return first_line(exc)
     return first_line(exc) if isinstance(exc, user_errors) else None
+
+
+def unknown_key(error) -> str:
+    """One line for an override of a key the config does not have (OmegaConf's error): the nearest names."""
+    names = list(error.parent_node.keys()) if error.parent_node is not None else []
+    if "." not in error.full_key:
+        names += list(group_options())
+    parent = error.full_key.rpartition(".")[0]
+    close = [f"{parent}.{name}" if parent else name for name in difflib.get_close_matches(error.key, names, n=3)]
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (
+        f"unknown key '{error.full_key}': {hint}`alexlab train --cfg job` prints the keys (+{error.full_key}=VALUE "
+        "adds a new one)"
+    )
 
 
 def first_line(exc: BaseException) -> str:

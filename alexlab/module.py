@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +53,7 @@ class AlexNetModule(L.LightningModule):
             raise ValueError(f"schedule={schedule['name']!r} is not one of {', '.join(SCHEDULES)}")
         self.model = prepare_network(model, channels_last=channels_last, compile=compile)
         self.channels_last = channels_last
+        self._logged: dict[str, int] = {}  # split -> the epoch its metric objects were last handed to Lightning
         self.optimizer_factory = optimizer
         self.schedule = dict(schedule)
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
@@ -95,11 +98,33 @@ class AlexNetModule(L.LightningModule):
         self.metrics[f"{split}_loss"].update(loss, weight=y.shape[0])
         self.metrics[f"{split}_top1_err"].update(scores, y)
         self.metrics[f"{split}_top5_err"].update(scores, y)
-        if batch_idx != 0:
+        if self._logged.get(split) == self.current_epoch:
             return
+        self._logged[split] = self.current_epoch  # the epoch's first batch here (not batch 0 in a resumed epoch)
         for name in ("loss", "top1_err", "top5_err"):
             metric = self.metrics[f"{split}_{name}"]
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1_err")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = rng_states()
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            if done < trainer.num_training_batches:  # mid-epoch (an interrupt): keep the epoch's metric sums so far
+                checkpoint["train_metric_states"] = {
+                    name: {key: value.clone() for key, value in metric.metric_state.items()}
+                    for name, metric in self.metrics.items()
+                    if name.startswith("train_")
+                }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:  # a resumed run draws the dropout masks and augmentations of an unbroken one
+            set_rng_states(checkpoint["rng_states"])
+        for name, states in checkpoint.get("train_metric_states", {}).items():
+            metric = self.metrics[name]
+            for key, value in states.items():
+                setattr(metric, key, value.to(self.device))
+            metric._update_count = max(metric._update_count, 1)  # it has seen updates: compute() must not warn
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
@@ -131,6 +156,31 @@ class AlexNetModule(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
             interval = "epoch"
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
+
+
+def rng_states() -> dict:
+    """Every random generator a training step draws from, as tensors, ints and lists only (a checkpoint holding
+    them still loads with torch.load(weights_only=True))."""
+    name, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    version, state, gauss = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
+        "python": [version, list(state), gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, cached_gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def prepare_network(network: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab.callbacks import EpochHistory, OptunaPruning, StopOnDivergence
+from alexlab.callbacks import CheckpointOnInterrupt, Diverged, EpochHistory, OptunaPruning, StopOnDivergence
 from alexlab.distributed import ddp_processes_run_this_job, is_rank_zero
+from alexlab.masking import mask, mask_text, masked_argv
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
 from alexlab.wandb_runs import wandb_logged_in
@@ -34,6 +36,13 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")
 # `ablation` is the group of the paper_ablations sweep (sweeps/ablation/): each option changes one switch.
 IDENTITY = (*SWITCHES, "data", "optimizer", "schedule", "trainer", "experiment", "ablation")
+
+
+# Exit status of a run stopped by SIGTERM or Ctrl-C after saving its checkpoint (sysexits' EX_TEMPFAIL: "try again"):
+# the same command with resume=true goes on from it.
+EXIT_INTERRUPTED = 75
+# Overrides that say how to start a run, not what it is: a resumed run has the same identity without them.
+RESUME_OVERRIDES = ("resume=true", "resume=True", "ckpt_path=last")
 
 
 def train(cfg: DictConfig) -> float:
@@ -56,7 +65,7 @@ def _run(cfg: DictConfig, fit: bool) -> float:
     if not is_rank_zero():  # a DDP process other than rank zero: trains its shard, writes nothing of the run's
         return objective_value(_fit_and_test(cfg, fit, started), cfg.objective if fit else "test/top1_err")
     run_dir = Path(cfg.paths.run_dir)
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = run_overrides(HydraConfig.get().overrides.task)
     if fit:
         previous = finished_run(run_dir, overrides)
         if previous is not None:
@@ -68,9 +77,21 @@ def _run(cfg: DictConfig, fit: bool) -> float:
     write_json(run_dir / "metrics.json", record | {"switches": choices_of(IDENTITY), "started": started})
     try:
         metrics = _fit_and_test(cfg, fit, started)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit): a re-run starts it again
-        write_json(run_dir / "metrics.json", record | {"status": "interrupted", "switches": choices_of(IDENTITY)})
-        raise
+    except (KeyboardInterrupt, SystemExit) as exc:  # SIGTERM or Ctrl-C: checkpoint saved (CheckpointOnInterrupt)
+        last = run_dir / "checkpoints" / "last.ckpt"
+        write_json(
+            run_dir / "metrics.json",
+            record
+            | {
+                "status": "interrupted",
+                "switches": choices_of(IDENTITY),
+                "resume_from": str(last) if last.exists() else None,
+                "wall_time_s": round(time.time() - started, 2),
+            },
+        )
+        if fit and last.exists():
+            log.warning("interrupted; to go on from %s run the same command with resume=true", last)
+        raise SystemExit(EXIT_INTERRUPTED) from exc
     except Exception as exc:
         pruned = type(exc).__name__ == "TrialPruned"
         cause = exc
@@ -81,7 +102,7 @@ def _run(cfg: DictConfig, fit: bool) -> float:
             run_dir / "metrics.json",
             record
             | {
-                "status": "pruned" if pruned else "failed",
+                "status": "pruned" if pruned else "diverged" if isinstance(exc, Diverged) else "failed",
                 "error": error,
                 "traceback": None if pruned else traceback.format_exc(),
                 "switches": choices_of(IDENTITY),
@@ -119,10 +140,15 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     )
     if not fit:
         load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
+    ckpt_path = fit_checkpoint(cfg, run_dir) if fit else None
+    if ckpt_path not in (None, "hpc"):  # a missing, corrupt or unsafe checkpoint, or another network's: one line
+        check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
 
     loggers = build_loggers(cfg, job_type="train" if fit else "test")
     history = EpochHistory()
     callbacks = [history, StopOnDivergence()]
+    if fit:
+        callbacks.append(CheckpointOnInterrupt(str(run_dir / "checkpoints" / "last.ckpt")))
     if cfg.trial.number is not None:
         callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
     for name, callback_cfg in (cfg.callbacks or {}).items():
@@ -147,7 +173,7 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     try:
         with ddp_processes_run_this_job("train" if fit else "test"):
             if fit:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg, run_dir))
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
                 if cfg.test_after_fit:
                     best = checkpoint.best_model_path if checkpoint is not None else ""
                     results.update(_test(trainer, module, datamodule, best or None))
@@ -155,9 +181,14 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
                 results.update(_test(trainer, module, datamodule, None))
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
-        status = {"TrialPruned": "pruned", "KeyboardInterrupt": "interrupted", "SystemExit": "interrupted"}.get(
-            type(exc).__name__, "failed"
-        )
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            status = "interrupted"
+        elif isinstance(exc, Diverged):
+            status = "diverged"
+        else:
+            status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
+        if oom_message(exc, cfg.data.batch_size):
+            raise OutOfMemory(oom_message(exc, cfg.data.batch_size)) from exc
         raise
     finally:
         metrics = collect_metrics(cfg, trainer, history.history, results, status, error, started, fit)
@@ -189,10 +220,42 @@ def finished_run(run_dir: Path, overrides: list[str]) -> dict | None:
 
 
 def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """Where fit starts: from cfg.ckpt_path, unless the run dir holds the hpc_ckpt_<n>.ckpt that Lightning's SLURM
-    auto-requeue saved before this job was requeued (launcher=slurm): then from that ("hpc"), so that a requeued run
-    goes on where it stopped instead of starting over from cfg.ckpt_path."""
-    return "hpc" if any(run_dir.glob("hpc_ckpt_*.ckpt")) else cfg.ckpt_path
+    """Where fit starts. A run dir only holds checkpoints of an unfinished run with these same overrides
+    (finished_run refuses any other), so it goes on from them: from the hpc_ckpt_<n>.ckpt that Lightning's SLURM
+    auto-requeue saved before this job was requeued (launcher=slurm), else from checkpoints/last.ckpt (saved at
+    every epoch's end and by CheckpointOnInterrupt); else from cfg.ckpt_path (`ckpt_path=last`: see cli's resume)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = [*run_dir.glob("hpc_ckpt_*.ckpt"), *([last] if last.exists() else [])]
+    if saved:
+        newest = max(saved, key=lambda path: path.stat().st_mtime)  # a SIGTERM after the requeue's hpc_ckpt
+        log.info("resuming from %s", newest)
+        return str(last) if newest == last else "hpc"
+    if cfg.ckpt_path == "last":
+        log.warning("ckpt_path=last: no checkpoint in %s, starting from scratch", run_dir)
+        return None
+    return cfg.ckpt_path
+
+
+def run_overrides(overrides) -> list[str]:
+    """A run's identity: its overrides without the ones that only say to resume it, secrets masked (as written)."""
+    return [mask_text(o) for o in overrides if o not in RESUME_OVERRIDES]
+
+
+def find_resumable_run(output_root: Path, overrides: list[str]) -> Path | None:
+    """`alexlab train OVERRIDES resume=true`: the newest run under output_root/runs with these overrides that did
+    not finish (interrupted, killed, failed) and left a checkpoint, or None."""
+    wanted = sorted(run_overrides(overrides))
+    candidates = []
+    for metrics_path in (output_root / "runs").glob("*/metrics.json"):
+        try:
+            record = json.loads(metrics_path.read_text())
+        except (OSError, ValueError):
+            continue
+        has_checkpoint = (metrics_path.parent / "checkpoints" / "last.ckpt").exists()
+        same = sorted(record.get("overrides", [])) == wanted
+        if same and record.get("status") != "finished" and record.get("task") == "train" and has_checkpoint:
+            candidates.append(metrics_path.parent)
+    return max(candidates, key=lambda d: d.name, default=None)
 
 
 def choices_of(groups: tuple[str, ...]) -> dict[str, str | None]:
@@ -226,7 +289,7 @@ def collect_metrics(cfg, trainer, history, test_results, status, error, started,
         "history": history,
         "switches": choices_of(IDENTITY),
         "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task),
+        "overrides": run_overrides(HydraConfig.get().overrides.task),
         "checkpoints": {
             "best": getattr(checkpoint, "best_model_path", "") or None,
             "last": getattr(checkpoint, "last_model_path", "") or None,
@@ -242,7 +305,7 @@ def write_json(path: Path, data: dict) -> None:
     """Write atomically: a crash mid-write never leaves a half file where a good one was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(mask(data), indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 
@@ -267,22 +330,34 @@ def git_state() -> dict:
 
 def load_checkpoint_state(path: str) -> dict[str, torch.Tensor]:
     """The model weights of a Lightning checkpoint, loaded without unpickling arbitrary objects."""
-    path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}): truncated or not a checkpoint"
-        ) from exc
+    checkpoint = load_tensors(path, "checkpoint")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"checkpoint {path} has no state_dict: not a Lightning checkpoint")
     return checkpoint["state_dict"]
 
 
-def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load `state` into `target`, or fail in one line naming the layers that do not fit."""
+def load_tensors(path: str, what: str):
+    """torch.load(weights_only=True): tensors and plain data only, so a file a user was sent cannot run code. A
+    missing, truncated or foreign file, or one that holds other objects, is refused in one line."""
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        unsafe = re.search(r"unsupported GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise ValueError(
+                f"{what} {path} holds a Python object ({unsafe.group(1)}), not only weights: refused, as unpickling "
+                "it could run code; alexlab loads tensors only (weights_only=True)"
+            ) from exc
+        raise ValueError(f"{what} {path} cannot be read ({type(exc).__name__}): truncated or not a {what}") from exc
+
+
+def check_fits(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Fail in one line naming the layers of `state` that do not fit `target` (another architecture)."""
     expected = target.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -299,20 +374,43 @@ def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: 
         if unexpected:
             parts.append("unexpected " + ", ".join(unexpected[:4]))
         raise ValueError(f"{source} does not fit this network (another architecture?): {'; '.join(parts)}")
+
+
+def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `target`, or fail in one line naming the layers that do not fit."""
+    check_fits(target, state, source)
     target.load_state_dict(state)
 
 
 def load_weights(path: str) -> dict[str, torch.Tensor]:
     """A network state_dict from `path`: alexlab's own, a Lightning checkpoint's, or torchvision alexnet's."""
-    path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, "weights file")
+    if not isinstance(state, dict):
+        raise ValueError(f"weights file {path} holds no state_dict")
     if "state_dict" in state:
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
     if "features.0.weight" in state:
         state = from_torchvision_state_dict(state)
     return state
+
+
+class OutOfMemory(RuntimeError):
+    """A run ran out of GPU or CPU memory; the message says at which batch size and what to try."""
+
+
+def oom_message(exc: BaseException, batch_size: int) -> str | None:
+    """One line for an out-of-memory error (CUDA's torch.OutOfMemoryError or the CPU allocator's), else None."""
+    text = str(exc).strip()
+    if isinstance(exc, torch.OutOfMemoryError):
+        what = text.splitlines()[0] if text else "CUDA out of memory"
+    elif isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in text:
+        what = "CPU: " + text[text.index("DefaultCPUAllocator") :].splitlines()[0]
+    else:
+        return None
+    return (
+        f"out of memory at data.batch_size={batch_size} ({what}): try data.batch_size={max(1, batch_size // 2)} "
+        "or trainer.precision=bf16-mixed"
+    )
 
 
 def build_loggers(cfg: DictConfig, job_type: str) -> list:
@@ -353,16 +451,19 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
             group=group,
             job_type=job_type,
             tags=[f"{k}={v}" for k, v in switches.items() if v is not None],
-            config={
-                **choices_of(IDENTITY),
-                "seed": cfg.seed,
-                "overrides": list(HydraConfig.get().overrides.task),
-                "git_commit": git["commit"],
-                "git_dirty": git["dirty"],
-                "config": OmegaConf.to_container(cfg, resolve=True),
-            },
+            config=mask(
+                {
+                    **choices_of(IDENTITY),
+                    "seed": cfg.seed,
+                    "overrides": list(HydraConfig.get().overrides.task),
+                    "git_commit": git["commit"],
+                    "git_dirty": git["dirty"],
+                    "config": OmegaConf.to_container(cfg, resolve=True),
+                }
+            ),
         )
-        run = logger.experiment  # starts the run now, so a failure is caught here and not mid-training
+        with masked_argv():  # W&B keeps the command line in the run's metadata
+            run = logger.experiment  # starts the run now, so a failure is caught here and not mid-training
         if hasattr(run, "define_metric"):  # not on DDP ranks other than zero (a dummy there)
             run.define_metric("epoch")
             for split in ("train", "val"):  # summaries keep the best (lowest) error and loss
@@ -386,5 +487,5 @@ def finish_wandb(loggers: list, status: str, error: str | None) -> None:
         if wandb.run is not None:
             wandb.run.summary["status"] = status
             if error:
-                wandb.run.summary["error"] = error.splitlines()[0]
+                wandb.run.summary["error"] = mask_text(error.splitlines()[0])
         wandb.finish(exit_code=0 if status == "finished" else 1)

@@ -359,11 +359,16 @@ def test_module_train_augmentation_and_workers():
     module = shapes_module(augment="flip_crop", num_workers=2, val_size=0)
     module.setup("fit")
     assert len(module.val_set) == 0
-    first = torch.cat([x for x, _ in module.train_dataloader()])
-    second = torch.cat([x for x, _ in module.train_dataloader()])
+    loader = module.train_dataloader()
+    first = torch.cat([x for x, _ in loader])
+    second = torch.cat([x for x, _ in loader])  # the next epoch
     assert first.shape == second.shape == (288, 3, 28, 28)
     assert not torch.equal(first, second)  # reshuffled and re-augmented
     assert first.mean(dim=(0, 2, 3)).abs().max() < 1.5  # normalised, not 0-255
+    # each image's augmentation is a function of (seed, epoch, position): the same with no worker processes
+    single = shapes_module(augment="flip_crop", num_workers=0, val_size=0)
+    single.setup("fit")
+    torch.testing.assert_close(torch.cat([x for x, _ in single.train_dataloader()]), first, rtol=0, atol=0)
 
 
 def test_module_paper_augment_on_grayscale_with_data_pca():

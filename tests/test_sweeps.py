@@ -62,14 +62,15 @@ def test_a_crashing_and_a_diverging_run_are_recorded_and_the_sweep_goes_on(alexl
         by_params[(float(overrides["optimizer.lr"]), int(overrides["data.batch_size"]))] = metrics
     assert by_params[(0.01, 32)]["status"] == "finished"
     diverged = by_params[(1e8, 32)]
-    assert diverged["status"] == "failed" and "diverged" in diverged["error"] and "nan" in diverged["error"]
+    assert diverged["status"] == "diverged" and "diverged" in diverged["error"] and "nan" in diverged["error"]
     crashed = by_params[(0.01, -1)]
     assert crashed["status"] == "failed" and "batch_size" in crashed["error"]
     assert "Traceback" in crashed["traceback"]
     summary = json.loads((sweep_dir / "sweep.json").read_text())
-    assert summary["by_status"] == {"finished": 1, "failed": 3}
+    assert summary["by_status"] == {"finished": 1, "failed": 2, "diverged": 1}
     assert {f["run"] for f in summary["not_finished"]} == {"1", "2", "3"}
-    assert "1 finished, 3 failed" in result.stdout + result.stderr
+    line = next(x for x in (result.stdout + result.stderr).splitlines() if "4 runs (" in x)
+    assert "1 finished" in line and "2 failed" in line and "1 diverged" in line
     report = (sweep_dir / "report.md").read_text()
     assert "diverged" in report  # failed runs are listed in the report, not dropped
     # each job closed its own W&B run, the failed one with a failing exit code and its error in the summary

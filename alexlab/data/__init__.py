@@ -8,9 +8,12 @@ alexlab.data.folders.ImageNet / Imagenette / ImageFolder.
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import DataLoader, Dataset, Sampler, random_split
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from alexlab.data.transforms import (
     AUGMENTS,
@@ -25,12 +28,55 @@ from alexlab.data.transforms import (
     train_transform,
 )
 
-__all__ = ["DataNotFoundError", "ImageDataModule", "InMemoryImages"]
+__all__ = ["BadImageError", "DataNotFoundError", "ImageDataModule", "InMemoryImages"]
+log = logging.getLogger("alexlab")
+# data.bad_images=skip names this many left-out files in the log (then counts them)
+NAMED_BAD_IMAGES = 5
 
 
 class DataNotFoundError(FileNotFoundError):
     """A data set is not on disk (or could not be downloaded); the one-line message says where it was looked for
     and how to get it."""
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be decoded (truncated, not an image, unreadable); the message names it."""
+
+    def __init__(self, message: str, path: str | None = None, reason: str | None = None):
+        # raised in a DataLoader worker, it comes back as BadImageError("Caught BadImageError in DataLoader worker
+        # process 0. Original Traceback ... BadImageError: <message>"): keep the message
+        if message.startswith("Caught ") and "BadImageError: " in message:
+            message = message.rstrip().rpartition("BadImageError: ")[2]
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+class _SkipUnreadable(Dataset):
+    """Items of `dataset` with the image files that cannot be decoded left out (data.bad_images=skip): the place of
+    one goes to the next readable item of the same split, so batches stay full. The flags of the unreadable items
+    live in shared memory: the DataLoader workers and the main process see the same ones, and each file is tried
+    (and logged) only once."""
+
+    def __init__(self, dataset: Dataset, split: str):
+        self.dataset = dataset
+        self.split = split
+        self.unreadable = torch.zeros(len(dataset), dtype=torch.bool).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for step in range(len(self.dataset)):
+            item = (index + step) % len(self.dataset)
+            if self.unreadable[item]:
+                continue
+            try:
+                return self.dataset[item]
+            except BadImageError as error:
+                self.unreadable[item] = True
+                if int(self.unreadable.sum()) <= NAMED_BAD_IMAGES:
+                    log.warning("data.bad_images=skip: left out %s (%s)", error.path, error.reason)
+        raise BadImageError(f"data.bad_images=skip: no image of the {self.split} split can be decoded")
 
 
 class InMemoryImages(Dataset):
@@ -57,16 +103,73 @@ class InMemoryImages(Dataset):
 
 
 class _Transformed(Dataset):
-    def __init__(self, dataset: Dataset, transform):
+    """Items of `dataset` through `transform`. Keyed by (index, draw) (DrawSampler), the transform's random
+    choices come from a generator seeded with (seed, draw): each image handed out gets its own crop, flip and colour
+    noise, the same whatever the number of workers, and the same again in a run resumed from a checkpoint."""
+
+    def __init__(self, dataset: Dataset, transform, seed: int = 0):
         self.dataset = dataset
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        if isinstance(key, int):
+            image, label = self.dataset[key]
+            return self.transform(image), label
+        index, draw = key
         image, label = self.dataset[index]
-        return self.transform(image), label
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only, put back as it was afterwards
+            torch.random.default_generator.manual_seed(hash((self.seed, draw)) & (2**63 - 1))
+            return self.transform(image), label
+
+
+class DrawSampler(Sampler):
+    """Yields (index, draw) in an order shuffled by (seed, epoch); draw = epoch x len + position names this hand-out
+    of the image (_Transformed turns it into the image's augmentation seed). Lightning calls set_epoch at every
+    epoch's start (in a resumed run too, and through its DDP sampler wrapper), and the loader's checkpoint state
+    holds the iterator's position: a resumed run goes on with the same images in the same order, augmented alike."""
+
+    def __init__(self, data_source, seed: int):
+        self.size = len(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        self.epoch += 1  # the next epoch's order, unless set_epoch says otherwise (Lightning calls it every epoch)
+        return _DrawIterator(self, self.epoch - 1)
+
+
+class _DrawIterator:
+    def __init__(self, sampler: DrawSampler, epoch: int, position: int = 0):
+        generator = torch.Generator().manual_seed(hash((sampler.seed, epoch)) & (2**63 - 1))
+        self.sampler = sampler
+        self.order = torch.randperm(sampler.size, generator=generator).tolist()
+        self.epoch = epoch
+        self.position = position
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[int, int]:
+        if self.position == len(self.order):
+            raise StopIteration
+        self.position += 1
+        return self.order[self.position - 1], self.epoch * len(self.order) + self.position - 1
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__init__(self.sampler, state["epoch"], state["position"])
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -77,6 +180,8 @@ class ImageDataModule(L.LightningDataModule):
     augment: "none" | "flip_crop" (the paper's random crops + flips) | "paper" (+ PCA colour noise, sigma pca_std,
     along the ImageNet principal components or, with pca="data", those of the training pixels).
     resize_size is the short side before cropping; None means the paper's 256/224 ratio.
+    bad_images: "fail" (an image file that cannot be decoded stops the run, named) | "skip" (it is left out,
+    logged and counted).
     """
 
     def __init__(
@@ -98,6 +203,7 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         image_size: int | None = None,
+        bad_images: str = "fail",
     ):
         super().__init__()
         resize_size = default_resize(crop_size) if resize_size is None else resize_size
@@ -112,6 +218,7 @@ class ImageDataModule(L.LightningDataModule):
                 f"mean and std need one value per channel ({channels}), got mean={list(mean)} std={list(std)}",
             ),
             (all(s > 0 for s in std), f"std values must be > 0, got {list(std)}"),
+            (bad_images in ("fail", "skip"), f"bad_images must be fail|skip, got {bad_images!r}"),
             (batch_size >= 1, f"batch_size must be >= 1, got {batch_size}"),
             (num_workers >= 0, f"num_workers must be >= 0, got {num_workers}"),
             (crop_size >= 1, f"crop_size must be >= 1, got {crop_size}"),
@@ -146,6 +253,9 @@ class ImageDataModule(L.LightningDataModule):
         self.test_views = test_views
         self.seed = seed
         self.pin_memory = pin_memory
+        self.bad_images = bad_images
+        self.skipping: list[_SkipUnreadable] = []  # with bad_images=skip: the splits, to count what they left out
+        self.reported_bad = 0
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -158,10 +268,6 @@ class ImageDataModule(L.LightningDataModule):
         name = type(self.source).__name__
         if self.source.num_classes != self.num_classes:
             raise ValueError(f"{name} has {self.source.num_classes} classes but num_classes={self.num_classes}")
-        image_channels = train[0][0].shape[0]
-        if image_channels != self.channels:
-            raise ValueError(f"{name} images have {image_channels} channel(s) but channels={self.channels}")
-
         val_count = round(self.val_size * len(train)) if isinstance(self.val_size, float) else self.val_size
         if val_count >= len(train):
             raise ValueError(f"val_size={self.val_size} leaves no training images out of {len(train)}")
@@ -169,6 +275,12 @@ class ImageDataModule(L.LightningDataModule):
         fit, val = random_split(train, [len(train) - val_count, val_count], generator=generator)
         if len(fit) < self.batch_size:  # drop_last would leave no training batch at all
             raise ValueError(f"batch_size={self.batch_size} is more than the {len(fit)} training images")
+        if self.bad_images == "skip":  # each split apart: the place of a left-out image goes to one of its own split
+            fit, val, test = _SkipUnreadable(fit, "train"), _SkipUnreadable(val, "val"), _SkipUnreadable(test, "test")
+            self.skipping = [fit, val, test]
+        image_channels = fit[0][0].shape[0]
+        if image_channels != self.channels:
+            raise ValueError(f"{name} images have {image_channels} channel(s) but channels={self.channels}")
 
         lighting = None
         if self.augment == "paper":
@@ -178,11 +290,22 @@ class ImageDataModule(L.LightningDataModule):
                 eigval, eigvec = pixel_pca(fit, seed=self.seed)
             lighting = PCALighting(eigval, eigvec, self.pca_std)
         sizes = (self.crop_size, self.resize_size, self.mean, self.std)
-        self.train_set = _Transformed(fit, train_transform(self.augment, *sizes, lighting=lighting))
+        self.train_set = _Transformed(fit, train_transform(self.augment, *sizes, lighting=lighting), seed=self.seed)
         self.val_set = _Transformed(val, eval_transform(*sizes))
         self.test_set = _Transformed(test, eval_transform(*sizes, views=self.test_views))
         classes = getattr(self.source, "classes", None) or getattr(train, "classes", None)
         self.classes = list(classes) if classes else [str(label) for label in range(self.num_classes)]
+
+    def teardown(self, stage: str) -> None:
+        """At the end of fitting and testing (data.bad_images=skip): how many image files were left out."""
+        counts = {split.split: int(split.unreadable.sum()) for split in self.skipping}
+        if sum(counts.values()) > self.reported_bad:
+            self.reported_bad = sum(counts.values())
+            log.warning(
+                "data.bad_images=skip: %d image file(s) could not be decoded and were left out (%s)",
+                self.reported_bad,
+                ", ".join(f"{name} {count}" for name, count in counts.items()),
+            )
 
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         if dataset is None:
@@ -195,11 +318,17 @@ class ImageDataModule(L.LightningDataModule):
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
-        return DataLoader(
+        if train:
+            # torchdata's StatefulDataLoader: Lightning saves its position in every checkpoint, so a run resumed
+            # mid-epoch goes on with the next batch of the same epoch, augmented alike (DrawSampler).
+            sampler = DrawSampler(dataset, seed=self.seed)
+        return (StatefulDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
             sampler=sampler,
+            # every loader draws its seeds (for its workers) from a generator of its own, not from the global one
+            # that dropout draws from: where a run is checkpointed and resumed cannot shift the dropout masks
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -1,0 +1,151 @@
+"""Interruptions and resume through the real command: SIGTERM mid-epoch and kill -9 between checkpoints, then
+`resume=true`, end with the metrics of an unbroken run (CPU, deterministic=true); an interrupted sweep picks up its
+unfinished job from its checkpoint; checkpoints and metrics.json are never left half-written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import read_metrics, run_alexlab, run_dirs
+
+from alexlab.train import EXIT_INTERRUPTED, write_json
+
+RUN = (
+    "experiment=smoke",
+    "logger=none",
+    "deterministic=true",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=30",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "data.image_size=48",  # ~2 s per epoch on 2 cores: time to be interrupted mid-run
+)
+
+
+def start(args, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    exe = Path(sys.executable).with_name("alexlab")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
+    return subprocess.Popen([*command, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig: int) -> str:
+    """Wait until an epoch-end last.ckpt exists somewhere under root, then send `sig`; the process's output."""
+    deadline = time.time() + 300
+    while not list(root.rglob("last.ckpt")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(sig)
+    output = process.communicate(timeout=300)[0].decode()
+    return output
+
+
+def comparable(metrics: dict) -> list[dict]:
+    """Every epoch's metrics but the timing, and the test metrics."""
+    epochs = [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in metrics["history"]]
+    return [*epochs, {k: v for k, v in metrics["final"].items() if k.startswith("test/")}]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("unbroken")
+    result = run_alexlab("train", *RUN, f"paths.output_root={root / 'outputs'}", cwd=root)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = run_dirs(root / "outputs")
+    return read_metrics(run_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path, sig):
+    args = [*RUN, f"paths.output_root={tmp_path / 'outputs'}"]
+    output = interrupt_after_first_checkpoint(start(["train", *args], tmp_path), tmp_path / "outputs", sig)
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    stopped = read_metrics(run_dir)
+    if sig == signal.SIGTERM:  # a checkpoint at the step it stopped, a distinct exit status, status interrupted
+        assert "interrupted at epoch" in output and "resume=true" in output
+        assert stopped["status"] == "interrupted" and stopped["resume_from"].endswith("last.ckpt")
+    else:  # no chance to write anything: the run keeps its epoch-end checkpoint and says running
+        assert stopped["status"] == "running"
+
+    resumed = run_alexlab("train", *args, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "alexlab: resuming" in resumed.stderr and "resuming from" in resumed.stdout + resumed.stderr
+    assert run_dirs(tmp_path / "outputs") == [run_dir]  # went on in the same directory
+    finished = read_metrics(run_dir)
+    assert finished["status"] == "finished"
+    assert [row["epoch"] for row in finished["history"]] == [0, 1, 2]
+    if sig == signal.SIGTERM:
+        assert comparable(finished) == comparable(unbroken)  # bit for bit, though stopped mid-epoch
+    else:
+        # resumed from the epoch-end checkpoint: the epochs before it are the unbroken run's; after it the run goes
+        # on correctly but not bit for bit (a known gap, see README "Resuming and failures")
+        assert comparable(finished)[0] == comparable(unbroken)[0]
+
+
+def test_sigterm_exit_status_is_distinct(tmp_path):
+    process = start(["train", *RUN, f"paths.output_root={tmp_path / 'outputs'}"], tmp_path)
+    interrupt_after_first_checkpoint(process, tmp_path / "outputs", signal.SIGTERM)
+    assert process.returncode == EXIT_INTERRUPTED
+
+
+def test_resume_without_an_unfinished_run_is_one_line(alexlab, tmp_path):
+    result = alexlab("train", *RUN, "resume=true", expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("alexlab: error: resume=true: no unfinished run")
+
+
+def test_an_interrupted_sweep_resumes_its_unfinished_job_from_its_checkpoint(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *RUN, "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.output_root={tmp_path / 'outputs'}"]
+    output = interrupt_after_first_checkpoint(start(args, tmp_path), sweep, signal.SIGTERM)
+    assert "interrupted at epoch" in output
+    assert read_metrics(sweep / "0")["status"] == "interrupted" and not (sweep / "1").exists()
+
+    again = run_alexlab(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from {sweep / '0' / 'checkpoints' / 'last.ckpt'}" in again.stdout + again.stderr
+    for job in ("0", "1"):
+        metrics = read_metrics(sweep / job)
+        assert metrics["status"] == "finished" and [row["epoch"] for row in metrics["history"]] == [0, 1, 2]
+
+
+def test_a_crash_while_writing_never_replaces_a_good_file(tmp_path, monkeypatch):
+    """metrics.json and checkpoints are written to a temporary file and renamed: a failure mid-write leaves the
+    previous file as it was."""
+    import lightning as L
+    import torch
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"status": "finished"})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(json, "dumps", crash)
+        with pytest.raises(OSError):
+            write_json(path, {"status": "running"})
+    assert json.loads(path.read_text()) == {"status": "finished"}
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, max_steps=1)
+    trainer.strategy.connect(torch.nn.Linear(2, 2))
+    checkpoint = tmp_path / "last.ckpt"
+    trainer.strategy.checkpoint_io.save_checkpoint({"step": 1}, checkpoint)
+    good = checkpoint.read_bytes()
+
+    def half_written(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("killed while saving")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", half_written)
+        with pytest.raises(OSError):
+            trainer.strategy.checkpoint_io.save_checkpoint({"step": 2}, checkpoint)
+    assert checkpoint.read_bytes() == good
+    assert torch.load(checkpoint, weights_only=True) == {"step": 1}
