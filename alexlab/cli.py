@@ -190,11 +190,11 @@ def check_overrides(argv: list[str]) -> None:
         lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
         axes = {o.get_key_element(): o for o in OverridesParser.create(loader).parse_overrides(lines)}
         values = {key: axis_values(o) for key, o in axes.items() if not o.is_delete()}
-        first = {key: f"{key}={texts[0][0]}" for key, texts in values.items()}
+        first = {key: as_override(key, texts[0][0]) for key, texts in values.items()}
         groups = [key for key in values if loader.get_group_options(axes[key].key_or_group, config_name=config_name)]
         for key in groups:  # each option of a group axis (the first ones compose together below)
             for text, _ in values[key][1:]:
-                loader.load_sweep_config(master, [*(first | {key: f"{key}={text}"}).values()])
+                loader.load_sweep_config(master, [*(first | {key: as_override(key, text)}).values()])
         base = loader.load_sweep_config(master, [first[key] for key in groups])  # the keys' own values
         if multirun:
             loader.load_sweep_config(master, list(first.values()))
@@ -207,6 +207,11 @@ def check_overrides(argv: list[str]) -> None:
             if isinstance(value, str) and not value.startswith("${"):
                 kind = "an integer" if isinstance(default, int) else "a number"
                 raise ValueError(f"{key}={text}: {key} takes {kind} (the config's is {default})")
+
+
+def as_override(key: str, text: str) -> str:
+    """key=text, a number quoted (depth='4'): Hydra reads 4 as an int, and a config group option is a string."""
+    return f"{key}='{text}'" if text.isdigit() else f"{key}={text}"
 
 
 def axis_values(override) -> list[tuple[str, object]]:

@@ -361,7 +361,8 @@ def test_module_train_augmentation_and_workers():
     assert len(module.val_set) == 0
     loader = module.train_dataloader()
     first = torch.cat([x for x, _ in loader])
-    second = torch.cat([x for x, _ in loader])  # the next epoch
+    loader.sampler.set_epoch(1)  # as Lightning does at every epoch's start
+    second = torch.cat([x for x, _ in loader])
     assert first.shape == second.shape == (288, 3, 28, 28)
     assert not torch.equal(first, second)  # reshuffled and re-augmented
     assert first.mean(dim=(0, 2, 3)).abs().max() < 1.5  # normalised, not 0-255

@@ -144,8 +144,7 @@ class DrawSampler(Sampler):
         return self.size
 
     def __iter__(self):
-        self.epoch += 1  # the next epoch's order, unless set_epoch says otherwise (Lightning calls it every epoch)
-        return _DrawIterator(self, self.epoch - 1)
+        return _DrawIterator(self, self.epoch)
 
 
 class _DrawIterator:
@@ -155,11 +154,19 @@ class _DrawIterator:
         self.order = torch.randperm(sampler.size, generator=generator).tolist()
         self.epoch = epoch
         self.position = position
+        self.started = False
 
     def __iter__(self):
         return self
 
     def __next__(self) -> tuple[int, int]:
+        if not self.started:
+            self.started = True
+            if self.sampler.epoch > self.epoch:
+                # Resuming from an epoch's end: Lightning made this iterator (and gave it the checkpoint's state)
+                # before it set the new epoch; that epoch starts afresh.
+                self.__init__(self.sampler, self.sampler.epoch)
+                self.started = True
         if self.position == len(self.order):
             raise StopIteration
         self.position += 1
