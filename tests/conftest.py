@@ -14,14 +14,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
 
-def run_alexlab(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """The real entry point, as a user types it, in a fresh process."""
+def alexlab_process(env: dict | None) -> tuple[list[str], dict]:
+    """The installed `alexlab` command and its environment: W&B offline, and without HYDRA_FULL_ERROR (which would
+    turn the one-line errors under test into tracebacks)."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     exe = Path(sys.executable).with_name("alexlab")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
+    return ([str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]), full_env
+
+
+def run_alexlab(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The real entry point, as a user types it, in a fresh process."""
+    command, full_env = alexlab_process(env)
     return subprocess.run(
         [*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start_alexlab(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """`alexlab ARGS` started in the background (to be signalled), stdout and stderr together as text."""
+    command, full_env = alexlab_process(env)
+    return subprocess.Popen(
+        [*command, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 

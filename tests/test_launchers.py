@@ -7,13 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_metrics
+from conftest import read_metrics, start_alexlab
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -158,8 +157,7 @@ def test_slurm_job_requeued_on_sigusr1_resumes_from_lightnings_checkpoint(tmp_pa
     for name, body in FAKE_SLURM.items():
         (bin_dir / name).write_text("#!/bin/bash\n" + body)
         (bin_dir / name).chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env |= {"PATH": f"{bin_dir}:{env['PATH']}", "FAKE_SLURM": str(state), "WANDB_MODE": "offline"}
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SLURM": str(state)}
     epochs, batches = 3, 10
     args = ["-m", "launcher=slurm", "hydra.launcher.partition=fake", "seed=0", "experiment=smoke", "logger=none"]
     args += [f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=1"]
@@ -168,16 +166,7 @@ def test_slurm_job_requeued_on_sigusr1_resumes_from_lightnings_checkpoint(tmp_pa
     # its own inside the first one's fsspec transaction and the first save fails (AttributeError: 'NoneType' object
     # has no attribute '_intrans'). Sent right after an epoch's line, the signal would often land in that save.
     args += ["~callbacks.checkpoint", "+trainer.enable_checkpointing=false"]
-    exe = Path(sys.executable).with_name("alexlab")  # the command as conftest.run_alexlab starts it
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
-    sweep = subprocess.Popen(
-        [*command, *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    sweep = start_alexlab(*args, cwd=tmp_path, env=env)
     job_log, pid_file = sweep_dir / "0" / "alexlab.log", state / "task.pid"
     try:
         wait_for(lambda: job_log.exists() and "epoch 0 " in job_log.read_text(), "the job's first epoch", sweep)

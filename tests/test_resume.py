@@ -3,15 +3,13 @@
 unfinished job from its checkpoint; checkpoints and metrics.json are never left half-written."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, run_alexlab, run_dirs
+from conftest import read_metrics, run_alexlab, run_dirs, start_alexlab
 
 from alexlab.train import EXIT_INTERRUPTED, write_json
 
@@ -27,14 +25,6 @@ RUN = (
 )
 
 
-def start(args, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    exe = Path(sys.executable).with_name("alexlab")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "alexlab"]
-    return subprocess.Popen([*command, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
 def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig: int) -> str:
     """Wait until an epoch-end last.ckpt exists somewhere under root, then send `sig`; the process's output."""
     deadline = time.time() + 300
@@ -42,7 +32,7 @@ def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig:
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(sig)
-    output = process.communicate(timeout=300)[0].decode()
+    output = process.communicate(timeout=300)[0]
     return output
 
 
@@ -64,7 +54,7 @@ def unbroken(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
 def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path, sig):
     args = [*RUN, f"paths.output_root={tmp_path / 'outputs'}"]
-    process = start(["train", *args], tmp_path)
+    process = start_alexlab("train", *args, cwd=tmp_path)
     output = interrupt_after_first_checkpoint(process, tmp_path / "outputs", sig)
     (run_dir,) = run_dirs(tmp_path / "outputs")
     stopped = read_metrics(run_dir)
@@ -94,7 +84,7 @@ def test_resume_without_an_unfinished_run_is_one_line(alexlab, tmp_path):
 def test_an_interrupted_sweep_resumes_its_unfinished_job_from_its_checkpoint(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *RUN, "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.output_root={tmp_path / 'outputs'}"]
-    output = interrupt_after_first_checkpoint(start(args, tmp_path), sweep, signal.SIGTERM)
+    output = interrupt_after_first_checkpoint(start_alexlab(*args, cwd=tmp_path), sweep, signal.SIGTERM)
     assert "interrupted at epoch" in output
     assert read_metrics(sweep / "0")["status"] == "interrupted" and not (sweep / "1").exists()
 
