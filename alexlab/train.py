@@ -78,7 +78,7 @@ def _run(cfg: DictConfig, fit: bool) -> float:
     try:
         metrics = _fit_and_test(cfg, fit, started)
     except (KeyboardInterrupt, SystemExit) as exc:  # SIGTERM or Ctrl-C: checkpoint saved (CheckpointOnInterrupt)
-        last = run_dir / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(run_dir)
         write_json(
             run_dir / "metrics.json",
             record
@@ -148,7 +148,7 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
     history = EpochHistory()
     callbacks = [history, StopOnDivergence()]
     if fit:
-        callbacks.append(CheckpointOnInterrupt(str(run_dir / "checkpoints" / "last.ckpt")))
+        callbacks.append(CheckpointOnInterrupt(str(last_checkpoint(run_dir))))
     if cfg.trial.number is not None:
         callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
     for name, callback_cfg in (cfg.callbacks or {}).items():
@@ -224,7 +224,7 @@ def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     (finished_run refuses any other), so it goes on from them: from the hpc_ckpt_<n>.ckpt that Lightning's SLURM
     auto-requeue saved before this job was requeued (launcher=slurm), else from checkpoints/last.ckpt (saved at
     every epoch's end and by CheckpointOnInterrupt); else from cfg.ckpt_path (`ckpt_path=last`: see cli's resume)."""
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     saved = [*run_dir.glob("hpc_ckpt_*.ckpt"), *([last] if last.exists() else [])]
     if saved:
         newest = max(saved, key=lambda path: path.stat().st_mtime)  # a SIGTERM after the requeue's hpc_ckpt
@@ -234,6 +234,12 @@ def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         log.warning("ckpt_path=last: no checkpoint in %s, starting from scratch", run_dir)
         return None
     return cfg.ckpt_path
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """Where a run's latest checkpoint is: the checkpoint callback's save_last (conf/callbacks/default.yaml), which
+    CheckpointOnInterrupt overwrites when a signal stops the run."""
+    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def run_overrides(overrides) -> list[str]:
@@ -251,7 +257,7 @@ def find_resumable_run(output_root: Path, overrides: list[str]) -> Path | None:
             record = json.loads(metrics_path.read_text())
         except (OSError, ValueError):
             continue
-        has_checkpoint = (metrics_path.parent / "checkpoints" / "last.ckpt").exists()
+        has_checkpoint = last_checkpoint(metrics_path.parent).exists()
         same = sorted(record.get("overrides", [])) == wanted
         if same and record.get("status") != "finished" and record.get("task") == "train" and has_checkpoint:
             candidates.append(metrics_path.parent)
