@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from torchvision.io import decode_image, encode_jpeg, write_png
+from torchvision.io import decode_image, encode_jpeg, read_file, write_png
 
-from alexlab.data import DataNotFoundError, ImageDataModule, InMemoryImages
+from alexlab.data import (
+    BadImageError,
+    DataNotFoundError,
+    EncodedBatch,
+    ImageDataModule,
+    InMemoryImages,
+    collate_encoded,
+)
 from alexlab.data.cifar import CIFAR
 from alexlab.data.fashion_mnist import FashionMNIST, read_idx
 from alexlab.data.folders import ImageFolder, ImageNet, Imagenette
@@ -439,3 +446,81 @@ def test_module_on_image_folder_of_mixed_sizes(tmp_path):
     assert module.classes == ["a", "b"]
     x, y = next(iter(module.train_dataloader()))
     assert x.shape == (4, 3, 16, 16) and set(y.tolist()) <= {0, 1}
+
+
+def folder_module(root: Path, **overrides) -> ImageDataModule:
+    settings = dict(
+        num_classes=2,
+        channels=3,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        batch_size=4,
+        num_workers=0,
+        val_size=4,
+        crop_size=16,
+        augment="paper",
+        test_views="ten_crop",
+    )
+    return ImageDataModule(ImageFolder(root=root, test_fraction=0.2), **{**settings, **overrides})
+
+
+def test_decode_on_device_gives_the_loaders_batches(tmp_path):
+    """data.decode=device (here the device is the CPU): the workers hand over file bytes, transfer_batch_to_device
+    decodes (JPEGs in one decode_jpeg call, PNGs one by one) and augments the batch; every batch of every split is
+    the one the workers' per-image pipeline gives, bit for bit, in two epochs."""
+    for index, name in enumerate(("a", "b")):
+        write_images(tmp_path / name, 10, (24 + 5 * index, 40 - 3 * index), seed=index)
+    on_loader, on_device = (
+        folder_module(tmp_path, decode="loader"),
+        folder_module(tmp_path, decode="device", num_workers=2),
+    )
+    for module in (on_loader, on_device):
+        module.setup("fit")
+    assert not on_loader.decodes_on_device and on_device.decodes_on_device
+    cpu = torch.device("cpu")
+    for make_loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loaders = getattr(on_loader, make_loader)(), getattr(on_device, make_loader)()
+        for epoch in range(2 if make_loader == "train_dataloader" else 1):
+            for loader in loaders:
+                if hasattr(loader.sampler, "set_epoch"):
+                    loader.sampler.set_epoch(epoch)
+            count = 0
+            for (x, y), encoded in zip(*loaders, strict=True):
+                assert isinstance(encoded, EncodedBatch) and encoded.encoded[0].ndim == 1
+                x_device, y_device = on_device.transfer_batch_to_device(encoded, cpu, 0)
+                assert x.shape == x_device.shape and torch.equal(x, x_device) and torch.equal(y, y_device)
+                count += 1
+            assert count == len(loaders[0]) > 0
+    assert x.shape == (4, 10, 3, 16, 16)  # the test split's ten crops
+
+
+def test_decode_on_device_bad_images(tmp_path, caplog):
+    for index, name in enumerate(("a", "b")):
+        write_images(tmp_path / name, 10, (24, 40), seed=index)
+    broken = tmp_path / "a" / "1.JPEG"
+    broken.write_bytes(broken.read_bytes()[:200])
+    paths = [str(tmp_path / "a" / "0.png"), str(broken), str(tmp_path / "a" / "3.JPEG")]
+    items = [
+        (read_file(path), label, path, draw) for path, label, draw in zip(paths, [0, 0, 1], [5, 6, 7], strict=True)
+    ]
+    batch = collate_encoded(items, "train")
+    failing = folder_module(tmp_path, decode="device")
+    failing.setup("fit")
+    with pytest.raises(BadImageError, match=r"cannot decode the image .*1\.JPEG"):
+        failing.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    skipping = folder_module(tmp_path, decode="device", bad_images="skip")
+    skipping.setup("fit")
+    x, y = skipping.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert x.shape == (2, 3, 16, 16) and y.tolist() == [0, 1]
+    skipping.teardown("fit")
+    assert "left out" in caplog.text and "1 image file(s) could not be decoded" in caplog.text
+
+
+def test_decode_on_device_needs_files():
+    module = shapes_module(decode="device")
+    with pytest.raises(ValueError, match="holds decoded images; use data.decode=loader"):
+        module.setup("fit")
+    auto = shapes_module(decode="auto")
+    auto.training_device = torch.device("cuda", 0)  # in-memory data stay with the loader even for a GPU
+    auto.setup("fit")
+    assert not auto.decodes_on_device

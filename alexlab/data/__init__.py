@@ -9,11 +9,14 @@ alexlab.data.folders.ImageNet / Imagenette / ImageFolder.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, random_split
 from torchdata.stateful_dataloader import StatefulDataLoader
+from torchvision.transforms import v2
 
 from alexlab.data.transforms import (
     AUGMENTS,
@@ -22,16 +25,19 @@ from alexlab.data.transforms import (
     PCAS,
     TEST_VIEWS,
     PCALighting,
+    augment_batch,
+    augmentation_seed,
     default_resize,
     eval_transform,
     pixel_pca,
     train_transform,
 )
 
-__all__ = ["BadImageError", "DataNotFoundError", "ImageDataModule", "InMemoryImages"]
+__all__ = ["BadImageError", "DataNotFoundError", "EncodedBatch", "ImageDataModule", "InMemoryImages"]
 log = logging.getLogger("alexlab")
 # data.bad_images=skip names this many left-out files in the log (then counts them)
 NAMED_BAD_IMAGES = 5
+DECODES = ("auto", "loader", "device")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -122,7 +128,7 @@ class _Transformed(Dataset):
         index, draw = key
         image, label = self.dataset[index]
         with torch.random.fork_rng(devices=[]):  # the CPU generator only, put back as it was afterwards
-            torch.random.default_generator.manual_seed(hash((self.seed, draw)) & (2**63 - 1))
+            torch.random.default_generator.manual_seed(augmentation_seed(self.seed, draw))
             return self.transform(image), label
 
 
@@ -179,6 +185,46 @@ class _DrawIterator:
         self.__init__(self.sampler, state["epoch"], state["position"])
 
 
+class _EncodedSplit(Dataset):
+    """Items (file bytes, label, path, draw) of a split of EncodedFiles, keyed by (index, draw) (DrawSampler) in
+    training or by index (draw -1) in val and test."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, str, int]:
+        index, draw = key if isinstance(key, tuple) else (key, -1)
+        return (*self.dataset[index], draw)
+
+
+@dataclass
+class EncodedBatch:
+    """A batch of image files not yet decoded (data.decode=device); ImageDataModule.transfer_batch_to_device turns
+    it into (x, y) on the training device. The files' bytes travel from the worker as one tensor (one shared-memory
+    block per batch, not one per image)."""
+
+    data: torch.Tensor  # the files' bytes one after the other, uint8 [total], on the CPU
+    lengths: list[int]  # each file's byte count
+    labels: torch.Tensor
+    draws: torch.Tensor  # each training image's DrawSampler draw (its augmentation seed); -1 in val and test
+    paths: list[str]
+    split: str
+
+    @property
+    def encoded(self) -> list[torch.Tensor]:
+        """Each file's bytes, uint8 [n] (views of `data`)."""
+        return list(self.data.split(self.lengths))
+
+
+def collate_encoded(items: list[tuple[torch.Tensor, int, str, int]], split: str) -> EncodedBatch:
+    encoded, labels, paths, draws = zip(*items, strict=True)
+    lengths = [len(data) for data in encoded]
+    return EncodedBatch(torch.cat(encoded), lengths, torch.tensor(labels), torch.tensor(draws), list(paths), split)
+
+
 class ImageDataModule(L.LightningDataModule):
     """Train / val / test loaders of a source, val split off the training images with a generator seeded by `seed`.
 
@@ -189,6 +235,10 @@ class ImageDataModule(L.LightningDataModule):
     resize_size is the short side before cropping; None means the paper's 256/224 ratio.
     bad_images: "fail" (an image file that cannot be decoded stops the run, named) | "skip" (it is left out,
     logged and counted).
+    decode (image-file sources): "loader" (the DataLoader workers decode and augment each image on the CPU) |
+    "device" (the workers only read the files; the training device decodes each batch with one decode_jpeg call,
+    nvJPEG on a GPU, and augments it there) | "auto" (device when training on a GPU, else loader). Both give the
+    same crops, flips and colour noise; on one device, bit for bit the same batches.
     """
 
     def __init__(
@@ -211,6 +261,7 @@ class ImageDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         image_size: int | None = None,
         bad_images: str = "fail",
+        decode: str = "auto",
     ):
         super().__init__()
         resize_size = default_resize(crop_size) if resize_size is None else resize_size
@@ -226,6 +277,7 @@ class ImageDataModule(L.LightningDataModule):
             ),
             (all(s > 0 for s in std), f"std values must be > 0, got {list(std)}"),
             (bad_images in ("fail", "skip"), f"bad_images must be fail|skip, got {bad_images!r}"),
+            (decode in DECODES, f"decode must be one of {'|'.join(DECODES)}, got {decode!r}"),
             (batch_size >= 1, f"batch_size must be >= 1, got {batch_size}"),
             (num_workers >= 0, f"num_workers must be >= 0, got {num_workers}"),
             (crop_size >= 1, f"crop_size must be >= 1, got {crop_size}"),
@@ -261,6 +313,12 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.bad_images = bad_images
+        self.decode = decode
+        # where batches are used when no Trainer is attached (alexlab bench sets it): decode=auto decides by it
+        self.training_device: torch.device | None = None
+        self.decodes_on_device = False
+        self.transforms: dict[str, v2.Compose] = {}
+        self.undecodable: dict[str, set[str]] = {split: set() for split in ("train", "val", "test")}
         self.skipping: list[_SkipUnreadable] = []  # with bad_images=skip: the splits, to count what they left out
         self.reported_bad = 0
         self.train_set: Dataset | None = None
@@ -282,12 +340,15 @@ class ImageDataModule(L.LightningDataModule):
         fit, val = random_split(train, [len(train) - val_count, val_count], generator=generator)
         if len(fit) < self.batch_size:  # drop_last would leave no training batch at all
             raise ValueError(f"batch_size={self.batch_size} is more than the {len(fit)} training images")
+        encoded = self._encoded_splits(fit, val, test)
         if self.bad_images == "skip":  # each split apart: the place of a left-out image goes to one of its own split
             fit, val, test = _SkipUnreadable(fit, "train"), _SkipUnreadable(val, "val"), _SkipUnreadable(test, "test")
             self.skipping = [fit, val, test]
         image_channels = fit[0][0].shape[0]
         if image_channels != self.channels:
             raise ValueError(f"{name} images have {image_channels} channel(s) but channels={self.channels}")
+        if encoded is not None:  # the device decodes and counts what it leaves out
+            self.skipping = []
 
         lighting = None
         if self.augment == "paper":
@@ -297,15 +358,70 @@ class ImageDataModule(L.LightningDataModule):
                 eigval, eigvec = pixel_pca(fit, seed=self.seed)
             lighting = PCALighting(eigval, eigvec, self.pca_std)
         sizes = (self.crop_size, self.resize_size, self.mean, self.std)
-        self.train_set = _Transformed(fit, train_transform(self.augment, *sizes, lighting=lighting), seed=self.seed)
-        self.val_set = _Transformed(val, eval_transform(*sizes))
-        self.test_set = _Transformed(test, eval_transform(*sizes, views=self.test_views))
+        self.transforms = {
+            "train": train_transform(self.augment, *sizes, lighting=lighting),
+            "val": eval_transform(*sizes),
+            "test": eval_transform(*sizes, views=self.test_views),
+        }
+        if encoded is not None:
+            self.decodes_on_device = True
+            self.train_set, self.val_set, self.test_set = (_EncodedSplit(split) for split in encoded)
+        else:
+            self.train_set = _Transformed(fit, self.transforms["train"], seed=self.seed)
+            self.val_set = _Transformed(val, self.transforms["val"])
+            self.test_set = _Transformed(test, self.transforms["test"])
         classes = getattr(self.source, "classes", None) or getattr(train, "classes", None)
         self.classes = list(classes) if classes else [str(label) for label in range(self.num_classes)]
 
+    def _encoded_splits(self, fit: Dataset, val: Dataset, test: Dataset) -> tuple[Dataset, Dataset, Dataset] | None:
+        """The splits as encoded files when the training device decodes them (decode=device, or auto on a GPU)."""
+        from alexlab.data.folders import encoded_files  # (alexlab.data.folders imports this module)
+
+        if self.decode == "loader":
+            return None
+        if self.decode == "auto":
+            trainer = self.trainer
+            device = trainer.strategy.root_device if trainer is not None else self.training_device
+            if device is None or device.type != "cuda":
+                return None
+            try:
+                return encoded_files(fit), encoded_files(val), encoded_files(test)
+            except ValueError:  # decoded once into memory (fashion_mnist, cifar, synthetic)
+                return None
+        return encoded_files(fit), encoded_files(val), encoded_files(test)
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """Lightning's hook: with decode=device, the batch's files are decoded and transformed here, on `device`."""
+        if not isinstance(batch, EncodedBatch):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        from alexlab.data.folders import decode_files
+
+        decoded = decode_files(batch.encoded, batch.paths, device)
+        keep = []
+        for i, image in enumerate(decoded):
+            if not isinstance(image, BadImageError):
+                keep.append(i)
+            elif self.bad_images == "fail":
+                raise image
+            elif image.path not in self.undecodable[batch.split]:
+                self.undecodable[batch.split].add(image.path)
+                if sum(len(paths) for paths in self.undecodable.values()) <= NAMED_BAD_IMAGES:
+                    log.warning("data.bad_images=skip: left out %s (%s)", image.path, image.reason)
+        if not keep:
+            raise BadImageError(f"data.bad_images=skip: no image of a {batch.split} batch can be decoded")
+        images = [decoded[i] for i in keep]
+        if batch.split == "train":
+            seeds = [augmentation_seed(self.seed, int(batch.draws[i])) for i in keep]
+            x = augment_batch(self.transforms["train"], images, seeds)
+        else:
+            x = torch.stack([self.transforms[batch.split](image) for image in images])
+        return x, batch.labels[keep].to(device, non_blocking=True)
+
     def teardown(self, stage: str) -> None:
         """At the end of fitting and testing (data.bad_images=skip): how many image files were left out."""
-        counts = {split.split: int(split.unreadable.sum()) for split in self.skipping}
+        counts = {split: len(paths) for split, paths in self.undecodable.items()}
+        for split in self.skipping:
+            counts[split.split] += int(split.unreadable.sum())
         if sum(counts.values()) > self.reported_bad:
             self.reported_bad = sum(counts.values())
             log.warning(
@@ -329,10 +445,12 @@ class ImageDataModule(L.LightningDataModule):
             # torchdata's StatefulDataLoader: Lightning saves its position in every checkpoint, so a run resumed
             # mid-epoch goes on with the next batch of the same epoch, augmented alike (DrawSampler).
             sampler = DrawSampler(dataset, seed=self.seed)
+        split = "train" if train else ("val" if dataset is self.val_set else "test")
         return (StatefulDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
+            collate_fn=partial(collate_encoded, split=split) if self.decodes_on_device else None,
             # every loader draws its seeds (for its workers) from a generator of its own, not from the global one
             # that dropout draws from: where a run is checkpointed and resumed cannot shift the dropout masks
             generator=torch.Generator().manual_seed(self.seed),

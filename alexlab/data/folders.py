@@ -1,6 +1,8 @@
 """Image-file sources: ILSVRC-2012 (ImageNet), Imagenette and any folder of class sub-folders.
 
-Every image is decoded with torchvision.io.decode_image to a uint8 RGB tensor [3, H, W] when it is read.
+Every image is decoded with torchvision.io.decode_image to a uint8 RGB tensor [3, H, W] when it is read, in the
+DataLoader workers; or, with data.decode=device, the workers only read the files (EncodedFiles) and the training
+device decodes a whole batch at once (decode_files: nvJPEG on a GPU).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import torch
 import torchvision
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from alexlab.data import BadImageError, DataNotFoundError
+
+JPEG_START = [0xFF, 0xD8, 0xFF]  # the first bytes of every JPEG file (SOI marker + the next marker's 0xFF)
 
 
 def decode_rgb(path: str) -> torch.Tensor:
@@ -23,15 +27,79 @@ def decode_rgb(path: str) -> torch.Tensor:
     try:
         return decode_image(path, mode=ImageReadMode.RGB)
     except (RuntimeError, OSError) as error:
-        # torchvision's "decode_jpeg, .../decode_jpeg.cpp:171, Image is incomplete or truncated" -> the last part
-        reason = getattr(error, "strerror", None) or re.sub(r"^.*\.cpp:\d+, ", "", str(error).splitlines()[0])
-        reason = reason.split(". ")[0]
-        raise BadImageError(
-            f"cannot decode the image {path} ({reason}): replace or delete the file, or set data.bad_images=skip to "
-            "leave such files out",
-            path,
-            reason,
-        ) from error
+        raise bad_image(path, error) from error
+
+
+def bad_image(path: str, error: Exception) -> BadImageError:
+    # torchvision's "decode_jpeg, .../decode_jpeg.cpp:171, Image is incomplete or truncated" -> the last part
+    reason = getattr(error, "strerror", None) or re.sub(r"^.*\.cpp:\d+, ", "", str(error).splitlines()[0])
+    reason = reason.split(". ")[0]
+    return BadImageError(
+        f"cannot decode the image {path} ({reason}): replace or delete the file, or set data.bad_images=skip to "
+        "leave such files out",
+        path,
+        reason,
+    )
+
+
+class EncodedFiles(Dataset):
+    """Items (the file's bytes as uint8 [n], label, path) of a folder source's image files: what the DataLoader
+    workers hand over when the training device decodes the images (data.decode=device)."""
+
+    def __init__(self, samples: list[tuple[str, int]]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
+        path, label = self.samples[index]
+        try:
+            return read_file(path), label, path
+        except (RuntimeError, OSError) as error:
+            raise bad_image(path, error) from error
+
+
+def encoded_files(dataset: Dataset) -> Dataset:
+    """The twin of a folder source's split (a DatasetFolder, torchvision's Imagenette, or Subsets of them) whose
+    items are the encoded files instead of the decoded images: the same files at the same indices."""
+    if isinstance(dataset, Subset):
+        return Subset(encoded_files(dataset.dataset), dataset.indices)
+    samples = getattr(dataset, "samples", None) or getattr(dataset, "_samples", None)
+    if samples is None:
+        raise ValueError(
+            f"data.decode=device decodes image files on the training device, but {type(dataset).__name__} holds "
+            "decoded images; use data.decode=loader"
+        )
+    return EncodedFiles(list(samples))
+
+
+def decode_files(
+    encoded: list[torch.Tensor], paths: list[str], device: torch.device
+) -> list[torch.Tensor | BadImageError]:
+    """Each file as uint8 RGB [3, H, W] on `device`, or the BadImageError naming it. The JPEGs are decoded in one
+    batched torchvision.io.decode_jpeg call on `device` (nvJPEG on a GPU, libjpeg-turbo on the CPU: the same
+    pixels as decode_rgb there); other formats (PNG, ...) on the CPU, then moved."""
+    decoded: list[torch.Tensor | BadImageError | None] = [None] * len(encoded)
+    jpegs = [i for i, data in enumerate(encoded) if data[:3].tolist() == JPEG_START]
+    try:
+        images = decode_jpeg([encoded[i] for i in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
+    except RuntimeError:  # a broken file fails the whole call: decode them one by one to name it
+        images = []
+        for i in jpegs:
+            try:
+                images.append(decode_jpeg(encoded[i], mode=ImageReadMode.RGB, device=device))
+            except RuntimeError as error:
+                images.append(bad_image(paths[i], error))
+    for i, image in zip(jpegs, images, strict=True):
+        decoded[i] = image
+    for i, data in enumerate(encoded):
+        if decoded[i] is None:
+            try:
+                decoded[i] = decode_image(data, mode=ImageReadMode.RGB).to(device, non_blocking=True)
+            except RuntimeError as error:
+                decoded[i] = bad_image(paths[i], error)
+    return decoded
 
 
 class _ClassFolders(torchvision.datasets.DatasetFolder):

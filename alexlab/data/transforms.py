@@ -60,12 +60,17 @@ class PCALighting(nn.Module):
         self.register_buffer("eigvec", eigvec)
         self.std = std
 
+    def draw(self) -> torch.Tensor:
+        """One image's colour shift [C] (on the CPU, from the CPU generator)."""
+        if self.std == 0:
+            return torch.zeros(len(self.eigval))
+        alpha = torch.randn(len(self.eigval)) * self.std
+        return self.eigvec @ (alpha * self.eigval)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.std == 0:
             return image
-        alpha = torch.randn(len(self.eigval)) * self.std
-        shift = self.eigvec @ (alpha * self.eigval)
-        return image + shift[:, None, None]
+        return image + self.draw().to(image.device)[:, None, None]
 
     def extra_repr(self) -> str:
         return f"eigval={self.eigval.tolist()}, std={self.std}"
@@ -119,6 +124,39 @@ def train_transform(
             raise ValueError("augment=paper needs a PCALighting")
         steps.append(lighting)
     return v2.Compose([*steps, v2.Normalize(mean, std)])
+
+
+def augmentation_seed(seed: int, draw: int) -> int:
+    """The seed of one hand-out (`draw`) of one training image: its crop, flip and colour noise."""
+    return hash((seed, draw)) & (2**63 - 1)
+
+
+def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list[int]) -> torch.Tensor:
+    """`transform` (a train_transform) applied to each of `images` (uint8 [C, H, W], any sizes, on any device) with
+    its random choices drawn from `seeds` (augmentation_seed): the same tensor, bit for bit on one device, as
+    stacking transform(image) drawn under the same seeds, with the float steps done once on the whole batch.
+
+    The random choices come from the CPU generator whatever the images' device (torchvision draws its crop and flip
+    parameters there, PCALighting its colour noise), so decoding on the GPU does not change what a run sees.
+    """
+    steps = list(transform.transforms)
+    cut = next(i for i, step in enumerate(steps) if isinstance(step, v2.ToDtype))
+    per_image, on_batch = v2.Compose(steps[:cut]), steps[cut:]
+    lightings = [step for step in on_batch if isinstance(step, PCALighting)]
+    crops, shifts = [], []
+    for image, seed in zip(images, seeds, strict=True):
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only, put back as it was afterwards
+            torch.random.default_generator.manual_seed(seed)
+            crops.append(per_image(image))
+            shifts.append(torch.stack([lighting.draw() for lighting in lightings]) if lightings else None)
+    batch = torch.stack(crops)
+    for step in on_batch:
+        if isinstance(step, PCALighting):
+            shift = torch.stack([image_shifts[lightings.index(step)] for image_shifts in shifts])
+            batch = batch + shift.to(batch.device)[:, :, None, None]
+        else:
+            batch = step(batch)
+    return batch
 
 
 def eval_transform(
