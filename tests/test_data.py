@@ -426,28 +426,6 @@ def test_module_setup_rejects_mismatches(overrides, match):
         module.setup("fit")
 
 
-def test_module_on_image_folder_of_mixed_sizes(tmp_path):
-    for index, name in enumerate(("a", "b")):
-        write_images(tmp_path / name, 10, (24 + 5 * index, 40 - 3 * index), seed=index)
-    module = ImageDataModule(
-        ImageFolder(root=tmp_path, test_fraction=0.2),
-        num_classes=2,
-        channels=3,
-        mean=[0.5] * 3,
-        std=[0.25] * 3,
-        batch_size=4,
-        num_workers=0,
-        val_size=4,
-        crop_size=16,
-        augment="paper",
-    )
-    module.setup("fit")
-    assert (len(module.train_set), len(module.val_set), len(module.test_set)) == (12, 4, 4)
-    assert module.classes == ["a", "b"]
-    x, y = next(iter(module.train_dataloader()))
-    assert x.shape == (4, 3, 16, 16) and set(y.tolist()) <= {0, 1}
-
-
 def folder_module(root: Path, **overrides) -> ImageDataModule:
     settings = dict(
         num_classes=2,
@@ -462,6 +440,17 @@ def folder_module(root: Path, **overrides) -> ImageDataModule:
         test_views="ten_crop",
     )
     return ImageDataModule(ImageFolder(root=root, test_fraction=0.2), **{**settings, **overrides})
+
+
+def test_module_on_image_folder_of_mixed_sizes(tmp_path):
+    for index, name in enumerate(("a", "b")):
+        write_images(tmp_path / name, 10, (24 + 5 * index, 40 - 3 * index), seed=index)
+    module = folder_module(tmp_path, test_views="centre")
+    module.setup("fit")
+    assert (len(module.train_set), len(module.val_set), len(module.test_set)) == (12, 4, 4)
+    assert module.classes == ["a", "b"]
+    x, y = next(iter(module.train_dataloader()))
+    assert x.shape == (4, 3, 16, 16) and set(y.tolist()) <= {0, 1}
 
 
 def test_decode_on_device_gives_the_loaders_batches(tmp_path):
