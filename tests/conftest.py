@@ -1,7 +1,11 @@
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,43 @@ def run_alexlab(*args: str, cwd: Path, env: dict | None = None, timeout: int = 6
     return subprocess.run(
         [*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run_alexlab_here(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`alexlab ARGS` called in this process (alexlab.cli.main), as run_alexlab reports it (exit code, stdout,
+    stderr, tracebacks included) but without the 4 s of imports of a fresh process: for the many bad-input cases,
+    which end before any training. The environment, argv, working directory, Hydra and the root logger are put
+    back afterwards. The real command runs as a subprocess in most other tests."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from alexlab.cli import main
+
+    _, full_env = alexlab_process(env)
+    saved_env, saved_argv, saved_cwd = dict(os.environ), list(sys.argv), os.getcwd()
+    root = logging.getLogger()
+    saved_logging = (list(root.handlers), root.level)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    os.environ.clear()
+    os.environ.update(full_env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main(list(args))
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        GlobalHydra.instance().clear()
+        root.handlers[:], root.level = saved_logging
+    return subprocess.CompletedProcess(["alexlab", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def start_alexlab(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:

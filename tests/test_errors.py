@@ -1,6 +1,7 @@
-"""Bad input and faults through the real `alexlab` command: one line `alexlab: error: <what and how to fix>` on
-stderr, a non-zero exit and no traceback. (An unknown option, `depth=9`, an unknown key and `data.batch_size=-1` are
-in test_cli.py's test_bad_input_gives_one_clear_line.)"""
+"""Bad input and faults through `alexlab`'s entry point: one line `alexlab: error: <what and how to fix>` on stderr,
+a non-zero exit and no traceback. Most cases call it in this process (run_alexlab_here); the malicious checkpoint
+for `train`, the out-of-memory run and the sweep files run the real command. (An unknown option, `depth=9`, an
+unknown key and `data.batch_size=-1` are in test_cli.py's test_bad_input_gives_one_clear_line.)"""
 
 import os
 import textwrap
@@ -8,18 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_alexlab
+from conftest import run_alexlab, run_alexlab_here
 
 SMOKE = ("experiment=smoke", "logger=none")
 TINY = (*SMOKE, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
 TINY += ("test_after_fit=false",)
 
 
-def alexlab_with(tmp_path: Path, files: dict[str, Path], *args: str):
-    """`alexlab [train|test] TINY ARGS` with outputs under tmp_path, unless ARGS say otherwise ({name}: files[name])."""
+def alexlab_with(tmp_path: Path, files: dict[str, Path], *args: str, here: bool = True):
+    """`alexlab [train|test] TINY ARGS` with outputs under tmp_path, unless ARGS say otherwise ({name}: files[name]);
+    called in this process, or with here=False as a command of its own."""
     command = [args[0]] if args[0] in ("train", "test", "-m") else []
     args = [arg.format(**files) for arg in args[len(command) :]]
-    return run_alexlab(*command, f"paths.output_root={tmp_path / 'outputs'}", *TINY, *args, cwd=tmp_path)
+    run = run_alexlab_here if here else run_alexlab
+    return run(*command, f"paths.output_root={tmp_path / 'outputs'}", *TINY, *args, cwd=tmp_path)
 
 
 def assert_one_clear_line(result, *expected: str) -> None:
@@ -88,7 +91,7 @@ def test_bad_input_ends_in_one_line(tmp_path, files, args, expected):
 
 @pytest.mark.parametrize("args", [("test", "ckpt_path={evil}"), ("train", "ckpt_path={evil}")])
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, files, args):
-    result = alexlab_with(tmp_path, files, *args)
+    result = alexlab_with(tmp_path, files, *args, here=args[0] == "test")  # `train` as a command of its own
     assert_one_clear_line(result, "evil.ckpt holds a Python object (posix.system)", "refused", "weights_only=True")
     assert not files["marker"].exists()
 
