@@ -3,7 +3,6 @@
 import csv
 import json
 
-import pytest
 from conftest import read_metrics, run_alexlab
 from hydra import compose, initialize_config_dir
 
@@ -174,7 +173,6 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
     assert quick["lrn"] == "on" and quick["data"] == "fashion_mnist"
 
 
-@pytest.mark.slow
 def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_results(alexlab, tmp_path):
     sweep_dir = tmp_path / "ablations"
     result = run_alexlab(
