@@ -14,8 +14,10 @@ as one table:
    The Trainer's window spans from a step's start to the start of the step after its last one: Lightning's hooks,
    the fetch of the batch and the module's torchmetrics updates (loss, top-1/top-5 error) are all inside. The lr
    schedule is not stepped in the plain loop (the default ones step once per epoch).
-2. data: images/s the config's train loader delivers on the host (cfg.data, setup("fit"), `loader_batches` batches
-   per repetition after `loader_warmup`), against the images/s the Trainer consumes: ratio > 1 = not input-bound.
+2. data: images/s the config's train loader delivers (cfg.data, setup("fit"), `loader_batches` batches per
+   repetition after `loader_warmup`), each batch handed to the data module's transfer_batch_to_device as the Trainer
+   does (with data.decode=device that is where the batch's JPEGs are decoded and augmented, on the device), against
+   the images/s the Trainer consumes: ratio > 1 = not input-bound.
 3. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
    achieved FLOP/s = that x the plain loop's images/s; peak = a `matmul_size`^2 float32 matmul on the same device.
 4. sweep: wall time of a real `alexlab -m experiment=smoke ... seed=0,..,N-1` subprocess (one training batch per
@@ -63,6 +65,12 @@ import torch.nn.functional as F
 TRAIN_FLOPS_PER_MAC = 6
 # Above this many MACs per training batch (forward), the step is "heavy" and the defaults shrink (HEAVY_DEFAULTS).
 HEAVY_STEP_MACS = 20e9
+# Published AlexNet training speeds (../shared/PAPER.md), which the table sets the Trainer's images/s against for a
+# network of the paper's input size (224 or 227 px)
+PUBLISHED_IMAGES_PER_S = {
+    "Titan X (Maxwell), cuDNN fp32, batch 128 (convnet-benchmarks)": 1_700,
+    "V100, batch 512, real data (tf_cnn_benchmarks)": 3_861,
+}
 
 DEFAULTS = {
     # training steps per window: short windows, many pairs (the median of many pairs is what resists the noise of a
@@ -193,7 +201,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     training = bench_training(cfg, device, k)
-    data = bench_data(cfg, k, training["trainer"]["images_per_s"]["median"])
+    data = bench_data(cfg, device, k, training["trainer"]["images_per_s"]["median"])
     peak = bench_matmul(device, k)
     flops_per_image = macs * TRAIN_FLOPS_PER_MAC
     achieved = flops_per_image * training["plain"]["images_per_s"]["median"]
@@ -379,10 +387,11 @@ def autocast_for(precision: str, device: torch.device):
     raise ValueError(f"trainer.precision={precision}: the bench compares 32-true or bf16-mixed")
 
 
-def bench_data(cfg, k: dict[str, int], consumed: float) -> dict:
+def bench_data(cfg, device: torch.device, k: dict[str, int], consumed: float) -> dict:
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
+    datamodule.training_device = device  # data.decode=auto decides by it
     setup_start = time.perf_counter()
     datamodule.setup("fit")
     setup_s = time.perf_counter() - setup_start
@@ -390,7 +399,10 @@ def bench_data(cfg, k: dict[str, int], consumed: float) -> dict:
 
     def batches():
         while True:  # epoch after epoch, as training sees them (a new epoch's first batch included)
-            yield from loader
+            for batch in loader:
+                x, y = datamodule.transfer_batch_to_device(batch, device, 0)
+                sync(device)
+                yield x, y
 
     stream = batches()
     for _ in range(k["loader_warmup"]):
@@ -406,6 +418,7 @@ def bench_data(cfg, k: dict[str, int], consumed: float) -> dict:
     return {
         "batch_size": int(cfg.data.batch_size),
         "num_workers": int(cfg.data.get("num_workers", 0)),
+        "decode": "device" if datamodule.decodes_on_device else "loader",
         "batches": k["loader_batches"],
         "warmup": k["loader_warmup"],
         "setup_s": setup_s,
@@ -541,7 +554,20 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
             f"{t['ratio_trainer_over_plain']:.3f}  [{t['paired_ratios']['min']:.3f} - {t['paired_ratios']['max']:.3f}]"
             f"  ({steps}, paired windows)",
         ),
-        ("data", "train loader images/s", _spread(d["loader_images_per_s"], ips)),
+        *[
+            (
+                "training",
+                f"Trainer / {name}",
+                f"{t['trainer']['images_per_s']['median'] / rate:.3f} (its {rate:,} images/s)",
+            )
+            for name, rate in PUBLISHED_IMAGES_PER_S.items()
+            if results["batch_shape"][-1] in (224, 227)
+        ],
+        (
+            "data",
+            "train loader images/s" + (" (decoded on the device)" if d.get("decode") == "device" else ""),
+            _spread(d["loader_images_per_s"], ips),
+        ),
         ("data", "ratio loader / Trainer", f"{d['ratio_loader_over_model']:.2f}  (>1: not input-bound)"),
         (
             "arithmetic",

@@ -49,7 +49,19 @@ def sweep_file(name: str) -> Path:
 
 
 # Hydra's flags that take a value: their values are not overrides.
-FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+FLAGS_WITH_VALUE = {
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "-c",
+    "--cfg",
+    "-p",
+    "--package",
+    "--experimental-rerun",
+}
 
 
 def check_sweep_dir(argv: list[str], config_name: str) -> str | None:

@@ -7,7 +7,9 @@ import math
 import statistics
 
 import pytest
+import torch
 from hydra.utils import instantiate
+from torchvision.io import write_jpeg
 
 from alexlab import bench
 from alexlab.info import layer_table
@@ -129,3 +131,41 @@ def test_precision_and_speed_switches_reach_both_loops(tmp_path):
     assert len(training["plain"]["images_per_s"]["values"]) == 2
     with pytest.raises(ValueError, match="32-true or bf16-mixed"):
         bench.run_bench(bench.compose_config(["trainer.precision=16-mixed"]), {}, [])
+
+
+@pytest.mark.parametrize("decode", ["loader", "device"])
+def test_data_section_decodes_where_the_config_says(tmp_path, decode):
+    """With data.decode=device the loader hands over file bytes; bench counts the images only once they are decoded
+    and augmented by the data module's transfer hook, as the Trainer receives them."""
+    for label, name in enumerate(("a", "b")):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            image = torch.full((3, 40 + i, 36), 40 * label + i, dtype=torch.uint8)
+            write_jpeg(image, str(tmp_path / name / f"{i}.jpg"))
+    cfg = bench.compose_config(
+        [
+            "data=imagefolder",
+            f"data.source.root={tmp_path}",
+            "data.num_classes=2",
+            f"data.decode={decode}",
+            "data.num_workers=0",
+            "data.batch_size=4",
+            "data.val_size=0",
+            "model.input_size=32",
+            f"paths.output_root={tmp_path}",
+        ]
+    )
+    k = bench.resolve_knobs({"reps": "2", "loader_batches": "3", "loader_warmup": "1"}, heavy=False)
+    data = bench.bench_data(cfg, torch.device("cpu"), k, consumed=100.0)
+    assert data["decode"] == decode
+    assert len(data["loader_images_per_s"]["values"]) == 2 and data["loader_images_per_s"]["min"] > 0
+    assert data["ratio_loader_over_model"] == data["loader_images_per_s"]["median"] / 100.0
+
+
+def test_a_paper_sized_network_is_set_against_the_published_speeds(results):
+    assert not any("Titan X" in name for _, name, _ in bench.table_rows(results))  # 32 px: not comparable
+    paper_sized = {**results, "batch_shape": [128, 3, 224, 224]}
+    rows = {name: value for _, name, value in bench.table_rows(paper_sized)}
+    trainer = results["training"]["trainer"]["images_per_s"]["median"]
+    for name, rate in bench.PUBLISHED_IMAGES_PER_S.items():
+        assert rows[f"Trainer / {name}"].startswith(f"{trainer / rate:.3f} ")
