@@ -8,6 +8,7 @@ report (alexlab.report) into the sweep directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 from collections import Counter
@@ -95,6 +96,13 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        # Workers of one shared study may finish together in one sweep dir: one at a time reads the jobs and writes
+        # sweep.json and the report, so no file is ever written by two at once, and the last one sees every job.
+        with open(sweep_dir / ".summary.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._summarise(sweep_dir)
+
+    def _summarise(self, sweep_dir: Path) -> None:
         from alexlab.report import find_job_dirs, read_run  # the report's own reading of job directories
 
         runs = [read_run(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]

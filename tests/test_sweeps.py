@@ -201,3 +201,24 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
     }
     report = (sweep_dir / "report.md").read_text()
     assert "+1.4" in report and "+1.7" in report  # the paper's claims for lrn off and split half
+
+
+def test_workers_finishing_together_in_one_sweep_dir_summarise_one_at_a_time(tmp_path, monkeypatch):
+    """Workers of a shared study in one sweep dir: while one writes sweep.json and the report, the next waits."""
+    import fcntl
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from alexlab.sweep import SweepSummary
+
+    monkeypatch.setattr(SweepSummary, "last", None)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with open(tmp_path / ".summary.lock", "w") as other_worker:
+        fcntl.flock(other_worker, fcntl.LOCK_EX)
+        worker = threading.Thread(target=SweepSummary().on_multirun_end, args=(config,))
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and not (tmp_path / "sweep.json").exists()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and json.loads((tmp_path / "sweep.json").read_text())["runs"] == 0
