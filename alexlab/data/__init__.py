@@ -9,7 +9,7 @@ alexlab.data.folders.ImageNet / Imagenette / ImageFolder.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import lightning as L
@@ -218,6 +218,10 @@ class EncodedBatch:
         """Each file's bytes, uint8 [n] (views of `data`)."""
         return list(self.data.split(self.lengths))
 
+    def pin_memory(self) -> EncodedBatch:
+        """DataLoader(pin_memory=True) calls this: page-locked bytes reach the GPU's decoder faster."""
+        return replace(self, data=self.data.pin_memory())
+
 
 def collate_encoded(items: list[tuple[torch.Tensor, int, str, int]], split: str) -> EncodedBatch:
     encoded, labels, paths, draws = zip(*items, strict=True)
@@ -380,15 +384,17 @@ class ImageDataModule(L.LightningDataModule):
         if self.decode == "loader":
             return None
         if self.decode == "auto":
-            trainer = self.trainer
-            device = trainer.strategy.root_device if trainer is not None else self.training_device
-            if device is None or device.type != "cuda":
+            if not self._trains_on_gpu():
                 return None
             try:
                 return encoded_files(fit), encoded_files(val), encoded_files(test)
             except ValueError:  # decoded once into memory (fashion_mnist, cifar, synthetic)
                 return None
         return encoded_files(fit), encoded_files(val), encoded_files(test)
+
+    def _trains_on_gpu(self) -> bool:
+        device = self.trainer.strategy.root_device if self.trainer is not None else self.training_device
+        return device is not None and device.type == "cuda"
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """Lightning's hook: with decode=device, the batch's files are decoded and transformed here, on `device`."""
@@ -456,7 +462,7 @@ class ImageDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
             drop_last=train,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pin_memory or self._trains_on_gpu(),  # page-locked batches copy to a GPU faster
             persistent_workers=self.num_workers > 0,
         )
 
