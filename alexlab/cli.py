@@ -109,7 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         config_name = argv[argv.index("--config-name") + 1] if "--config-name" in argv else "config"
         resumed = exit_on_user_error(lambda: check_sweep_dir(argv, config_name))
         if resumed:
-            print(f"alexlab: resuming the sweep in {resumed}: finished runs are not run again", file=sys.stderr)
+            print(
+                f"alexlab: continuing the sweep in {resumed} (resuming it, or joining the workers of its study): "
+                "finished runs are not run again",
+                file=sys.stderr,
+            )
         exit_on_user_error(_train)
         exit_on_user_error(raise_if_all_failed)
     else:

@@ -99,7 +99,7 @@ def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
 
     result = alexlab(*args)
     out = result.stdout + result.stderr
-    assert "resuming the sweep" in out
+    assert "continuing the sweep" in out
     assert "already finished in" in out and str(sweep_dir / "0") in out
     assert read_metrics(sweep_dir / "0") == first  # untouched
     assert read_metrics(sweep_dir / "1")["status"] == "finished"
