@@ -381,16 +381,14 @@ class ImageDataModule(L.LightningDataModule):
         """The splits as encoded files when the training device decodes them (decode=device, or auto on a GPU)."""
         from alexlab.data.folders import encoded_files  # (alexlab.data.folders imports this module)
 
-        if self.decode == "loader":
+        if self.decode == "loader" or (self.decode == "auto" and not self._trains_on_gpu()):
             return None
-        if self.decode == "auto":
-            if not self._trains_on_gpu():
+        try:
+            return encoded_files(fit), encoded_files(val), encoded_files(test)
+        except ValueError:
+            if self.decode == "auto":  # images decoded once into memory (fashion_mnist, cifar, synthetic)
                 return None
-            try:
-                return encoded_files(fit), encoded_files(val), encoded_files(test)
-            except ValueError:  # decoded once into memory (fashion_mnist, cifar, synthetic)
-                return None
-        return encoded_files(fit), encoded_files(val), encoded_files(test)
+            raise
 
     def _trains_on_gpu(self) -> bool:
         device = self.trainer.strategy.root_device if self.trainer is not None else self.training_device
