@@ -31,6 +31,10 @@ log = logging.getLogger("alexlab")
 # (and write them to the run's alexlab.log), so without this every Lightning message shows twice.
 logging.getLogger("lightning").handlers.clear()
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")  # torchdata 0.11's loader on torch 2.14
+for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    # Lightning 2.6 advertises its cloud logger on every run ("💡 Tip: ... litlogger")
+    logging.getLogger(name).addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
 
 # The config groups that are the paper's ablation switches, plus what else identifies a run.
 SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")

@@ -54,7 +54,9 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, expected):
 
 
 def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
-    alexlab("experiment=smoke", "logger=wandb", "seed=3")
+    result = alexlab("experiment=smoke", "logger=wandb", "seed=3")
+    output = result.stdout + result.stderr
+    assert "litlogger" not in output and "set_vital" not in output  # libraries' adverts and internal deprecations
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "finished"
