@@ -28,6 +28,7 @@ from alexlab.data.transforms import (
     augment_batch,
     augmentation_seed,
     default_resize,
+    drawing_from,
     eval_transform,
     pixel_pca,
     train_transform,
@@ -127,8 +128,7 @@ class _Transformed(Dataset):
             return self.transform(image), label
         index, draw = key
         image, label = self.dataset[index]
-        with torch.random.fork_rng(devices=[]):  # the CPU generator only, put back as it was afterwards
-            torch.random.default_generator.manual_seed(augmentation_seed(self.seed, draw))
+        with drawing_from(augmentation_seed(self.seed, draw)):
             return self.transform(image), label
 
 
@@ -434,7 +434,9 @@ class ImageDataModule(L.LightningDataModule):
                 ", ".join(f"{name} {count}" for name, count in counts.items()),
             )
 
-    def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
+        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
+        train = split == "train"
         if dataset is None:
             raise RuntimeError("ImageDataModule: call setup() before asking for a dataloader")
         sampler = None
@@ -449,7 +451,6 @@ class ImageDataModule(L.LightningDataModule):
             # torchdata's StatefulDataLoader: Lightning saves its position in every checkpoint, so a run resumed
             # mid-epoch goes on with the next batch of the same epoch, augmented alike (DrawSampler).
             sampler = DrawSampler(dataset, seed=self.seed)
-        split = "train" if train else ("val" if dataset is self.val_set else "test")
         return (StatefulDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size,
@@ -465,10 +466,10 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, train=False)
+        return self._loader("test")

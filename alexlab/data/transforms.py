@@ -9,7 +9,8 @@ centre crop before cropping), as most re-implementations do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -131,31 +132,37 @@ def augmentation_seed(seed: int, draw: int) -> int:
     return hash((seed, draw)) & (2**63 - 1)
 
 
+@contextlib.contextmanager
+def drawing_from(seed: int) -> Iterator[None]:
+    """The CPU generator (where torchvision draws its crops and flips, PCALighting its colour noise) seeded with
+    `seed` inside, put back as it was afterwards: the one way both decode paths seed an image's augmentation."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
 def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list[int]) -> torch.Tensor:
     """`transform` (a train_transform) applied to each of `images` (uint8 [C, H, W], any sizes, on any device) with
     its random choices drawn from `seeds` (augmentation_seed): the same tensor, bit for bit on one device, as
     stacking transform(image) drawn under the same seeds, with the float steps done once on the whole batch.
 
-    The random choices come from the CPU generator whatever the images' device (torchvision draws its crop and flip
-    parameters there, PCALighting its colour noise), so decoding on the GPU does not change what a run sees.
+    The random choices come from the CPU generator whatever the images' device, so decoding on the GPU does not
+    change what a run sees.
     """
     steps = list(transform.transforms)
     cut = next(i for i, step in enumerate(steps) if isinstance(step, v2.ToDtype))
     per_image, on_batch = v2.Compose(steps[:cut]), steps[cut:]
-    lightings = [step for step in on_batch if isinstance(step, PCALighting)]
+    lighting = next((step for step in on_batch if isinstance(step, PCALighting)), None)  # augment=paper only
     crops, shifts = [], []
     for image, seed in zip(images, seeds, strict=True):
-        with torch.random.fork_rng(devices=[]):  # the CPU generator only, put back as it was afterwards
-            torch.random.default_generator.manual_seed(seed)
+        with drawing_from(seed):
             crops.append(per_image(image))
-            shifts.append(torch.stack([lighting.draw() for lighting in lightings]) if lightings else None)
+            if lighting is not None:
+                shifts.append(lighting.draw())  # drawn after the crop and flip, as the per-image pipeline does
     batch = torch.stack(crops)
+    shift = torch.stack(shifts).to(batch.device)[:, :, None, None] if lighting is not None else None
     for step in on_batch:
-        if isinstance(step, PCALighting):
-            shift = torch.stack([image_shifts[lightings.index(step)] for image_shifts in shifts])
-            batch = batch + shift.to(batch.device)[:, :, None, None]
-        else:
-            batch = step(batch)
+        batch = batch + shift if step is lighting else step(batch)
     return batch
 
 
