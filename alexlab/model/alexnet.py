@@ -26,9 +26,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from alexlab.model.layers import MaxPool, TowerLRN
 from alexlab.model.split import TwoDeviceLayer, check_devices
 
 SPLITS = ("grouped", "single", "half", "two_gpu")
@@ -37,7 +37,7 @@ POOLINGS = {"overlap": (3, 2), "plain": (2, 2)}
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 DEPTHS = (3, 4, 5, 6)
 DROPOUT_AT = ("outputs", "inputs")
-INITS = ("paper", "default")
+INITS = ("paper", "he", "default")
 
 # Which conv layers each depth keeps. The paper: "removing any of the middle convolutional layers results in a
 # loss of about 2% for the top-1 performance", so depth 4 drops conv4 and depth 3 drops conv3 and conv4.
@@ -45,33 +45,6 @@ INITS = ("paper", "default")
 CONV_LAYERS = {3: (1, 2, 5), 4: (1, 2, 3, 5), 5: (1, 2, 3, 4, 5), 6: (1, 2, 3, 4, 5, 6)}
 # conv2, conv4 and conv5 see only their own tower's maps; conv1, conv3, conv6 and the FC layers see both.
 OWN_TOWER_LAYERS = {2, 4, 5}
-
-
-class TowerLRN(nn.Module):
-    """Local response normalisation inside each of `towers` channel groups (one group = plain LRN).
-
-    The same function as nn.LocalResponseNorm(size, alpha, beta, k): b_c = a_c / (k + alpha/size * sum of a^2 over
-    the `size` maps around c)^beta. Computed as a sum of `size` shifted channel slices and one pow, instead of
-    PyTorch's 3-D average pooling over a padded 5-D view, which on a CPU took more than half of the small
-    network's training step; this form gives the same values (a test compares outputs and gradients) in less
-    time (`alexlab bench lrn=on` against `lrn=off` shows the remaining cost).
-    """
-
-    def __init__(self, size: int, alpha: float, beta: float, k: float, towers: int = 1):
-        super().__init__()
-        self.size, self.alpha, self.beta, self.k, self.towers = size, alpha, beta, k, towers
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        maps = x.reshape(n * self.towers, c // self.towers, h, w)
-        squares = F.pad(maps * maps, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))  # zero maps at the edges
-        window = squares[:, : maps.shape[1]]
-        for shift in range(1, self.size):
-            window = window + squares[:, shift : shift + maps.shape[1]]
-        return (maps * (window * (self.alpha / self.size) + self.k).pow(-self.beta)).reshape(n, c, h, w)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, towers={self.towers}"
 
 
 def make_lrn(kind: str, towers: int) -> TowerLRN:
@@ -105,6 +78,8 @@ class AlexNet(nn.Module):
             (conv5 and the FC layers kept full), the paper's one-GPU comparison net.
         devices: the two devices of `split="two_gpu"` (tower A, tower B).
         init: "paper": weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere;
+            "he": weights N(0, gain^2 / fan_in) (He et al. 2015; gain sqrt(2) for ReLU, 5/3 for tanh), biases 0,
+            fc8 N(0, 0.01) so that the first losses are log(num_classes): each layer keeps its input's scale;
             "default": PyTorch's default initialisation.
     """
 
@@ -177,7 +152,7 @@ class AlexNet(nn.Module):
                 # two_gpu: each tower tensor is its own group already
                 features[f"lrn{i}"] = make_lrn(lrn, towers if split == "grouped" else 1)
             if i in (1, 2, 5):
-                features[f"pool{i}"] = nn.MaxPool2d(kernel, stride)
+                features[f"pool{i}"] = MaxPool(kernel, stride)
         self.features = nn.Sequential(features)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6)) if adaptive_pool else nn.Identity()
 
@@ -202,11 +177,21 @@ class AlexNet(nn.Module):
         }[dropout_at]
         self.classifier = nn.Sequential(OrderedDict((name, layers[name]) for name in order))
 
-        if init == "paper":
-            for name, layer in [*self.features.named_children(), *self.classifier.named_children()]:
-                if isinstance(layer, (nn.Conv2d, nn.Linear)):
-                    nn.init.normal_(layer.weight, 0.0, 0.01)
-                    nn.init.constant_(layer.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)
+        # The paper's N(0, 0.01) suits its 224-px network (and even there needed biases of 1 to start learning). In a
+        # narrower network each layer then shrinks its input's scale (std 0.01 x sqrt(fan_in) < 1): model=small
+        # with init=paper and the paper's SGD stays at chance for epochs, with init=he it learns in the first.
+        for name, layer in [*self.features.named_children(), *self.classifier.named_children()]:
+            if not isinstance(layer, (nn.Conv2d, nn.Linear)) or init == "default":
+                continue
+            if init == "paper":
+                nn.init.normal_(layer.weight, 0.0, 0.01)
+                nn.init.constant_(layer.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)
+            elif name == "fc8":  # he: small logits, so that the first loss is log(num_classes)
+                nn.init.normal_(layer.weight, 0.0, 0.01)
+                nn.init.zeros_(layer.bias)
+            else:
+                nn.init.kaiming_normal_(layer.weight, nonlinearity=activation)
+                nn.init.zeros_(layer.bias)
 
         if split == "two_gpu":  # same weights, now cut into two towers on two devices
             for seq in (self.features, self.classifier):

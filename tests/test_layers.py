@@ -1,0 +1,105 @@
+"""alexlab.model.layers: the LRN autograd function and the oneDNN max-pooling compute what PyTorch's modules do."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alexlab.model.alexnet import AlexNet, make_lrn
+from alexlab.model.layers import MaxPool, TowerLRN, local_response_norm
+
+
+def reference_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    maps = x.reshape(n * towers, c // towers, h, w)
+    return nn.LocalResponseNorm(size, alpha, beta, k)(maps).reshape(n, c, h, w)
+
+
+@pytest.mark.parametrize("kind", ["paper", "caffe"])
+@pytest.mark.parametrize("towers", [1, 2])
+def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers):
+    torch.manual_seed(0)
+    lrn = make_lrn(kind, towers)
+    # ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)
+    x = (torch.randn(4, 96, 9, 7) * torch.tensor([0.1, 3.0, 40.0]).repeat(32)[None, :, None, None]).relu()
+    x.requires_grad_()
+    expected = reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, towers)
+    got = lrn(x)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    weights = torch.randn_like(got)
+    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("size", "beta", "towers"), [(5, 0.75, 1), (5, 0.75, 2), (4, 0.75, 2), (3, 0.6, 1)])
+def test_lrn_gradcheck_in_float64(size, beta, towers):
+    """The closed-form backward against finite differences; an even window (4) checks the mirrored window, a beta
+    other than 0.75 the general power, and a large alpha makes the normalisation term matter."""
+    torch.manual_seed(1)
+    x = (torch.randn(2, 12, 3, 4, dtype=torch.float64) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.5, beta, 2.0, towers), (x,))
+    torch.testing.assert_close(local_response_norm(x, size, 0.5, beta, 2.0, towers),
+                               reference_lrn(x, size, 0.5, beta, 2.0, towers))  # fmt: skip
+
+
+def test_lrn_in_the_network_matches_pytorchs_for_every_split():
+    """grouped (towers inside one tensor) and two_gpu (one tensor per tower, here on two CPU devices) give the
+    network of nn.LocalResponseNorm run per tower, outputs and gradients."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    for split, devices in (("grouped", ("cuda:0", "cuda:1")), ("two_gpu", ("cpu", "cpu"))):
+        ours = AlexNet(num_classes=10, input_size=64, widths=(16, 32, 48, 48, 32), fc_width=64, stem_kernel=3,
+                       stem_stride=1, stem_padding=1, dropout=0.0, split=split, devices=devices)  # fmt: skip
+        reference = AlexNet(num_classes=10, input_size=64, widths=(16, 32, 48, 48, 32), fc_width=64, stem_kernel=3,
+                            stem_stride=1, stem_padding=1, dropout=0.0, split=split, devices=devices)  # fmt: skip
+        reference.load_state_dict(ours.state_dict())
+        towers = 2 if split == "grouped" else 1
+        for name in ("lrn1", "lrn2"):
+            lrn = getattr(reference.features, name)
+            setattr(reference.features, name, _Reference(lrn.size, lrn.alpha, lrn.beta, lrn.k, towers))
+            setattr(reference.features, f"pool{name[-1]}", nn.MaxPool2d(3, 2))
+        out, expected = ours(x), reference(x)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+        grads = torch.autograd.grad(out.square().sum(), list(ours.parameters()))
+        expected_grads = torch.autograd.grad(expected.square().sum(), list(reference.parameters()))
+        for got, want in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+class _Reference(nn.Module):
+    def __init__(self, size, alpha, beta, k, towers):
+        super().__init__()
+        self.args = (size, alpha, beta, k, towers)
+
+    def forward(self, x):
+        return reference_lrn(x, *self.args)
+
+
+def test_lrn_refuses_towers_that_do_not_divide_the_channels():
+    with pytest.raises(ValueError, match="divisible by 2"):
+        TowerLRN(5, 1e-4, 0.75, 2.0, towers=2)(torch.rand(1, 5, 3, 3))
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(3, 2), (2, 2)])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (4, 8, 28, 28), (3, 5, 13, 13), (2, 4, 6, 6)])
+def test_max_pool_equals_pytorchs_with_ties(kernel, stride, shape):
+    """Integer-valued inputs tie often: each window's gradient must go to the same (first) maximum as
+    nn.MaxPool2d's; only the order in which overlapping windows add up may differ (float rounding)."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 3, shape).float().requires_grad_()
+    got, expected = MaxPool(kernel, stride)(x), nn.MaxPool2d(kernel, stride)(x)
+    assert torch.equal(got, expected)
+    weights = torch.randn_like(got)
+    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=0, atol=1e-5)
+
+
+def test_max_pool_falls_back_to_pytorchs_where_onednn_does_not_apply():
+    x = torch.randn(2, 3, 8, 8)
+    for pool in (MaxPool(3, 2, padding=1), MaxPool(3, 2, ceil_mode=True)):
+        reference = nn.MaxPool2d(3, 2, padding=pool.padding, ceil_mode=pool.ceil_mode)
+        assert torch.equal(pool(x), reference(x))
+    assert torch.equal(MaxPool(3, 2)(x.double()), F.max_pool2d(x.double(), 3, 2))
+    assert isinstance(MaxPool(3, 2), nn.MaxPool2d)  # the pooling switch's test and users' isinstance checks
