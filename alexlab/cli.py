@@ -69,6 +69,9 @@ def _info(overrides: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from alexlab.cpu import configure
+
+    configure()  # before torch is imported: how threads wait and memory is reused (alexlab/cpu.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"], ["help"]):
         print(usage())
