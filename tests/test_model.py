@@ -200,6 +200,27 @@ def test_paper_init():
     assert default.features.conv2.bias.std() > 0 and default.features.conv1.weight.std() > 0.02
 
 
+@pytest.mark.parametrize(("activation", "gain"), [("relu", 2**0.5), ("tanh", 5 / 3)])
+def test_he_init_keeps_each_layers_scale(activation, gain):
+    model = AlexNet(num_classes=10, init="he", activation=activation)
+    layers = {**dict(model.features.named_children()), **dict(model.classifier.named_children())}
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+        weight = layers[name].weight
+        fan_in = weight[0].numel()  # per output: in_channels / groups x kernel area, or in_features
+        assert weight.std().item() == pytest.approx(gain / fan_in**0.5, rel=0.05), name
+        assert torch.all(layers[name].bias == 0), name
+    assert layers["fc8"].weight.std().item() == pytest.approx(0.01, rel=0.1) and torch.all(layers["fc8"].bias == 0)
+    # the point of it: activations keep their scale through the small net, where init=paper shrinks them
+    small = dict(num_classes=10, input_size=32, widths=(32, 64, 96, 96, 64), fc_width=512, stem_kernel=3,
+                 stem_stride=1, stem_padding=1, dropout=0.0, lrn="off")  # fmt: skip
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 32, 32)
+    # how much conv5's pooled features differ between images (std over the batch, averaged)
+    trace = {init: AlexNet(**small, init=init).features(x).std(dim=0).mean().item() for init in ("he", "paper")}
+    assert 0.2 < trace["he"] < 2.0
+    assert trace["paper"] < 1e-3  # measured 2e-5: the images' differences are all but gone (the biases remain)
+
+
 def test_torchvision_state_dict_gives_identical_outputs():
     torch.manual_seed(0)
     reference = torchvision.models.alexnet(weights=None, num_classes=1000).eval()
