@@ -1,6 +1,6 @@
 """`alexlab bench [overrides]`: where a training step's time goes, measured side by side in one process.
 
-Five sections, each written to `bench.json` in `<paths.output_root>/bench/<date_time_microseconds>/` and printed
+Six sections, each written to `bench.json` in `<paths.output_root>/bench/<date_time_microseconds>/` and printed
 as one table:
 
 1. training: images/s of the LightningModule through a Lightning Trainer against a plain PyTorch loop (forward,
@@ -14,16 +14,19 @@ as one table:
    The Trainer's window spans from a step's start to the start of the step after its last one: Lightning's hooks,
    the fetch of the batch and the module's torchmetrics updates (loss, top-1/top-5 error) are all inside. The lr
    schedule is not stepped in the plain loop (the default ones step once per epoch).
-2. data: images/s the config's train loader delivers (cfg.data, setup("fit"), `loader_batches` batches per
+2. layers: what LRN and alexlab's max-pooling cost: plain loops (as in 1.) of the network with LRN (the config's
+   kind, or `lrn=paper`), without LRN, and with LRN but nn.MaxPool2d, in alternating windows; the ratios of their
+   step times, median of the rounds (bench_layers).
+3. data: images/s the config's train loader delivers (cfg.data, setup("fit"), `loader_batches` batches per
    repetition after `loader_warmup`), each batch handed to the data module's transfer_batch_to_device as the Trainer
    does (with data.decode=device that is where the batch's JPEGs are decoded and augmented, on the device), against
    the images/s the Trainer consumes: ratio > 1 = not input-bound.
-3. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
+4. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
    achieved FLOP/s = that x the plain loop's images/s; peak = a `matmul_size`^2 float32 matmul on the same device.
-4. sweep: wall time of a real `alexlab -m experiment=smoke ... seed=0,..,N-1` subprocess (one training batch per
+5. sweep: wall time of a real `alexlab -m experiment=smoke ... seed=0,..,N-1` subprocess (one training batch per
    job), minus the Python start-up of a process that imports alexlab.cli, divided by N: the time per job with
    everything included (compose, build, loggers, first batch, 1 step, teardown).
-5. memory: this process's peak RSS, the sweep subprocess's (from a small helper process), the largest of all children's
+6. memory: this process's peak RSS, the sweep subprocess's (from a small helper process), the largest of all children's
    (RUSAGE_CHILDREN: loader workers, forked with this process's pages, or the sweep) and, on a GPU,
    torch.cuda.max_memory_allocated.
 
@@ -65,8 +68,8 @@ import torch.nn.functional as F
 TRAIN_FLOPS_PER_MAC = 6
 # Above this many MACs per training batch (forward), the step is "heavy" and the defaults shrink (HEAVY_DEFAULTS).
 HEAVY_STEP_MACS = 20e9
-# Published AlexNet training speeds (../shared/PAPER.md), which the table sets the Trainer's images/s against for a
-# network of the paper's input size (224 or 227 px)
+# Published AlexNet training speeds (docs/paper.md gives the sources), which the table sets the Trainer's images/s
+# against for a network of the paper's input size (224 or 227 px)
 PUBLISHED_IMAGES_PER_S = {
     "Titan X (Maxwell), cuDNN fp32, batch 128 (convnet-benchmarks)": 1_700,
     "V100, batch 512, real data (tf_cnn_benchmarks)": 3_861,
@@ -201,6 +204,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     training = bench_training(cfg, device, k)
+    layers = bench_layers(cfg, device, k)
     data = bench_data(cfg, device, k, training["trainer"]["images_per_s"]["median"])
     peak = bench_matmul(device, k)
     flops_per_image = macs * TRAIN_FLOPS_PER_MAC
@@ -231,6 +235,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
         "heavy_defaults": heavy,
         "knobs": k,
         "training": training,
+        "layers": layers,
         "data": data,
         "arithmetic": arithmetic,
         "sweep": sweep,
@@ -258,7 +263,7 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader, Dataset
 
-    from alexlab.module import AlexNetModule, prepare_network
+    from alexlab.module import AlexNetModule
 
     windows_end = k["warmup"] + k["reps"] * k["steps"]
     total = windows_end + 1  # the extra step's start closes the last Trainer window (its hooks and fetch included)
@@ -267,27 +272,9 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
     plain_network = copy.deepcopy(network)  # the same init, before either trains
     optimizer = instantiate(cfg.optimizer)
     x, y = fixed_batch(cfg, device)
-    clip = cfg.trainer.get("gradient_clip_val")
     speed = {"channels_last": bool(cfg.channels_last), "compile": bool(cfg.compile)}
-    autocast = autocast_for(str(cfg.trainer.get("precision", "32-true")), device)
 
-    plain_network = prepare_network(plain_network.to(device), **speed).train()
-    plain_optimizer = optimizer(plain_network.parameters())
-    plain_x = x.contiguous(memory_format=torch.channels_last) if speed["channels_last"] else x
-
-    def plain_steps(count: int) -> float:
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(count):
-            plain_optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                loss = F.cross_entropy(plain_network(plain_x), y)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(plain_network.parameters(), float(clip))
-            plain_optimizer.step()
-        sync(device)
-        return time.perf_counter() - start
+    plain_steps = plain_loop(plain_network, optimizer, x, y, device, cfg)
 
     class Module(AlexNetModule):
         def configure_optimizers(self):
@@ -326,7 +313,14 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
                 sync(device)
                 self.opened = time.perf_counter()
 
-    module = Module(network, num_classes=cfg.data.num_classes, optimizer=optimizer, schedule=cfg.schedule, **speed)
+    module = Module(
+        network,
+        num_classes=cfg.data.num_classes,
+        optimizer=optimizer,
+        schedule=cfg.schedule,
+        decay_biases=bool(cfg.decay_biases),
+        **speed,
+    )
     timer = AlternateWindows()
     trainer_kwargs = {key: value for key, value in cfg.trainer.items() if key != "_target_"}
     trainer_kwargs.update(
@@ -375,6 +369,76 @@ def bench_training(cfg, device: torch.device, k: dict[str, int]) -> dict:
         "plain": {"images_per_s": stats(plain_rates)},
         "paired_ratios": stats(paired),
         "ratio_trainer_over_plain": statistics.median(paired),
+    }
+
+
+def plain_loop(network, optimizer, x: torch.Tensor, y: torch.Tensor, device: torch.device, cfg):
+    """`steps(count)`: seconds for `count` training steps of `network` in plain PyTorch (forward, cross-entropy,
+    backward, optimiser step) on the fixed batch, with the config's precision, gradient clipping, channels_last and
+    compile switches."""
+    from alexlab.module import parameter_groups, prepare_network
+
+    speed = {"channels_last": bool(cfg.channels_last), "compile": bool(cfg.compile)}
+    clip = cfg.trainer.get("gradient_clip_val")
+    autocast = autocast_for(str(cfg.trainer.get("precision", "32-true")), device)
+    network = prepare_network(network.to(device), **speed).train()
+    plain_optimizer = optimizer(parameter_groups(network, bool(cfg.decay_biases)))
+    inputs = x.contiguous(memory_format=torch.channels_last) if speed["channels_last"] else x
+
+    def steps(count: int) -> float:
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(count):
+            plain_optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = F.cross_entropy(network(inputs), y)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(network.parameters(), float(clip))
+            plain_optimizer.step()
+        sync(device)
+        return time.perf_counter() - start
+
+    return steps
+
+
+def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
+    """What LRN and alexlab's max-pooling cost in a training step: plain loops of three copies of the network
+    (the same init), in alternating windows of `steps` steps as in bench_training: with LRN (the config's, or
+    `lrn=paper` when the config has none), without LRN, and with LRN but PyTorch's nn.MaxPool2d in place of
+    alexlab.model.layers.MaxPool. Ratios are medians of the per-round ratios of step times."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from alexlab.model.layers import MaxPool
+
+    lrn = cfg.model.lrn if cfg.model.lrn != "off" else "paper"
+    x, y = fixed_batch(cfg, device)
+    optimizer = instantiate(cfg.optimizer)
+    networks = {}
+    for name, kind in (("lrn", lrn), ("no_lrn", "off"), ("stock_pooling", lrn)):
+        L.seed_everything(int(cfg.seed), verbose=False)
+        networks[name] = instantiate(cfg.model, lrn=kind)
+    stock = networks["stock_pooling"].features
+    for name, layer in stock.named_children():
+        if isinstance(layer, MaxPool):
+            setattr(stock, name, torch.nn.MaxPool2d(layer.kernel_size, layer.stride))
+    loops = {name: plain_loop(network, optimizer, x, y, device, cfg) for name, network in networks.items()}
+    for steps in loops.values():
+        steps(max(1, k["warmup"]))
+    seconds: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(k["reps"]):
+        for name, steps in loops.items():
+            seconds[name].append(steps(k["steps"]) / k["steps"])
+
+    def ratio(a: str, b: str) -> dict:
+        return stats([s / t for s, t in zip(seconds[a], seconds[b], strict=True)])
+
+    return {
+        "lrn": lrn,
+        "step_s": {name: stats(values) for name, values in seconds.items()},
+        "lrn_over_no_lrn": ratio("lrn", "no_lrn"),  # the step with LRN against the step without
+        "stock_pooling_over_ours": ratio("stock_pooling", "lrn"),  # > 1: alexlab's pooling is faster
     }
 
 
@@ -540,6 +604,10 @@ def _mib(value: int | None) -> str:
 def table_rows(results: dict) -> list[tuple[str, str, str]]:
     """(section, measure, value) rows of the table: medians with [min - max] of the repetitions."""
     t, d, a, s, m = (results[key] for key in ("training", "data", "arithmetic", "sweep", "memory"))
+    lay = results["layers"]
+
+    def times(value: float) -> str:
+        return f"{value:.3f}x"
 
     def ips(value):
         return f"{value:,.0f}"
@@ -563,6 +631,8 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
             for name, rate in PUBLISHED_IMAGES_PER_S.items()
             if results["batch_shape"][-1] in (224, 227)
         ],
+        ("layers", f"step with lrn={lay['lrn']} / without LRN", _spread(lay["lrn_over_no_lrn"], times)),
+        ("layers", "step with nn.MaxPool2d / alexlab's MaxPool", _spread(lay["stock_pooling_over_ours"], times)),
         (
             "data",
             "train loader images/s" + (" (decoded on the device)" if d.get("decode") == "device" else ""),

@@ -1,4 +1,5 @@
-"""alexlab's own Lightning callback: the per-epoch history that metrics.json keeps, one log line per epoch."""
+"""alexlab's own Lightning callbacks: the per-epoch history and the training curve that metrics.json keeps, one log
+line per epoch, stopping a diverged run, checkpointing on SIGTERM, and reporting to an Optuna trial."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 
 import lightning as L
+import torch
 
 log = logging.getLogger("alexlab")
 
@@ -48,13 +50,89 @@ class EpochHistory(L.Callback):
             pl_module.log("perf/images_per_sec", rate, on_epoch=True, sync_dist=True)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
-            if key.startswith(("train/", "val/", "perf/")):
+            if key.startswith(("train/", "val/", "train_eval/", "perf/")):
                 row[key] = float(value)
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         self.history.append(row)
         if trainer.is_global_zero:
             shown = "  ".join(_fmt(k, v) for k, v in row.items() if "/" in k or k == "lr")
             log.info("epoch %d  %s", row["epoch"], shown)
+
+
+class TrainingCurve(L.Callback):
+    """The training curve: every `every` training batches, the mean top-1 error and loss of those batches (as
+    trained: with dropout and augmentation), at the optimiser step reached. `alexlab report` reads the speed of
+    learning from it (the steps until the training error first reaches a threshold: the paper's ReLU and dropout
+    claims), finer than once an epoch.
+
+    Each batch's values stay on the device (training_step returns them) and are turned into numbers once an epoch,
+    so recording costs no wait for the device. Rows are {"step": optimiser steps done at the bin's last batch,
+    "train/top1_err", "train/loss"}; a bin left open at the end of training is closed with the batches it has.
+    Each epoch's new rows also go to the step-based loggers (W&B, TensorBoard) as curve/train_top1_err and
+    curve/train_loss at their step; not to the CSV log, which keeps one row per epoch."""
+
+    def __init__(self, every: int) -> None:
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"train_curve_every must be a whole number >= 1, got {every!r}")
+        self.every = every
+        self.curve: list[dict[str, float]] = []
+        self._open: list[list[float]] = []  # the open bin's [top1_err, loss, step] per batch, as numbers
+        self._pending: list[tuple] = []  # this epoch's (top1_err, loss) device tensors and steps, not yet numbers
+        self._logged = 0  # rows handed to the loggers
+
+    def state_dict(self) -> dict:  # in every checkpoint: a resumed run keeps its curve
+        self._convert()
+        return {"curve": self.curve, "open": self._open}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.curve = list(state_dict["curve"])
+        self._open = [list(values) for values in state_dict["open"]]
+        self._logged = len(self.curve)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if isinstance(outputs, dict) and "top1_err" in outputs:
+            self._pending.append((outputs["top1_err"].detach(), outputs["loss"].detach(), trainer.global_step))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._convert()
+        self._log(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._convert()
+        if self._open:
+            self._close()
+        self._log(trainer)
+
+    def _log(self, trainer: L.Trainer) -> None:
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers = [logger for logger in trainer.loggers if not isinstance(logger, CSVLogger)]
+        if trainer.is_global_zero:
+            for row in self.curve[self._logged :]:
+                metrics = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
+                for logger in loggers:
+                    logger.log_metrics(metrics, step=row["step"])
+        self._logged = len(self.curve)
+
+    def _convert(self) -> None:
+        if not self._pending:
+            return
+        values = torch.stack([torch.stack(pending[:2]).float() for pending in self._pending]).cpu().tolist()  # 1 wait
+        for (error, loss), (*_, step) in zip(values, self._pending, strict=True):
+            self._open.append([error, loss, step])
+            if len(self._open) == self.every:
+                self._close()
+        self._pending = []
+
+    def _close(self) -> None:
+        errors, losses, steps = zip(*self._open, strict=True)
+        row = {
+            "step": int(steps[-1]),
+            "train/top1_err": sum(errors) / len(errors),
+            "train/loss": sum(losses) / len(losses),
+        }
+        self.curve.append(row)
+        self._open = []
 
 
 def _fmt(key: str, value: float) -> str:

@@ -160,7 +160,7 @@ def sweep_argv(argv: list[str]) -> list[str]:
 # --info, --config-dir, ...) Hydra alone checks the command.
 CHECKED_FLAGS = {"-m": 0, "--multirun": 0, "-cp": 1, "--config-path": 1, "-cn": 1, "--config-name": 1}
 # Keys whose value may be a word although the config's is a number: Lightning also takes devices=auto or "0,1".
-WORDS_ALLOWED = {"trainer.devices"}
+WORDS_ALLOWED = {"trainer.devices", "seeds"}  # seeds=auto: a seed-rounds sweep (sweeps/paper_ablations.yaml)
 
 
 def check_overrides(argv: list[str]) -> None:

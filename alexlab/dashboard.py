@@ -2,6 +2,8 @@
 
 The views, the same in both modes:
 - a header: the sweep, its runs by state, and how to upload the offline runs (`wandb sync`);
+- the verdicts on the paper's claims (as `alexlab report` decides them: each claim on its own measure, with its
+  interval), when a configuration differs from the baseline in a switch the paper makes a claim about;
 - per switch (or other override) that varies across the sweep, `val/top1_err` per epoch with one line per value of
   that switch: the mean over the finished runs with that value;
 - the final test top-1 error per configuration (mean ± std over seeds), configurations as `alexlab report` groups
@@ -36,7 +38,19 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from alexlab.report import Report, Row, build_report, config_value, short_label, shown
+from alexlab.report import (
+    Report,
+    Row,
+    build_report,
+    cell_seeds_needed,
+    config_value,
+    measure_name,
+    plot_verdicts,
+    short_label,
+    shown,
+    test_name,
+    verdict_table,
+)
 from alexlab.wandb_runs import wandb_logged_in
 
 matplotlib.use("Agg")  # Optuna's parallel-coordinates plot goes through pyplot
@@ -178,6 +192,24 @@ def final_error_panel(report: Report, runs: list[DashboardRun]) -> Panel:
     return Panel("test-error", title, figure_png(figure), note, attributes, table)
 
 
+def verdicts_panel(report: Report) -> Panel:
+    """The report's verdict figure and table (alexlab.report.plot_verdicts, verdict_table's columns)."""
+    buffer = io.BytesIO()
+    plot_verdicts(report, buffer)
+    table = [("change", "the paper", "measured on", "measured Δ [95% CI]", "test", "verdict", "seeds to decide")]
+    for f in report.findings:
+        table.append((f.change, f.claim.paper, measure_name(f.measure), f.measured, test_name(f.comparison),
+                      f.verdict, cell_seeds_needed(f)))  # fmt: skip
+    verdicts = Counter(f.verdict for f in report.findings)
+    note = (
+        f"Against the baseline row {report.baseline.index} ({report.baseline.label}); from each run's metrics.json, "
+        f"as `alexlab report {report.sweep_dir}` decides them; steps counted to {report.threshold:g}% training error."
+    )
+    attributes = {"source": METRICS_SOURCE, "claims": str(len(report.findings))}
+    attributes |= {verdict.replace(" ", "-"): str(n) for verdict, n in verdicts.items()}
+    return Panel("verdicts", "the paper's claims: verdicts", buffer.getvalue(), note, attributes, table)
+
+
 def parallel_coordinates_panel(report: Report) -> Panel:
     study = report.study
     figure, note = None, f"Optuna study {study.name} in {study.storage}: {len(study.trials)} trial(s)"
@@ -200,7 +232,8 @@ def parallel_coordinates_panel(report: Report) -> Panel:
 
 
 def build_panels(report: Report, runs: list[DashboardRun]) -> list[Panel]:
-    panels = [curve_panel(runs, column) for column in grouped_columns(report)[0]]
+    panels = [verdicts_panel(report)] if report.findings else []
+    panels += [curve_panel(runs, column) for column in grouped_columns(report)[0]]
     panels.append(final_error_panel(report, runs))
     if report.study is not None:
         panels.append(parallel_coordinates_panel(report))
@@ -316,11 +349,14 @@ def build_wandb_report(report: Report, runs: list[DashboardRun], wandb_runs: lis
         for column in kept
     ]
     bars = wr.BarPlot(title=f"final {BAR_METRIC} per configuration", metrics=[BAR_METRIC], aggregate=True)
+    verdicts = f"## The paper's claims: verdicts\n\n{verdict_table(report)}"
+    verdict_blocks = [wr.MarkdownBlock(text=verdicts)] if report.findings else []
     blocks = [
         wr.MarkdownBlock(
             text=f"Sweep `{report.sweep_dir}`: {states_line(runs)}, in {len(report.rows)} configurations.\n\n"
             f"Offline runs are uploaded with `{sync_command(report)}`."
         ),
+        *verdict_blocks,
         wr.PanelGrid(runsets=[runset()], panels=curves),
         wr.PanelGrid(
             runsets=[runset(groupby=[f"config.{wandb_config_key(report, column)}" for column in report.columns])],

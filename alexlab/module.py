@@ -24,7 +24,9 @@ class TopKError(MulticlassAccuracy):
         return 1.0 - super().compute()
 
 
-SPLITS = ("train", "val", "test")
+# "train_eval": a fixed sample of training images evaluated as the validation images are (eval mode, centre view):
+# the training error without dropout and augmentation, against which the validation error measures overfitting
+SPLITS = ("train", "val", "train_eval", "test")
 
 
 class AlexNetModule(L.LightningModule):
@@ -37,6 +39,9 @@ class AlexNetModule(L.LightningModule):
         schedule: {"name": "paper" | "step" | "cosine" | "constant", ...its settings} (see conf/schedule/).
         channels_last: keep the weights and inputs in NHWC order (faster convolutions on recent GPUs' tensor cores).
         compile: compile the network's forward with torch.compile (TorchInductor); the state_dict is unchanged.
+        decay_biases: apply the optimiser's weight decay to the biases too. False (the default) as cuda-convnet and
+            Caffe's AlexNet train (weight decay on the weights only; the paper's update rule is written for the
+            weights w); True decays every parameter, as one SGD group over self.parameters() does.
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class AlexNetModule(L.LightningModule):
         schedule: dict,
         channels_last: bool = False,
         compile: bool = False,
+        decay_biases: bool = False,
     ):
         super().__init__()
         if schedule["name"] not in SCHEDULES:
@@ -55,6 +61,9 @@ class AlexNetModule(L.LightningModule):
         self.channels_last = channels_last
         self._logged: dict[str, int] = {}  # split -> the epoch its metric objects were last handed to Lightning
         self.optimizer_factory = optimizer
+        if not isinstance(decay_biases, bool):
+            raise ValueError(f"decay_biases must be true or false, got {decay_biases!r}")
+        self.decay_biases = decay_biases
         self.schedule = dict(schedule)
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
         self.metrics = nn.ModuleDict()
@@ -72,13 +81,16 @@ class AlexNetModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        self._log_split("train", logits.detach(), loss.detach(), y, batch_idx)
-        return loss
+        scores = logits.detach()
+        self._log_split("train", scores, loss.detach(), y, batch_idx)
+        # this step's own top-1 error, for the training curve (callbacks.TrainingCurve); stays on the device
+        return {"loss": loss, "top1_err": (scores.argmax(1) != y).float().mean()}
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         logits = self(x)
-        self._log_split("val", logits, F.cross_entropy(logits, y), y, batch_idx)
+        split = ("val", "train_eval")[dataloader_idx]  # the data module's val_dataloader order
+        self._log_split(split, logits, F.cross_entropy(logits, y), y, batch_idx)
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -103,7 +115,8 @@ class AlexNetModule(L.LightningModule):
         self._logged[split] = self.current_epoch  # the epoch's first batch here (not batch 0 in a resumed epoch)
         for name in ("loss", "top1_err", "top5_err"):
             metric = self.metrics[f"{split}_{name}"]
-            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1_err")
+            shown = name == "top1_err" and split != "train_eval"
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=shown, add_dataloader_idx=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = rng_states()
@@ -127,7 +140,7 @@ class AlexNetModule(L.LightningModule):
             metric._update_count = max(metric._update_count, 1)  # it has seen updates: compute() must not warn
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(parameter_groups(self, self.decay_biases))
         base_lr = optimizer.param_groups[0]["lr"]
         s = self.schedule
         if s["name"] == "paper":
@@ -156,6 +169,17 @@ class AlexNetModule(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
             interval = "epoch"
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
+
+
+def parameter_groups(module: nn.Module, decay_biases: bool) -> list[dict]:
+    """The optimiser's parameter groups: every parameter, or (decay_biases=False) the weights and, with weight
+    decay 0, the biases (`bias`, and split=two_gpu's `bias_a`/`bias_b`). `alexlab bench`'s plain loop uses it too."""
+    if decay_biases:
+        return [{"params": list(module.parameters())}]
+    is_bias = {name: name.rpartition(".")[2].startswith("bias") for name, _ in module.named_parameters()}
+    weights = [p for name, p in module.named_parameters() if not is_bias[name]]
+    biases = [p for name, p in module.named_parameters() if is_bias[name]]
+    return [{"params": weights}, {"params": biases, "weight_decay": 0.0}]
 
 
 def rng_states() -> dict:

@@ -1,23 +1,37 @@
-"""`alexlab report SWEEP_DIR`: what did each component buy? One row per configuration of a Hydra multirun.
+"""`alexlab report SWEEP_DIR`: what did each component buy? A verdict on each of the paper's claims, and a table.
 
 Runs are the job directories of the sweep (children, or grandchildren, of SWEEP_DIR holding a metrics.json or a
 .hydra/). Two runs are the same configuration when their switches and their other overrides (minus `seed=` and
-`trial.*`) are equal. Per configuration: the seeds run, mean and sample standard deviation (ddof=1) of the val
-top-1/top-5 error at the best epoch (`best` in metrics.json) and of the test top-1/top-5 error (`final`), in percent.
+`trial.*`) are equal; a row is a configuration. Per run the report reads, in percent or points:
 
-Method: each metric's difference against the baseline row is variant mean minus baseline mean, in percentage points,
-with a 95% Welch (unequal-variance) t interval: se = sqrt(s_v^2/n_v + s_b^2/n_b), dof by Welch-Satterthwaite
-se^4 / ((s_v^2/n_v)^2/(n_v-1) + (s_b^2/n_b)^2/(n_b-1)), interval diff +- t.ppf(0.975, dof) * se; "n/a" when either
-side has fewer than 2 finished runs (and zero width when both sides have zero spread). Runs that did not finish
-(failed, pruned, running, no or unreadable metrics.json) are listed below the table, never averaged in.
+- the errors: test top-1/top-5 after training (metrics.json `final`), val top-1/top-5 at the best epoch (`best`);
+- the gap: final val top-1 error minus final train_eval top-1 error (training images evaluated as the validation
+  images are, without dropout and augmentation), the generalisation gap at the end of training;
+- the steps: optimiser steps until the training curve (metrics.json `curve`, the training error of every few
+  batches) first reaches the threshold, interpolated linearly between the curve's points.
 
-The baseline row is `--baseline KEY=VALUE[,...]` if given, else the row whose `ablation` switch is `baseline`, else
-the row whose varying values equal the sweep's base config in multirun.yaml (`hydra.runtime.choices` for switches,
-the composed value for other keys), else the first row by job number.
-A row that differs from the baseline in exactly one switch gets the paper's claim for that change beside it.
+Each row is compared with the baseline row by alexlab.stats: variant minus baseline with a 95% interval, paired t
+over the seeds both ran (runs of one seed share their data order, split, augmentation draws and init), else Welch;
+a ratio for the steps (geometric mean, compared on the log scale); and the probability that the variant is better
+(lower), with a bootstrap interval. Runs that did not finish are listed, never averaged in.
 
-Writes report.md, report.csv, report_diff.png and report_curves.png into SWEEP_DIR, and for an Optuna sweep
-(SWEEP_DIR/optuna_study.yaml) trials.md and param_importances.png.
+The paper's claims (docs/paper.md) are decided on the quantity the paper measured: the errors for LRN, pooling,
+the two towers, depth, PCA noise and the 10-crop test (test top-1; best val top-1 where no test error was
+recorded); the steps to a training error for ReLU against tanh (6x faster) and for dropout (about 2x the
+iterations); the gap for overfitting without dropout or without crops and flips. A claim applies to a row that
+differs from the baseline in exactly that one switch. Its verdict: `agrees` (the interval excludes 0 on the claim's
+side), `contradicts` (on the other side), `no effect` (inside +-margin: --margin points, --ratio-margin for a
+ratio), else `undecided`, with the seeds per side that the observed spread says would decide it.
+
+The threshold of the steps (--threshold, percent) defaults to the paper's 25% where every run compared on speed
+reaches it, else to the lowest training error that all of them reach, rounded up to a whole percent; the report
+states which. The baseline row is `--baseline KEY=VALUE[,...]` if given, else the row whose `ablation` switch is
+`baseline`, else the row whose varying values equal the sweep's base config in multirun.yaml
+(`hydra.runtime.choices` for switches, the composed value for other keys), else the first row by job number.
+
+Writes report.md, report.csv (a row per configuration), verdicts.csv (a row per claim), report_verdicts.png,
+report_diff.png and report_curves.png into SWEEP_DIR, and for an Optuna sweep (SWEEP_DIR/optuna_study.yaml)
+trials.md and param_importances.png.
 """
 
 from __future__ import annotations
@@ -30,15 +44,25 @@ import statistics
 import sys
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from textwrap import shorten
 
 import matplotlib
 import yaml
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from scipy import stats
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+
+from alexlab.stats import (
+    MAX_SEEDS_NEEDED,
+    VERDICTS,
+    Comparison,
+    Improvement,
+    compare,
+    probability_of_improvement,
+    seeds_needed,
+    verdict,
+)
 
 matplotlib.use("Agg")  # reports are written on headless machines; Optuna's plot goes through pyplot
 
@@ -49,41 +73,81 @@ METRICS = {
     "test/top1_err": ("final", "test top-1"),
     "test/top5_err": ("final", "test top-5"),
 }
+GAP, STEPS = "gap", "steps"  # the two measures besides the errors (module docstring)
+MEASURES = (*METRICS, GAP, STEPS)
+MEASURE_NAMES = {GAP: "gap (val - train_eval top-1)", STEPS: "steps to the threshold"}
+PAPER_THRESHOLD = 25.0  # percent training error: the paper's Figure 1 (ReLU against tanh)
+DEFAULT_MARGIN = 0.25  # points: below the paper's smallest claimed effect (overlapping pooling, 0.4 points)
+DEFAULT_RATIO_MARGIN = 1.1  # a ratio of steps within 1/1.1 .. 1.1 is no effect
 
 
 @dataclass(frozen=True)
 class Claim:
-    top1: float | None = None  # percentage points, variant minus baseline
+    """One of the paper's claims about changing one switch from the baseline's option to the variant's."""
+
+    measure: str  # "error", "gap" or "steps" (the module docstring)
+    direction: int  # +1: the variant's measure is higher (a higher error, a larger gap, more steps); -1: lower
+    paper: str  # what the paper says, in short, with its section
+    top1: float | None = None  # error claims: points, variant minus baseline
     top5: float | None = None
-    text: str = ""  # a qualifier ("about", "over") for numbers, or the whole claim when it has none
-    test_only: bool = False
+    ratio: float | None = None  # steps claims: variant / baseline
+    qualifier: str = ""  # "about", "over"
+    test_only: bool = False  # validation always uses the centre view: the 10-crop test shows on the test split only
 
     def reversed(self) -> Claim:
-        flip = {"over": "under"}.get(self.text, self.text)
+        """The same claim read from the variant's side (a sweep whose baseline is the paper's variant)."""
         negate = lambda x: None if x is None else -x
-        return Claim(negate(self.top1), negate(self.top5), flip, self.test_only)
+        return replace(
+            self,
+            direction=-self.direction,
+            top1=negate(self.top1),
+            top5=negate(self.top5),
+            ratio=None if self.ratio is None else 1 / self.ratio,
+            qualifier={"over": "under"}.get(self.qualifier, self.qualifier),
+        )
 
-    def __str__(self) -> str:
+    def expected(self) -> str:
+        """The paper's number in the report's sign convention (variant minus baseline, or variant / baseline)."""
+        if self.measure == STEPS:
+            return f"x{self.ratio:.2g}" if self.ratio is not None else ""
         if self.top1 is None:
-            return self.text
+            return "larger" if self.direction > 0 else "smaller"
         numbers = f"{self.top1:+.1f} / " + ("-" if self.top5 is None else f"{self.top5:+.1f}")
-        return " ".join(part for part in (self.text, numbers, "(test only)" if self.test_only else "") if part)
+        return " ".join(part for part in (self.qualifier, numbers, "(test only)" if self.test_only else "") if part)
 
 
-# The paper's ablation claims, from /work/shared/PAPER.md "The paper's ablation claims" (Krizhevsky et al. 2012:
-# ReLU 3.1, two GPUs 3.2, LRN 3.3, overlapping pooling 3.4, augmentation 4.1, dropout 4.2, depth 7), as
-# (switch, baseline option, variant option) -> variant minus baseline in points of top-1 / top-5 error.
-# The reverse change gets the negated numbers.
-PAPER_CLAIMS = {
-    ("lrn", "on", "off"): Claim(+1.4, +1.2),
-    ("pooling", "overlap", "plain"): Claim(+0.4, +0.3),
-    ("split", "grouped", "half"): Claim(+1.7, +1.2),
-    ("depth", "5", "4"): Claim(+2.0, None, "about"),
-    ("augment", "paper", "flip_crop"): Claim(+1.0, None, "over"),  # PCA colour noise removed
-    ("test_views", "ten_crop", "centre"): Claim(+1.5, +1.3, test_only=True),  # validation always uses the centre
-    ("activation", "relu", "tanh"): Claim(text="ReLU reaches 25% train error 6x faster"),
-    ("dropout", "on", "off"): Claim(text="substantial overfitting without dropout"),
-    ("augment", "flip_crop", "none"): Claim(text="substantial overfitting without crops + flips"),
+# The paper's ablation claims (Krizhevsky et al. 2012; docs/paper.md gives each one's words and section), as
+# (switch, the paper's option, the option it compares against) -> claims about that change.
+PAPER_CLAIMS: dict[tuple[str, str, str], tuple[Claim, ...]] = {
+    ("lrn", "on", "off"): (Claim("error", +1, "LRN lowers top-1/top-5 error by 1.4/1.2 points (3.3)", 1.4, 1.2),),
+    ("pooling", "overlap", "plain"): (
+        Claim("error", +1, "overlapping pooling lowers top-1/top-5 error by 0.4/0.3 points (3.4)", 0.4, 0.3),
+    ),
+    ("split", "grouped", "half"): (
+        Claim(
+            "error", +1, "two towers lower top-1/top-5 error by 1.7/1.2 points against half the kernels (3.2)", 1.7, 1.2
+        ),  # fmt: skip
+    ),
+    ("depth", "5", "4"): (
+        Claim("error", +1, "removing a middle conv layer costs about 2 points top-1 (7)", 2.0, None, qualifier="about"),
+    ),
+    ("augment", "paper", "flip_crop"): (
+        Claim("error", +1, "PCA colour noise lowers top-1 error by over 1 point (4.1)", 1.0, None, qualifier="over"),
+    ),
+    ("test_views", "ten_crop", "centre"): (
+        Claim(
+            "error", +1, "10-crop testing lowers top-1/top-5 error by 1.5/1.3 points (4.1)", 1.5, 1.3, test_only=True
+        ),  # fmt: skip
+    ),
+    ("activation", "relu", "tanh"): (
+        Claim(STEPS, +1, "ReLU reaches 25% training error 6x faster than tanh (3.1, Figure 1)", ratio=6.0),
+    ),
+    ("dropout", "on", "off"): (
+        Claim(GAP, +1, "without dropout, substantial overfitting (4.2)"),
+        Claim(STEPS, -1, "dropout roughly doubles the iterations to converge (4.2)", ratio=0.5),
+    ),
+    ("augment", "paper", "none"): (Claim(GAP, +1, "without crops and flips, substantial overfitting (4.1)"),),
+    ("augment", "flip_crop", "none"): (Claim(GAP, +1, "without crops and flips, substantial overfitting (4.1)"),),
 }
 WITHOUT_METRICS = ("no metrics.json", "unreadable")  # statuses of runs identified from their .hydra/ files
 NOT_COMPONENTS = {"ablation"}  # a label for the run, not a part of the network: never counted as the change
@@ -98,23 +162,44 @@ class Run:
     switches: dict[str, str | None] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)  # the overrides that are not switches, seed or trial.*
-    values: dict[str, float] = field(default_factory=dict)  # METRICS key -> percent
+    values: dict[str, float] = field(default_factory=dict)  # METRICS key, GAP, STEPS -> percent, points, steps
     curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val top-1 %)
+    train_curve: list[tuple[int, float]] = field(default_factory=list)  # (optimiser step, training top-1 %)
+    wall_time_s: float | None = None
 
 
 @dataclass
 class Summary:
     values: list[float]
-    mean: float | None
+    mean: float | None  # for STEPS the geometric mean
     std: float | None  # sample (ddof=1); None when fewer than 2 values
 
 
 @dataclass
-class Difference:
-    value: float  # percentage points, variant minus baseline
-    low: float | None = None  # 95% Welch interval; None when either side has fewer than 2 runs
-    high: float | None = None
-    dof: float | None = None
+class Finding:
+    """A claim of the paper decided on one row against the baseline."""
+
+    change: str  # "lrn on->off"
+    claim: Claim
+    measure: str  # the metrics key or GAP / STEPS it was decided on
+    comparison: Comparison
+    improvement: Improvement
+    verdict: str
+    seeds_needed: int | None  # per side, for an undecided verdict
+    row_index: int = 0
+
+    @property
+    def measured(self) -> str:
+        """variant minus baseline (or the ratio) with its interval, as the tables show it."""
+        c = self.comparison
+        if c.estimate is None:
+            return "no runs to compare"
+        if self.measure == STEPS:
+            ratio, low, high = c.ratio
+            interval = "n/a" if low is None else f"{low:.2f}, {high:.2f}"
+            return f"x{ratio:.2f} [{interval}]"
+        interval = "n/a" if c.low is None else f"{c.low:+.2f}, {c.high:+.2f}"
+        return f"{c.estimate:+.2f} [{interval}]"
 
 
 @dataclass
@@ -126,9 +211,10 @@ class Row:
     runs: list[Run]  # finished
     unfinished: list[Run]
     summaries: dict[str, Summary] = field(default_factory=dict)
-    differences: dict[str, Difference | None] = field(default_factory=dict)
+    differences: dict[str, Comparison] = field(default_factory=dict)
     change: str = ""  # the one switch change against the baseline, e.g. "lrn on->off"
-    claim: Claim | None = None
+    claims: tuple[Claim, ...] = ()
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass
@@ -152,26 +238,48 @@ class Report:
     columns: list[str]  # the switches and settings that vary across the sweep
     runs: list[Run]
     plot_metric: str
+    threshold: float  # percent training error of STEPS
+    threshold_reason: str
+    margin: float
+    ratio_margin: float
     study: StudySummary | None = None  # for an Optuna sweep
 
     @property
     def unfinished(self) -> list[Run]:
         return [run for run in self.runs if run.status != "finished"]
 
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for row in self.rows for finding in row.findings]
+
+    def undecided(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.verdict == "undecided"]
+
 
 def build_report(
-    sweep_dir: str | Path, baseline: str | None = None, metric: str | None = None, source: str = "runs"
+    sweep_dir: str | Path,
+    baseline: str | None = None,
+    metric: str | None = None,
+    source: str = "runs",
+    threshold: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    ratio_margin: float = DEFAULT_RATIO_MARGIN,
 ) -> Report:
-    """source "runs": each job's metrics.json; "wandb": each job's offline W&B run file (the same numbers)."""
+    """source "runs": each job's metrics.json; "wandb": each job's offline W&B run file (the same numbers).
+    threshold: percent training error for the steps (None: see the module docstring)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
+    if metric is not None and metric not in METRICS:
+        raise ValueError(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
+    if threshold is not None and not 0 < threshold < 100:
+        raise ValueError(f"--threshold is a training error in percent, between 0 and 100; got {threshold}")
+    if not margin >= 0 or not ratio_margin >= 1:
+        raise ValueError(f"--margin must be >= 0 (points) and --ratio-margin >= 1, got {margin} and {ratio_margin}")
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
     if not runs:
         raise ValueError(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
-    if metric is not None and metric not in METRICS:
-        raise ValueError(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
     known = set().union(*(run.switches for run in runs if run.status not in WITHOUT_METRICS))
     for run in runs:
         if known and run.switches and run.status in WITHOUT_METRICS:  # Hydra's choices name more groups: keep ours
@@ -182,16 +290,27 @@ def build_report(
     columns = [k for k in keys if len({config_value(row, k) for row in rows}) > 1]
     for row in rows:
         row.label = ", ".join(f"{k}={shown(config_value(row, k))}" for k in columns) or "all runs"
-        row.summaries = {m: summarize([run.values[m] for run in row.runs if m in run.values]) for m in METRICS}
     base, reason = choose_baseline(rows, columns, sweep_dir, baseline)
     for row in rows:
         if row is not base:
-            row.differences = {m: difference(row.summaries[m], base.summaries[m]) for m in METRICS}
-            row.change, row.claim = paper_claim(row, base)
+            row.change, row.claims = paper_claims(row, base)
+    speed_rows = [base, *(row for row in rows if any(claim.measure == STEPS for claim in row.claims))]
+    threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows, threshold)
+    for run in runs:
+        steps = steps_to(run.train_curve, threshold)
+        if steps is not None:
+            run.values[STEPS] = steps
+    for row in rows:
+        row.summaries = {m: summarize([run.values[m] for run in row.runs if m in run.values], m) for m in MEASURES}
+    for row in rows:
+        if row is not base:
+            row.differences = {m: compare(*paired_values(row, base, m), log_scale=m == STEPS) for m in MEASURES}
+            row.findings = [decide(row, base, claim, margin, ratio_margin) for claim in row.claims]
     if metric is None:
         metric = "test/top1_err" if any("test/top1_err" in run.values for run in runs) else "val/top1_err"
     study = read_study(sweep_dir) if (sweep_dir / "optuna_study.yaml").exists() else None
-    return Report(sweep_dir, rows, base, reason, columns, runs, metric, study)
+    return Report(sweep_dir, rows, base, reason, columns, runs, metric, threshold, threshold_reason, margin,
+                  ratio_margin, study)  # fmt: skip
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -213,6 +332,8 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
     run = Run(job=str(job_dir.relative_to(sweep_dir)), status="no metrics.json")
     try:
         metrics = json.loads((job_dir / "metrics.json").read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"holds a JSON {type(metrics).__name__}, not a run record")
     except FileNotFoundError:
         metrics = None
         run.error = "still running, or killed before it wrote one"
@@ -231,26 +352,37 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
     run.switches = {k: none_or_str(v) for k, v in (metrics.get("switches") or {}).items()}
     run.overrides = list(metrics.get("overrides") or [])
     run.seed = metrics.get("seed")
+    run.wall_time_s = metrics.get("wall_time_s") if finite(metrics.get("wall_time_s")) else None
     for key, (section, _) in METRICS.items():
         value = (metrics.get(section) or {}).get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
+        if finite(value):
             run.values[key] = 100.0 * value
+    final = metrics.get("final") or {}
+    if finite(final.get("val/top1_err")) and finite(final.get("train_eval/top1_err")):
+        run.values[GAP] = 100.0 * (final["val/top1_err"] - final["train_eval/top1_err"])
     for entry in metrics.get("history") or []:
-        if isinstance(entry.get("val/top1_err"), (int, float)):
+        if finite(entry.get("val/top1_err")):
             run.curve.append((int(entry["epoch"]), 100.0 * entry["val/top1_err"]))
+    for entry in metrics.get("curve") or []:
+        if finite(entry.get("train/top1_err")) and finite(entry.get("step")):
+            run.train_curve.append((int(entry["step"]), 100.0 * entry["train/top1_err"]))
     return run
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     """A job's numbers from its W&B run file (alexlab.wandb_runs), chosen as metrics.json chooses them: val errors at
-    the epoch of the lowest val top-1 error, test errors as logged. The latest W&B run of the job counts (a re-run
-    job dir holds the interrupted run too)."""
+    the epoch of the lowest val top-1 error, test errors as logged, the gap from the last epoch, the training curve
+    from its curve/* rows. The latest W&B run of the job counts (a re-run job dir holds the interrupted run too)."""
     from alexlab.wandb_runs import find_runs
 
     found = find_runs(job_dir)
     if not found:
         run = read_run(job_dir, sweep_dir)  # identifies the job; its numbers are not taken from metrics.json
-        run.values, run.curve = {}, []
+        run.values, run.curve, run.train_curve = {}, [], []
         run.status, run.error = "no W&B run", "no run-*.wandb file in the job directory (logger without wandb?)"
         return run
     wandb_run = found[-1]
@@ -261,13 +393,21 @@ def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     run.switches = {k: none_or_str(v) for k, v in config.items() if k not in reserved}
     run.overrides = list(config.get("overrides") or [])
     run.seed = config.get("seed")
-    validations = [row for row in wandb_run.history if isinstance(row.get("val/top1_err"), (int, float))]
+    validations = [row for row in wandb_run.history if finite(row.get("val/top1_err"))]
     best = min(validations, key=lambda row: row["val/top1_err"]) if validations else {}
     for key, (section, _) in METRICS.items():
         value = (best if section == "best" else summary).get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
+        if finite(value):
             run.values[key] = 100.0 * value
+    last = validations[-1] if validations else {}
+    if finite(last.get("val/top1_err")) and finite(last.get("train_eval/top1_err")):
+        run.values[GAP] = 100.0 * (last["val/top1_err"] - last["train_eval/top1_err"])
     run.curve = [(int(row["epoch"]), 100.0 * row["val/top1_err"]) for row in validations]
+    run.train_curve = [
+        (int(row["trainer/global_step"]), 100.0 * row["curve/train_top1_err"])
+        for row in wandb_run.history
+        if finite(row.get("curve/train_top1_err")) and finite(row.get("trainer/global_step"))
+    ]
     return run
 
 
@@ -306,28 +446,88 @@ def config_value(row: Row, key: str) -> str | None:
     return row.switches[key] if key in row.switches else row.settings.get(key)
 
 
-def summarize(values: list[float]) -> Summary:
+def summarize(values: list[float], measure: str = "") -> Summary:
+    """Mean and sample std; for the steps (a ratio scale) the geometric mean and the std of the logs."""
+    if measure == STEPS and values:
+        logs = [math.log(v) for v in values]
+        return Summary(values, math.exp(statistics.fmean(logs)), statistics.stdev(logs) if len(logs) >= 2 else None)
     mean = statistics.fmean(values) if values else None
     std = statistics.stdev(values) if len(values) >= 2 else None
     return Summary(values, mean, std)
 
 
-def difference(variant: Summary, base: Summary) -> Difference | None:
-    """variant minus baseline with a 95% Welch t interval (see the module docstring)."""
-    if variant.mean is None or base.mean is None:
-        return None
-    diff = Difference(variant.mean - base.mean)
-    if variant.std is None or base.std is None:
-        return diff
-    var_v, var_b = variant.std**2 / len(variant.values), base.std**2 / len(base.values)
-    se = math.sqrt(var_v + var_b)
-    if se == 0:  # identical values on both sides: no spread, the interval is the point
-        diff.low = diff.high = diff.value
-        return diff
-    diff.dof = (var_v + var_b) ** 2 / (var_v**2 / (len(variant.values) - 1) + var_b**2 / (len(base.values) - 1))
-    half = stats.t.ppf(0.975, diff.dof) * se
-    diff.low, diff.high = diff.value - half, diff.value + half
-    return diff
+def by_seed(row: Row, measure: str) -> dict:
+    """The row's values of a measure keyed by seed, for pairing; a run whose seed is missing or repeated in the row
+    (two copies of a sweep, say) is keyed by its job instead, so that it is never paired."""
+    seeds = Counter(run.seed for run in row.runs)
+    return {
+        run.seed if run.seed is not None and seeds[run.seed] == 1 else f"job {run.job}": run.values[measure]
+        for run in row.runs
+        if measure in run.values
+    }
+
+
+def paired_values(row: Row, base: Row, measure: str) -> tuple[dict, dict]:
+    return by_seed(row, measure), by_seed(base, measure)
+
+
+def steps_to(curve: list[tuple[int, float]], threshold: float) -> float | None:
+    """Optimiser steps until the training curve first reaches `threshold` percent, interpolated linearly between
+    its points (the first point's step when it is already there); None if it never does."""
+    previous = None
+    for step, error in curve:
+        if error <= threshold:
+            if previous is None or previous[1] == error:
+                return float(step)
+            (s0, e0), (s1, e1) = previous, (step, error)
+            return s0 + (s1 - s0) * (e0 - threshold) / (e0 - e1)
+        previous = (step, error)
+    return None
+
+
+def choose_threshold(rows: list[Row], wanted: float | None) -> tuple[float, str]:
+    """The training error that the steps count to, and why (module docstring)."""
+    if wanted is not None:
+        return float(wanted), "chosen with --threshold"
+    lowest = [min(error for _, error in run.train_curve) for row in rows for run in row.runs if run.train_curve]
+    if not lowest or max(lowest) <= PAPER_THRESHOLD:
+        return PAPER_THRESHOLD, "the paper's (Figure 1), which every run compared on speed reaches"
+    reached = math.ceil(max(lowest))
+    return float(reached), (
+        f"the lowest training error every run compared on speed reaches (the paper's {PAPER_THRESHOLD:g}% is "
+        "not reached by all of them)"
+    )
+
+
+def paper_claims(row: Row, base: Row) -> tuple[str, tuple[Claim, ...]]:
+    """The one switch change of `row` against the baseline ("lrn on->off") and the paper's claims about it."""
+    keys = (set(row.switches) | set(base.switches)) - NOT_COMPONENTS
+    changed = [k for k in sorted(keys) if row.switches.get(k) != base.switches.get(k)]
+    if len(changed) != 1 or row.settings != base.settings:
+        return "", ()
+    (key,) = changed
+    before, after = base.switches.get(key), row.switches.get(key)
+    change = f"{key} {before}->{after}"
+    if (key, before, after) in PAPER_CLAIMS:
+        return change, PAPER_CLAIMS[key, before, after]
+    if (key, after, before) in PAPER_CLAIMS:
+        return change, tuple(claim.reversed() for claim in PAPER_CLAIMS[key, after, before])
+    return change, ()
+
+
+def decide(row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float) -> Finding:
+    """The verdict on one claim: its measure compared (paired where seeds match) and read against its direction."""
+    if claim.measure == "error":
+        has_test = all("test/top1_err" in r.values for r in (*row.runs, *base.runs)) and (row.runs and base.runs)
+        measure = "test/top1_err" if has_test or claim.test_only else "val/top1_err"
+    else:
+        measure = claim.measure
+    comparison = row.differences[measure]
+    room = math.log(ratio_margin) if measure == STEPS else margin
+    result = verdict(comparison, claim.direction, room)
+    improvement = probability_of_improvement(*paired_values(row, base, measure))
+    needed = seeds_needed(comparison, room) if result == "undecided" else None
+    return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index)
 
 
 def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted: str | None) -> tuple[Row, str]:
@@ -387,21 +587,6 @@ def same_value(a: str | None, b: str) -> bool:
         return False
 
 
-def paper_claim(row: Row, base: Row) -> tuple[str, Claim | None]:
-    keys = (set(row.switches) | set(base.switches)) - NOT_COMPONENTS
-    changed = [k for k in sorted(keys) if row.switches.get(k) != base.switches.get(k)]
-    if len(changed) != 1 or row.settings != base.settings:
-        return "", None
-    (key,) = changed
-    before, after = base.switches.get(key), row.switches.get(key)
-    change = f"{key} {before}->{after}"
-    if (key, before, after) in PAPER_CLAIMS:
-        return change, PAPER_CLAIMS[key, before, after]
-    if (key, after, before) in PAPER_CLAIMS:
-        return change, PAPER_CLAIMS[key, after, before].reversed()
-    return change, None
-
-
 def read_study(sweep_dir: Path) -> StudySummary:
     import optuna
 
@@ -432,48 +617,109 @@ def read_study(sweep_dir: Path) -> StudySummary:
 
 def write_report(report: Report) -> list[Path]:
     out = report.sweep_dir
-    written = [out / "report_diff.png", out / "report_curves.png"]
-    plot_differences(report, written[0])
-    plot_curves(report, written[1])
+    written = [out / "report_verdicts.png", out / "report_diff.png", out / "report_curves.png"]
+    plot_verdicts(report, written[0])
+    plot_differences(report, written[1])
+    plot_curves(report, written[2])
     if report.study is not None:
         written += write_study(report.study, out)
     (out / "report.md").write_text(report_markdown(report, [p.name for p in written if p.suffix == ".png"]))
     write_csv(report, out / "report.csv")
-    return [out / "report.md", out / "report.csv", *written]
+    write_verdicts_csv(report, out / "verdicts.csv")
+    return [out / "report.md", out / "report.csv", out / "verdicts.csv", *written]
 
 
-def cell_summary(summary: Summary) -> str:
+def measure_name(measure: str) -> str:
+    return METRICS[measure][1] + " error" if measure in METRICS else MEASURE_NAMES[measure]
+
+
+def cell_summary(summary: Summary, measure: str = "") -> str:
     if summary.mean is None:
         return ""
+    if measure == STEPS:
+        return f"{summary.mean:.0f}" + ("" if summary.std is None else f" (x/ {math.exp(summary.std):.2f})")
     return f"{summary.mean:.2f}" + ("" if summary.std is None else f" ± {summary.std:.2f}")
 
 
-def cell_difference(row: Row, base: Row, metric: str) -> str:
+def cell_difference(row: Row, base: Row, measure: str) -> str:
     if row is base:
         return "baseline"
-    diff = row.differences.get(metric)
-    if diff is None:
+    c = row.differences.get(measure)
+    if c is None or c.estimate is None:
         return ""
-    interval = "n/a" if diff.low is None else f"{diff.low:+.2f}, {diff.high:+.2f}"
-    return f"{diff.value:+.2f} [{interval}]"
+    if measure == STEPS:
+        ratio, low, high = c.ratio
+        return f"x{ratio:.2f} [" + ("n/a" if low is None else f"{low:.2f}, {high:.2f}") + "]"
+    return f"{c.estimate:+.2f} [" + ("n/a" if c.low is None else f"{c.low:+.2f}, {c.high:+.2f}") + "]"
+
+
+def test_name(c: Comparison) -> str:
+    if c.test == "paired t":
+        return f"paired t, {c.n_pairs} seeds"
+    if c.test == "Welch t":
+        return f"Welch t, {c.n_variant} vs {c.n_baseline} runs"
+    return f"n/a ({c.n_variant} vs {c.n_baseline} runs)"
+
+
+def cell_improvement(p: Improvement) -> str:
+    if p.probability is None:
+        return ""
+    return f"{p.probability:.2f}" + ("" if p.low is None else f" [{p.low:.2f}, {p.high:.2f}]")
+
+
+def cell_seeds_needed(finding: Finding) -> str:
+    if finding.verdict != "undecided":
+        return ""
+    if finding.seeds_needed is None:
+        return "? (no spread yet)"
+    return f"> {MAX_SEEDS_NEEDED}" if finding.seeds_needed > MAX_SEEDS_NEEDED else str(finding.seeds_needed)
+
+
+def verdict_table(report: Report) -> str:
+    header = ["change", "the paper", "measured on", "paper's Δ", "measured Δ [95% CI]", "test", "P(variant better)"]
+    header += ["verdict", "seeds to decide"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for f in report.findings:
+        cells = [f.change, f.claim.paper, measure_name(f.measure), f.claim.expected(), f.measured]
+        cells += [test_name(f.comparison), cell_improvement(f.improvement), f"**{f.verdict}**", cell_seeds_needed(f)]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(report: Report) -> str:
     header = ["#", *report.columns, "n", "seeds"]
     for name in (label for _, label in METRICS.values()):
         header += [f"{name} %", f"Δ {name} [95% CI]"]
-    header.append("paper's Δ top-1 / top-5")
+    header += ["gap (points)", "Δ gap [95% CI]", f"steps to {report.threshold:g}%", "ratio [95% CI]"]
+    header.append("paper's Δ (claim)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report.rows:
         seeds = ", ".join(str(run.seed) for run in row.runs)
         n = f"{len(row.runs)}" + (f" (+{len(row.unfinished)} unfinished)" if row.unfinished else "")
         cells = [f"{row.index}" + (" (baseline)" if row is report.baseline else "")]
         cells += [shown(config_value(row, k)) for k in report.columns] + [n, seeds]
-        for metric in METRICS:
-            cells += [cell_summary(row.summaries[metric]), cell_difference(row, report.baseline, metric)]
-        cells.append(f"{row.change}: {row.claim}" if row.claim else "")
+        for measure in MEASURES:
+            cells += [cell_summary(row.summaries[measure], measure), cell_difference(row, report.baseline, measure)]
+        cells.append("; ".join(f"{row.change}: {claim.expected()}" for claim in row.claims))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def method_text(report: Report) -> str:
+    return (
+        "Errors in percent, mean ± sample std (ddof=1) over seeds; val at the best epoch, test after training. The "
+        "gap is the final val top-1 error minus the final train_eval top-1 error (training images evaluated as the "
+        "validation images are), in points. Steps: optimiser steps until the training curve first reaches "
+        f"{report.threshold:g}% training error ({report.threshold_reason}), geometric mean (x/ its spread), compared "
+        "as a ratio. Δ = variant minus baseline (a ratio for the steps) with a 95% interval: paired t over the seeds "
+        "both rows ran (runs of one seed share their data order, split, augmentation and init), Welch t where "
+        "fewer than two seeds match, n/a with fewer than two runs. P(variant better): the probability that the "
+        "variant's value is lower, with a 95% bootstrap interval. Verdicts: agrees / contradicts (the interval "
+        f"excludes 0 on the claim's side / the other side), no effect (inside ±{report.margin:g} points, or a ratio "
+        f"within 1/{report.ratio_margin:g}..{report.ratio_margin:g}), else undecided with the seeds per side the "
+        "observed spread says would decide it. Validation always uses the centre view, so test_views changes only "
+        "the test error."
+    )
 
 
 def report_markdown(report: Report, pngs: list[str]) -> str:
@@ -483,15 +729,15 @@ def report_markdown(report: Report, pngs: list[str]) -> str:
         f"# alexlab report: {report.sweep_dir}",
         "",
         f"{len(report.runs)} runs ({by_status}) in {len(report.rows)} configurations. "
-        f"Baseline: row {report.baseline.index} ({report.baseline.label}), because {report.baseline_reason}. "
-        "Errors in percent, mean ± sample std (ddof=1) over seeds; val at the best epoch, test after training. "
-        "Δ = variant minus baseline in percentage points with a 95% Welch t interval (Welch-Satterthwaite dof), "
-        "n/a when either side has fewer than 2 finished runs. The paper's claims are in the same sign "
-        "convention; validation always uses the centre view, so test_views changes only the test error.",
-        "",
-        markdown_table(report),
+        f"Baseline: row {report.baseline.index} ({report.baseline.label}), because {report.baseline_reason}.",
         "",
     ]
+    if report.findings:
+        verdicts = Counter(f.verdict for f in report.findings)
+        tally = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if verdicts[v])
+        lines += ["## Verdicts on the paper's claims", "", f"{len(report.findings)} claims: {tally}.", ""]
+        lines += [verdict_table(report), ""]
+    lines += ["## Configurations", "", method_text(report), "", markdown_table(report), ""]
     if report.unfinished:
         lines += ["## Runs not averaged in", "", "| job dir | status | configuration | error |", "|---|---|---|---|"]
         row_of = {id(run): row for row in report.rows for run in row.unfinished}
@@ -547,13 +793,18 @@ def write_study(study: StudySummary, out: Path) -> list[Path]:
     return written
 
 
+def number(x) -> str:
+    return "" if x is None else repr(float(x))
+
+
 def write_csv(report: Report, path: Path) -> None:
+    """A row per configuration: each measure's mean, std, difference against the baseline with its interval, the
+    test that gave it and its degrees of freedom (steps: geometric mean, std of the logs, ratio), and the verdicts."""
     header = ["row", "label", "is_baseline", *report.columns, "n", "seeds", "n_unfinished"]
-    for metric in METRICS:
-        name = metric.removesuffix("_err").replace("/", "_")
-        header += [f"{name}_{part}" for part in ("mean", "std", "diff", "ci_low", "ci_high", "dof")]
-    header += ["change", "paper_top1", "paper_top5", "paper_claim"]
-    number = lambda x: "" if x is None else repr(float(x))
+    for measure in MEASURES:
+        name = measure.removesuffix("_err").replace("/", "_")
+        header += [f"{name}_{part}" for part in ("mean", "std", "diff", "ci_low", "ci_high", "test", "dof")]
+    header += ["change", "paper_top1", "paper_top5", "paper_claim", "verdicts"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -561,20 +812,113 @@ def write_csv(report: Report, path: Path) -> None:
             cells = [row.index, row.label, int(row is report.baseline)]
             cells += [config_value(row, k) for k in report.columns]
             cells += [len(row.runs), ";".join(str(run.seed) for run in row.runs), len(row.unfinished)]
-            for metric in METRICS:
-                summary, diff = row.summaries[metric], row.differences.get(metric) or Difference(None)
-                cells += [number(x) for x in (summary.mean, summary.std, diff.value, diff.low, diff.high, diff.dof)]
-            claim = row.claim or Claim()
-            cells += [row.change, number(claim.top1), number(claim.top5), str(claim) if row.claim else ""]
+            for measure in MEASURES:
+                summary, c = row.summaries[measure], row.differences.get(measure)
+                if c is not None and measure == STEPS:
+                    diff, low, high = c.ratio
+                elif c is not None:
+                    diff, low, high = c.estimate, c.low, c.high
+                else:
+                    diff = low = high = None
+                cells += [number(summary.mean), number(summary.std), number(diff), number(low), number(high)]
+                cells += ["" if c is None else c.test, number(None if c is None else c.dof)]
+            errors = [claim for claim in row.claims if claim.measure == "error"]
+            cells += [
+                row.change,
+                number(errors[0].top1 if errors else None),
+                number(errors[0].top5 if errors else None),
+            ]
+            cells += ["; ".join(claim.paper for claim in row.claims)]
+            cells += ["; ".join(f"{measure_name(f.measure)}: {f.verdict}" for f in row.findings)]
             writer.writerow(cells)
 
 
+def write_verdicts_csv(report: Report, path: Path) -> None:
+    """A row per claim decided: what was compared, the estimate with its interval, the probability of improvement,
+    the verdict and the seeds that would decide it."""
+    header = ["row", "change", "claim", "measure", "paper_expected", "estimate", "ci_low", "ci_high", "scale", "test",
+              "n_variant", "n_baseline", "n_pairs", "p_variant_better", "p_ci_low", "p_ci_high", "verdict",
+              "seeds_needed", "threshold", "margin", "ratio_margin"]  # fmt: skip
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for finding in report.findings:
+            c, p = finding.comparison, finding.improvement
+            estimate, low, high = c.ratio if finding.measure == STEPS else (c.estimate, c.low, c.high)
+            writer.writerow([
+                finding.row_index, finding.change, finding.claim.paper, finding.measure, finding.claim.expected(),
+                number(estimate), number(low), number(high), "ratio" if finding.measure == STEPS else "points",
+                c.test, c.n_variant, c.n_baseline, c.n_pairs, number(p.probability), number(p.low), number(p.high),
+                finding.verdict, "" if finding.seeds_needed is None else finding.seeds_needed,
+                report.threshold, report.margin, report.ratio_margin,
+            ])  # fmt: skip
+
+
 def short_label(report: Report, row: Row) -> str:
-    """For the plots: what the row changes against the baseline (a named ablation sweep varies many columns)."""
+    """For the plots: what the row changes against the baseline (a named ablation sweep varies many columns),
+    and, for the baseline, what it is (as the table labels it)."""
     if row is report.baseline:
-        return "baseline"
+        return f"{row.label} (baseline)" if len(row.label) <= 40 else "baseline"
     changed = [k for k in report.columns if config_value(row, k) != config_value(report.baseline, k)]
     return ", ".join(f"{k}={shown(config_value(row, k))}" for k in changed)
+
+
+VERDICT_COLOURS = {"agrees": "C2", "contradicts": "C3", "no effect": "C7", "undecided": "C1"}
+
+
+def plot_verdicts(report: Report, path) -> None:
+    """One panel per kind of measure (errors and gaps in points, steps as a ratio on a log axis): each claim's
+    measured effect with its 95% interval, coloured by its verdict, the paper's value as a diamond, the no-effect
+    margin shaded."""
+    kinds = [kind for kind in ("error", GAP, STEPS) if any(f.claim.measure == kind for f in report.findings)]
+    heights = [sum(f.claim.measure == kind for f in report.findings) for kind in kinds]
+    figure = Figure(figsize=(9, 1.0 + 0.55 * sum(heights) + 0.9 * len(kinds)))
+    if not kinds:
+        axes = figure.subplots()
+        axes.axis("off")
+        axes.text(0.5, 0.5, "no row differs from the baseline in a switch the paper makes a claim about",
+                  ha="center", va="center")  # fmt: skip
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+        return
+    panels = figure.subplots(len(kinds), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+    for axes, kind in zip(panels, kinds, strict=True):
+        findings = [f for f in report.findings if f.claim.measure == kind]
+        ratio = kind == STEPS
+        for y, f in enumerate(findings):
+            c = f.comparison
+            point, low, high = c.ratio if ratio else (c.estimate, c.low, c.high)
+            colour = VERDICT_COLOURS[f.verdict]
+            if point is not None:
+                xerr = None if low is None else [[point - low], [high - point]]
+                axes.errorbar(point, y, xerr=xerr, fmt="o", color=colour, capsize=4)
+                axes.annotate(f.verdict, (point, y), xytext=(0, 7), textcoords="offset points", ha="center",
+                              fontsize="small", color=colour)  # fmt: skip
+            expected = f.claim.ratio if ratio else f.claim.top1
+            if expected is not None and not (f.claim.test_only and f.measure.startswith("val/")):
+                axes.plot(expected, y, "D", color="black", markersize=5, label="the paper" if y == 0 else None)
+        if ratio:
+            axes.set_xscale("log")
+            low_x, high_x = axes.get_xlim()
+            ticks = [2.0**k for k in range(math.floor(math.log2(low_x)), math.ceil(math.log2(high_x)) + 1)]
+            axes.xaxis.set_major_locator(FixedLocator(ticks))
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"x{x:g}"))
+            axes.xaxis.set_minor_locator(NullLocator())
+            axes.axvspan(1 / report.ratio_margin, report.ratio_margin, color="grey", alpha=0.15)
+            axes.axvline(1, color="grey", lw=0.8)
+            axes.set_xlabel(f"steps to {report.threshold:g}% training error, variant / baseline (95% CI)")
+        else:
+            axes.axvspan(-report.margin, report.margin, color="grey", alpha=0.15)
+            axes.axvline(0, color="grey", lw=0.8)
+            what = "gap (val - train_eval top-1)" if kind == GAP else "top-1 error (test; val where no test)"
+            axes.set_xlabel(f"Δ {what}, points, variant minus baseline (95% CI)")
+        axes.set_yticks(range(len(findings)), [f.change for f in findings])  # the claims' words: the verdict table
+        axes.set_ylim(len(findings) - 0.5, -0.7)
+        if any(line.get_label() == "the paper" for line in axes.lines):
+            axes.legend(loc="lower right", fontsize="small")
+    panels[0].set_title(shorten(f"{report.sweep_dir.name}: verdicts against row {report.baseline.index} "
+                                f"({report.baseline.label})", 110), fontsize="medium")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def plot_differences(report: Report, path: Path) -> None:
@@ -583,11 +927,12 @@ def plot_differences(report: Report, path: Path) -> None:
     axes = figure.subplots()
     claim_drawn = False
     for y, row in enumerate(report.rows):
-        diff = Difference(0.0) if row is report.baseline else row.differences.get(report.plot_metric)
-        if diff is not None:
-            xerr = None if diff.low is None else [[diff.value - diff.low], [diff.high - diff.value]]
-            axes.errorbar(diff.value, y, xerr=xerr, fmt="o", color="C0", capsize=4)
-        claim = row.claim
+        c = Comparison("", 0, 0, 0, 0.0, None, None, None, None) if row is report.baseline else None
+        c = c or row.differences.get(report.plot_metric)
+        if c is not None and c.estimate is not None:
+            xerr = None if c.low is None else [[c.estimate - c.low], [c.high - c.estimate]]
+            axes.errorbar(c.estimate, y, xerr=xerr, fmt="o", color="C0", capsize=4)
+        claim = next((claim for claim in row.claims if claim.measure == "error"), None)
         value = None if claim is None else (claim.top1 if "top1" in report.plot_metric else claim.top5)
         if value is not None and not (claim.test_only and report.plot_metric.startswith("val/")):
             axes.plot(value, y, "D", color="C3", label=None if claim_drawn else "paper's claim")
@@ -596,7 +941,7 @@ def plot_differences(report: Report, path: Path) -> None:
     axes.set_yticks(range(len(report.rows)))
     axes.set_yticklabels([short_label(report, row) for row in report.rows])
     axes.invert_yaxis()
-    axes.set_xlabel(f"Δ {name} error, percentage points (variant minus baseline, 95% Welch CI)")
+    axes.set_xlabel(f"Δ {name} error, percentage points (variant minus baseline, 95% CI: paired t, or Welch)")
     title = f"{report.sweep_dir.name}: baseline = row {report.baseline.index}, {report.baseline.label}"
     axes.set_title(shorten(title, 110), fontsize="medium")
     if claim_drawn:
@@ -641,10 +986,22 @@ def main(argv: list[str]) -> int:
         default="runs",
         help="read the numbers from each run's metrics.json (default) or from its offline W&B run file",
     )
+    parser.add_argument("--threshold", type=float, metavar="PERCENT",
+                        help="training error the steps count to (default: the paper's 25%%, or the lowest every "
+                             "run compared on speed reaches)")  # fmt: skip
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="POINTS",
+                        help=f"no effect: the interval inside ±POINTS (default {DEFAULT_MARGIN})")  # fmt: skip
+    parser.add_argument("--ratio-margin", type=float, default=DEFAULT_RATIO_MARGIN, metavar="R",
+                        help=f"no effect for a ratio: inside 1/R..R (default {DEFAULT_RATIO_MARGIN})")  # fmt: skip
     args = parser.parse_args(argv)
-    report = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, source=args.source)
+    report = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, source=args.source,
+                          threshold=args.threshold, margin=args.margin, ratio_margin=args.ratio_margin)  # fmt: skip
     written = write_report(report)
     print(f"Baseline: row {report.baseline.index} ({report.baseline.label}), because {report.baseline_reason}.")
+    if report.findings:
+        print("\nVerdicts on the paper's claims:")
+        print(verdict_table(report))
+    print("\nConfigurations:")
     print(markdown_table(report))
     if report.unfinished:
         print(f"\n{len(report.unfinished)} run(s) not finished, not averaged in:")

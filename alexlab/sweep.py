@@ -20,6 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("alexlab")
 SWEEPS_PACKAGE = "alexlab.sweeps"
+# Keys of a sweep file that say how long a sweep goes on (how many seed rounds: hydra_plugins/alexlab_seed_rounds),
+# not what a run is: left out of a run's identity and of the comparison that lets a sweep dir be resumed, so that
+# `seeds=3` can later go on as `seeds=5` or `seeds=auto` in the same directory.
+SWEEP_CONTROLS = ("seeds", "min_seeds", "max_seeds", "time_budget_h")
+
+
+def is_sweep_control(override: str) -> bool:
+    return override.partition("=")[0].lstrip("+~") in SWEEP_CONTROLS
 
 
 class SweepFailed(RuntimeError):
@@ -76,8 +84,9 @@ def check_sweep_dir(argv: list[str], config_name: str) -> str | None:
     if sweep_dir is None or not (Path(sweep_dir) / "multirun.yaml").is_file():
         return None
     previous = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
-    before = sorted(OmegaConf.select(previous, "hydra.overrides.task", default=None) or [])
-    now = sorted(o.input_line for o in overrides if not o.is_hydra_override())
+    before = OmegaConf.select(previous, "hydra.overrides.task", default=None) or []
+    before = sorted(o for o in before if not is_sweep_control(o))
+    now = sorted(o.input_line for o in overrides if not o.is_hydra_override() and not is_sweep_control(o.input_line))
     before_name = OmegaConf.select(previous, "hydra.job.config_name", default=None)
     if before != now or before_name != config_name:
         raise FileExistsError(

@@ -19,7 +19,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab.callbacks import CheckpointOnInterrupt, Diverged, EpochHistory, OptunaPruning, StopOnDivergence
+from alexlab.callbacks import (
+    CheckpointOnInterrupt,
+    Diverged,
+    EpochHistory,
+    OptunaPruning,
+    StopOnDivergence,
+    TrainingCurve,
+)
 from alexlab.distributed import ddp_processes_run_this_job, is_rank_zero
 from alexlab.masking import mask, mask_text, masked_argv
 from alexlab.model.alexnet import from_torchvision_state_dict
@@ -141,6 +148,7 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
         schedule=cfg.schedule,
         channels_last=cfg.channels_last,
         compile=cfg.compile,
+        decay_biases=cfg.decay_biases,
     )
     if not fit:
         load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
@@ -149,8 +157,8 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
         check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
 
     loggers = build_loggers(cfg, job_type="train" if fit else "test")
-    history = EpochHistory()
-    callbacks = [history, StopOnDivergence()]
+    history, curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
+    callbacks = [history, curve, StopOnDivergence()]
     if fit:
         callbacks.append(CheckpointOnInterrupt(str(last_checkpoint(run_dir))))
     if cfg.trial.number is not None:
@@ -195,7 +203,7 @@ def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
             raise OutOfMemory(oom_message(exc, cfg.data.batch_size)) from exc
         raise
     finally:
-        metrics = collect_metrics(cfg, trainer, history.history, results, status, error, started, fit)
+        metrics = collect_metrics(cfg, trainer, history.history, curve.curve, results, status, error, started, fit)
         if trainer.is_global_zero and status == "finished":
             write_json(run_dir / "metrics.json", metrics)
         finish_wandb(loggers, status, error)
@@ -247,8 +255,11 @@ def last_checkpoint(run_dir: Path) -> Path:
 
 
 def run_overrides(overrides) -> list[str]:
-    """A run's identity: its overrides without the ones that only say to resume it, secrets masked (as written)."""
-    return [mask_text(o) for o in overrides if o not in RESUME_OVERRIDES]
+    """A run's identity: its overrides without the ones that only say to resume it or how long its sweep goes on,
+    secrets masked (as written)."""
+    from alexlab.sweep import is_sweep_control
+
+    return [mask_text(o) for o in overrides if o not in RESUME_OVERRIDES and not is_sweep_control(o)]
 
 
 def find_resumable_run(output_root: Path, overrides: list[str]) -> Path | None:
@@ -281,13 +292,14 @@ def _test(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict
     return {k: float(v) for k, v in metrics.items()}
 
 
-def collect_metrics(cfg, trainer, history, test_results, status, error, started, fit) -> dict:
+def collect_metrics(cfg, trainer, history, curve, test_results, status, error, started, fit) -> dict:
     final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
     final.update(test_results)
     best: dict[str, float] = {}
     if history:
         best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
-        best = {k: v for k, v in best_row.items() if k.startswith("val/")} | {"epoch": best_row["epoch"]}
+        best = {k: v for k, v in best_row.items() if k.startswith(("val/", "train_eval/"))}
+        best["epoch"] = best_row["epoch"]
     checkpoint = trainer.checkpoint_callback
     return {
         "status": status,
@@ -297,6 +309,7 @@ def collect_metrics(cfg, trainer, history, test_results, status, error, started,
         "final": final,
         "best": best,
         "history": history,
+        "curve": curve,
         "switches": choices_of(IDENTITY),
         "seed": cfg.seed,
         "overrides": run_overrides(HydraConfig.get().overrides.task),
@@ -476,11 +489,13 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
             run = logger.experiment  # starts the run now, so a failure is caught here and not mid-training
         if hasattr(run, "define_metric"):  # not on DDP ranks other than zero (a dummy there)
             run.define_metric("epoch")
-            for split in ("train", "val"):  # summaries keep the best (lowest) error and loss
+            for split in ("train", "val", "train_eval"):  # summaries keep the best (lowest) error and loss
                 for metric in ("loss", "top1_err", "top5_err"):
                     run.define_metric(f"{split}/{metric}", step_metric="epoch", summary="min")
             run.define_metric("perf/images_per_sec", step_metric="epoch", summary="mean")
             run.define_metric("lr", step_metric="epoch")
+            run.define_metric("trainer/global_step")
+            run.define_metric("curve/*", step_metric="trainer/global_step")  # the training curve (TrainingCurve)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log.warning("W&B could not start (%s: %s); training goes on with the other loggers", type(exc).__name__, reason)

@@ -12,7 +12,7 @@ import matplotlib.image
 import optuna
 import pytest
 from conftest import read_metrics, run_dirs
-from test_report import PNG_MAGIC, write_run, write_study
+from test_report import PNG_MAGIC, ablation_sweep, write_run, write_study
 
 from alexlab.dashboard import (
     METRICS_SOURCE,
@@ -146,8 +146,9 @@ def test_wandb_report_has_the_views_filtered_to_the_sweeps_group(grid):
     report = build_report(sweep)
     built = build_wandb_report(report, collect_runs(report, wandb_runs), wandb_runs, entity="someone")
     assert (built.project, built.entity) == ("alexlab", "someone")
-    header, curves, bars = built.blocks
+    header, verdicts, curves, bars = built.blocks
     assert "5 runs: 4 finished, 1 failed" in header.text and "wandb sync" in header.text
+    assert "dropout on->off" in verdicts.text and "undecided" in verdicts.text  # one seed a side: no interval
     assert [(p.x, p.y, p.groupby) for p in curves.panels] == [
         ("epoch", ["val/top1_err"], wr.Config("dropout")),
         ("epoch", ["val/top1_err"], wr.Config("lrn")),
@@ -253,3 +254,16 @@ def test_real_sweep_page_renders_in_headless_chromium(alexlab, tmp_path, monkeyp
     chromium("--virtual-time-budget=5000", size, shot, page_path.as_uri(), profile=tmp_path / "p3")
     pixels = matplotlib.image.imread(screenshot)
     assert pixels.shape[:2] == (1000, 1400) and pixels.std() > 0.05  # not a blank page
+
+
+def test_the_verdicts_lead_the_page_and_the_wandb_report(tmp_path):
+    sweep = ablation_sweep(tmp_path)
+    report = build_report(sweep)
+    runs = collect_runs(report, [])
+    page = write_offline_page(report, runs).read_text()
+    panels = panels_of(page)
+    assert list(panels)[0] == "verdicts"
+    assert 'data-claims="7"' in panels["verdicts"] and 'data-agrees="4"' in panels["verdicts"]
+    assert "<td>contradicts</td>" in page and "without dropout, substantial overfitting (4.2)" in page
+    blocks = build_wandb_report(report, runs, [], entity="someone").blocks
+    assert any("verdicts" in getattr(block, "text", "") and "contradicts" in block.text for block in blocks)

@@ -513,3 +513,27 @@ def test_decode_on_device_needs_files():
     auto.training_device = torch.device("cuda", 0)  # in-memory data stay with the loader even for a GPU
     auto.setup("fit")
     assert not auto.decodes_on_device
+
+
+def test_crops_come_from_the_central_square_as_in_the_paper_or_from_the_whole_image():
+    """A 2:1 image, bright only outside its central square: crops from the central square (the paper's) never
+    see a bright pixel, crops from the whole resized image do; the ten test crops' corners likewise."""
+    from alexlab.data.transforms import train_transform
+
+    image = torch.zeros(3, 64, 128, dtype=torch.uint8)
+    image[:, :, :32] = image[:, :, 96:] = 255  # the central 64x64 square is columns 32..95
+    sizes = (32, 64, [0.0] * 3, [1.0] * 3)  # crops of 32 from a 64-pixel short side, no normalisation
+    torch.manual_seed(0)
+    brightest = {
+        region: max(float(train_transform("flip_crop", *sizes, crop_region=region)(image).max()) for _ in range(50))
+        for region in ("centre_square", "whole")
+    }
+    assert brightest == {"centre_square": 0.0, "whole": 1.0}
+    ten = {
+        region: eval_transform(*sizes, views="ten_crop", crop_region=region)(image)
+        for region in ("centre_square", "whole")
+    }
+    assert ten["whole"].shape == ten["centre_square"].shape == (10, 3, 32, 32)
+    assert float(ten["whole"][0].mean()) == 1.0 and float(ten["centre_square"].max()) == 0.0  # corners
+    with pytest.raises(ValueError, match="crop_region"):
+        train_transform("flip_crop", *sizes, crop_region="left")

@@ -35,8 +35,20 @@ BASE = {
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def write_run(sweep, job, seed=0, val=(0.3, 0.1), test=(0.32, 0.12), status="finished", error=None, **changes):
-    """A job dir with a metrics.json: `changes` are switches (or, with a dot in the key, plain overrides)."""
+def write_run(
+    sweep,
+    job,
+    seed=0,
+    val=(0.3, 0.1),
+    test=(0.32, 0.12),
+    status="finished",
+    error=None,
+    train_eval=None,
+    curve=None,
+    **changes,
+):
+    """A job dir with a metrics.json: `changes` are switches (or, with a dot in the key, plain overrides);
+    train_eval: the final train_eval top-1 error; curve: [(step, training top-1 error)]."""
     switches = BASE | {k: v for k, v in changes.items() if "__" not in k}
     settings = [f"{k.replace('__', '.')}={v}" for k, v in changes.items() if "__" in k]
     job_dir = sweep / str(job)
@@ -47,9 +59,11 @@ def write_run(sweep, job, seed=0, val=(0.3, 0.1), test=(0.32, 0.12), status="fin
         "error": error,
         "task": "train",
         "objective": "val/top1_err",
-        "final": {"val/top1_err": val[0], "val/top5_err": 0.99, "test/top1_err": test[0], "test/top5_err": test[1]},
+        "final": {"val/top1_err": val[0], "val/top5_err": 0.99, "test/top1_err": test[0], "test/top5_err": test[1]}
+        | ({} if train_eval is None else {"train_eval/top1_err": train_eval}),
         "best": {"val/top1_err": val[0], "val/top5_err": val[1], "epoch": 2},
         "history": history,
+        "curve": [{"step": step, "train/top1_err": error, "train/loss": 1.0} for step, error in curve or []],
         "switches": switches,
         "seed": seed,
         "overrides": ["logger=none", *(f"{k}={v}" for k, v in changes.items() if "__" not in k), *settings]
@@ -62,6 +76,15 @@ def write_run(sweep, job, seed=0, val=(0.3, 0.1), test=(0.32, 0.12), status="fin
 def write_multirun_yaml(sweep, **choices):
     config = {"seed": 0, "optimizer": {"lr": 0.01}, "hydra": {"runtime": {"choices": BASE | choices}}}
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(config))
+
+
+def paired(variant, base):
+    """Variant minus baseline and its 95% paired t interval over matched seeds, written out by hand (percent)."""
+    d = [100 * (v - b) for v, b in zip(variant, base, strict=False)]
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+    half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+    return mean, mean - half, mean + half, len(d) - 1
 
 
 def welch(variant, base):
@@ -93,7 +116,7 @@ def grid(tmp_path):
     return sweep
 
 
-def test_rows_means_stds_and_welch_intervals_match_a_hand_computation(grid, capsys):
+def test_rows_means_stds_and_paired_intervals_match_a_hand_computation(grid, capsys):
     report = build_report(grid)
     assert [(row.label, len(row.runs)) for row in report.rows] == [
         ("dropout=on, lrn=on", 3),
@@ -109,18 +132,20 @@ def test_rows_means_stds_and_welch_intervals_match_a_hand_computation(grid, caps
     assert val1.std == pytest.approx(spread, abs=1e-9)
     assert base.summaries["val/top5_err"].mean == pytest.approx(10.0, abs=1e-9)  # from `best`, not `final` (99%)
 
+    # dropout=off ran seeds 0 and 1, the baseline 0, 1 and 2: paired over seeds 0 and 1
     for metric, variant, baseline in (("val/top1_err", OFF_VAL1, BASE_VAL1), ("test/top5_err", OFF_TEST5, BASE_TEST5)):
         diff = off.differences[metric]
-        expected = welch(variant, baseline)
-        assert (diff.value, diff.low, diff.high, diff.dof) == pytest.approx(expected, abs=1e-9)
+        expected = paired(variant, baseline)
+        assert diff.test == "paired t" and diff.n_pairs == 2
+        assert (diff.estimate, diff.low, diff.high, diff.dof) == pytest.approx(expected, abs=1e-9)
 
-    one_seed = lrn_off.differences["val/top1_err"]
+    one_seed = lrn_off.differences["val/top1_err"]  # seed 0 only: a difference, no interval
     assert lrn_off.summaries["val/top1_err"].std is None
-    assert one_seed.value == pytest.approx(33.0 - val1.mean, abs=1e-9) and one_seed.low is None
+    assert one_seed.estimate == pytest.approx(33.0 - 100 * BASE_VAL1[0], abs=1e-9) and one_seed.low is None
 
     assert main([str(grid)]) == 0
     printed = capsys.readouterr().out
-    expected_val1 = welch(OFF_VAL1, BASE_VAL1)
+    expected_val1 = paired(OFF_VAL1, BASE_VAL1)
     assert f"{expected_val1[0]:+.2f} [{expected_val1[1]:+.2f}, {expected_val1[2]:+.2f}]" in printed
     assert "[n/a]" in printed
     with (grid / "report.csv").open() as f:
@@ -130,8 +155,21 @@ def test_rows_means_stds_and_welch_intervals_match_a_hand_computation(grid, caps
     assert float(table[1]["val_top1_ci_low"]) == pytest.approx(expected_val1[1], abs=1e-9)
     assert float(table[1]["val_top1_ci_high"]) == pytest.approx(expected_val1[2], abs=1e-9)
     assert float(table[0]["val_top1_mean"]) == pytest.approx(val1.mean, abs=1e-9)
+    assert table[1]["val_top1_test"] == "paired t" and float(table[1]["val_top1_dof"]) == 1
     assert table[2]["val_top1_std"] == "" and table[2]["val_top1_ci_low"] == ""
     assert table[0]["seeds"] == "0;1;2" and table[2]["n"] == "1"
+
+
+def test_rows_without_shared_seeds_get_welchs_interval(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(sweep, seed, seed, val=(BASE_VAL1[seed], 0.1))
+    for i, seed in enumerate((10, 11)):
+        write_run(sweep, 3 + i, seed, val=(OFF_VAL1[i], 0.1), dropout="off")
+    write_multirun_yaml(sweep)
+    diff = build_report(sweep).rows[1].differences["val/top1_err"]
+    assert diff.test == "Welch t" and diff.n_pairs == 0
+    assert (diff.estimate, diff.low, diff.high, diff.dof) == pytest.approx(welch(OFF_VAL1, BASE_VAL1), abs=1e-9)
 
 
 def test_outputs_exist_and_parse(grid):
@@ -142,11 +180,16 @@ def test_outputs_exist_and_parse(grid):
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     markdown = (grid / "report.md").read_text()
     assert "6 runs (6 finished) in 3 configurations" in markdown
-    assert "Welch" in markdown and "Baseline: row 0 (dropout=on, lrn=on)" in markdown
+    assert "paired t" in markdown and "Baseline: row 0 (dropout=on, lrn=on)" in markdown
     assert "multirun.yaml" in markdown  # why it is the baseline
     assert "![report_diff.png](report_diff.png)" in markdown and "![report_curves.png](report_curves.png)" in markdown
-    table_lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert "![report_verdicts.png](report_verdicts.png)" in markdown
+    configurations = markdown.split("## Configurations")[1]
+    table_lines = [line for line in configurations.splitlines() if line.startswith("| ")]
     assert len(table_lines) == 1 + 3 and all(line.count("|") == table_lines[0].count("|") for line in table_lines)
+    verdicts = markdown.split("## Verdicts on the paper's claims")[1].split("## Configurations")[0]
+    verdict_lines = [line for line in verdicts.splitlines() if line.startswith("| ")]
+    assert len(verdict_lines) == 1 + 3  # dropout off: overfitting and speed; lrn off: the error
 
 
 def test_baseline_is_the_row_marked_ablation_baseline(tmp_path):
@@ -157,7 +200,7 @@ def test_baseline_is_the_row_marked_ablation_baseline(tmp_path):
     assert report.baseline.switches["ablation"] == "baseline" and "ablation" in report.baseline_reason
     lrn_off = report.rows[0]
     assert lrn_off.change == "lrn on->off"  # the ablation label itself does not count as the change
-    assert (lrn_off.claim.top1, lrn_off.claim.top5) == (1.4, 1.2)
+    assert [(claim.top1, claim.top5) for claim in lrn_off.claims] == [(1.4, 1.2)]
 
 
 def test_baseline_from_the_sweeps_base_choices_and_reverse_claims(tmp_path):
@@ -167,8 +210,9 @@ def test_baseline_from_the_sweeps_base_choices_and_reverse_claims(tmp_path):
     write_multirun_yaml(sweep, lrn="off")
     report = build_report(sweep)
     assert report.baseline.label == "lrn=off" and "base choices" in report.baseline_reason
-    assert (report.rows[0].claim.top1, report.rows[0].claim.top5) == (-1.4, -1.2)
-    assert report.baseline.claim is None
+    ((claim,),) = [report.rows[0].claims]
+    assert (claim.top1, claim.top5, claim.direction) == (-1.4, -1.2, -1)
+    assert report.baseline.claims == ()
 
 
 def test_baseline_from_the_sweeps_base_config_for_plain_overrides(tmp_path):
@@ -186,8 +230,9 @@ def test_baseline_from_the_command_line(grid, capsys):
     assert "Baseline: row 1 (dropout=off, lrn=on), because chosen with --baseline dropout=off" in printed
     report = build_report(grid, baseline="lrn=off")
     assert report.baseline.label == "dropout=on, lrn=off"
-    assert report.rows[0].differences["val/top1_err"].value == pytest.approx(100 * sum(BASE_VAL1) / 3 - 33, abs=1e-9)
-    assert (report.rows[0].claim.top1, report.rows[0].claim.top5) == (-1.4, -1.2)
+    # the baseline has seed 0 only: the matched seed's difference, no interval
+    assert report.rows[0].differences["val/top1_err"].estimate == pytest.approx(100 * BASE_VAL1[0] - 33, abs=1e-9)
+    assert [(c.top1, c.top5) for c in report.rows[0].claims] == [(-1.4, -1.2)]
     with pytest.raises(ValueError, match="matches 2 rows"):
         build_report(grid, baseline="dropout=on")
     with pytest.raises(ValueError, match="matches no row"):
@@ -200,7 +245,7 @@ def test_without_marks_the_first_row_by_job_number_is_the_baseline(tmp_path):
     write_run(sweep, 2, pooling="overlap")  # job 2 comes before job 10
     report = build_report(sweep)
     assert report.baseline.label == "pooling=overlap" and "first row" in report.baseline_reason
-    assert (report.rows[1].claim.top1, report.rows[1].claim.top5) == (0.4, 0.3)
+    assert [(c.top1, c.top5) for c in report.rows[1].claims] == [(0.4, 0.3)]
 
 
 def test_paper_claims_sit_beside_one_switch_changes_only(tmp_path, capsys):
@@ -215,21 +260,22 @@ def test_paper_claims_sit_beside_one_switch_changes_only(tmp_path, capsys):
     write_run(sweep, 7, init="default")  # a switch the paper makes no claim about
     write_multirun_yaml(sweep)
     report = build_report(sweep)
-    claims = {row.label: row.claim for row in report.rows}
+    claims = {row.label: row.claims for row in report.rows}
     assert len(report.rows) == 8 and report.baseline is report.rows[0]
-    ten_crop = report.rows[1].claim
+    (ten_crop,) = report.rows[1].claims
     assert (ten_crop.top1, ten_crop.top5, ten_crop.test_only) == (-1.5, -1.3, True)
-    assert (report.rows[2].claim.top1, report.rows[2].claim.top5) == (2.0, None)
-    assert report.rows[3].claim.top1 == -1.0  # adding PCA colour noise: the paper's "over 1 point" better
-    assert report.rows[4].claim is None and report.rows[5].claim is None and report.rows[7].claim is None
-    assert "6x faster" in str(report.rows[6].claim)
+    assert [(c.top1, c.top5) for c in report.rows[2].claims] == [(2.0, None)]
+    assert report.rows[3].claims[0].top1 == -1.0  # adding PCA colour noise: the paper's "over 1 point" better
+    assert report.rows[4].claims == report.rows[5].claims == report.rows[7].claims == ()
+    (relu,) = report.rows[6].claims
+    assert "6x faster" in relu.paper and relu.measure == "steps" and relu.ratio == 6.0
     assert report.rows[7].change == "init paper->default"
     assert main([str(sweep)]) == 0
     printed = capsys.readouterr().out
     assert "test_views centre->ten_crop: -1.5 / -1.3 (test only)" in printed
     assert "depth 5->4: about +2.0 / -" in printed
     assert "augment flip_crop->paper: under -1.0 / -" in printed
-    assert sum(claim is not None for claim in claims.values()) == 4
+    assert sum(len(found) for found in claims.values()) == 4
 
 
 def test_unfinished_runs_are_listed_not_averaged(grid, capsys):
@@ -343,3 +389,106 @@ def test_a_real_smoke_sweep(alexlab, tmp_path, capsys):
     assert report.plot_metric == "test/top1_err"
     for name in ("report.md", "report.csv", "report_diff.png", "report_curves.png"):
         assert (sweep / name).stat().st_size > 0
+
+
+def curve_reaching(target_step: int, threshold: float = 0.25, start: float = 0.9, end: float = 0.05):
+    """A training curve every 10 steps, falling linearly in log-step so that it crosses `threshold` at
+    `target_step` exactly (piecewise linear between its points, as the report interpolates)."""
+    steps = list(range(10, 4 * target_step + 1, 10))
+    slope = (start - threshold) / target_step
+    return [(step, max(end, start - slope * step)) for step in steps]
+
+
+def ablation_sweep(tmp_path, seeds=5, depth_shifts=(3.0, -2.0, 2.5, -1.5, 0.5)):
+    """The paper's ablations by hand, with effects built in: every seed shifts all rows alike (shared noise)."""
+    sweep = tmp_path / "sweep"
+    job = 0
+    rows = {  # ablation -> (switch changes, test top-1 shift in points per seed, gap shift, steps factor)
+        "baseline": ({}, [0.0] * seeds, 0.0, 1.0),
+        "lrn_off": ({"lrn": "off"}, [1.4, 1.6, 1.5, 1.3, 1.5], 0.0, 1.0),  # worse on every seed: agrees
+        "pooling_plain": ({"pooling": "plain"}, [0.02, -0.03, 0.01, 0.0, -0.01], 0.0, 1.0),  # no effect
+        "split_half": ({"split": "half"}, [-0.9, -1.1, -1.0, -0.8, -1.2], 0.0, 1.0),  # better: contradicts
+        "depth_4": ({"depth": "4"}, list(depth_shifts), 0.0, 1.0),  # noisy by default: undecided
+        "dropout_off": ({"dropout": "off"}, [0.5] * seeds, 4.0, 0.5),  # overfits, learns in half the steps
+        "activation_tanh": ({"activation": "tanh"}, [0.0] * seeds, 0.0, 3.0),  # 3x the steps
+    }
+    for ablation, (changes, shifts, gap, factor) in rows.items():
+        for seed in range(seeds):
+            noise = 0.01 * seed  # shared by every row of this seed
+            test = 0.20 + noise + shifts[seed] / 100
+            val = 0.19 + noise + shifts[seed] / 100
+            train_eval = val - 0.02 - gap / 100
+            curve = curve_reaching(round(100 * factor * (1 + 0.05 * seed)))
+            write_run(sweep, job, seed, val=(val, 0.05), test=(test, 0.05), train_eval=train_eval, curve=curve,
+                      ablation=ablation, **changes)  # fmt: skip
+            job += 1
+    return sweep
+
+
+def test_each_claim_is_decided_on_its_own_measure(tmp_path):
+    sweep = ablation_sweep(tmp_path)
+    report = build_report(sweep)
+    found = {(f.change, f.measure): f for f in report.findings}
+    assert {key: f.verdict for key, f in found.items()} == {
+        ("lrn on->off", "test/top1_err"): "agrees",
+        ("pooling overlap->plain", "test/top1_err"): "no effect",
+        ("split grouped->half", "test/top1_err"): "contradicts",
+        ("depth 5->4", "test/top1_err"): "undecided",
+        ("dropout on->off", "gap"): "agrees",
+        ("dropout on->off", "steps"): "agrees",  # fewer steps without dropout: the paper's 2x
+        ("activation relu->tanh", "steps"): "agrees",
+    }
+    assert report.threshold == 25.0 and "paper" in report.threshold_reason
+    lrn = found["lrn on->off", "test/top1_err"]
+    assert lrn.comparison.test == "paired t" and lrn.comparison.n_pairs == 5
+    assert lrn.comparison.estimate == pytest.approx(1.46, abs=1e-9)
+    assert lrn.improvement.probability == 0.0  # never better without LRN
+    tanh = found["activation relu->tanh", "steps"]
+    ratio, low, high = tanh.comparison.ratio
+    assert ratio == pytest.approx(3.0, rel=1e-6) and low <= ratio <= high
+    gap = found["dropout on->off", "gap"]
+    assert gap.comparison.estimate == pytest.approx(4.0, abs=1e-6)
+    depth = found["depth 5->4", "test/top1_err"]
+    assert depth.seeds_needed is not None and depth.seeds_needed > 5  # more seeds would decide it
+    assert all(f.seeds_needed is None for f in report.findings if f.verdict != "undecided")
+    assert len(report.undecided()) == 1
+
+
+def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
+    sweep = ablation_sweep(tmp_path)
+    assert main([str(sweep)]) == 0
+    printed = capsys.readouterr().out
+    assert "Verdicts on the paper's claims" in printed and "**contradicts**" in printed
+    markdown = (sweep / "report.md").read_text()
+    assert "7 claims: 4 agrees, 1 contradicts, 1 no effect, 1 undecided." in markdown
+    assert "25% training error (the paper's (Figure 1)" in markdown
+    with (sweep / "verdicts.csv").open() as f:
+        verdicts = list(csv.DictReader(f))
+    assert len(verdicts) == 7
+    tanh = next(v for v in verdicts if v["change"] == "activation relu->tanh")
+    assert tanh["scale"] == "ratio" and float(tanh["estimate"]) == pytest.approx(3.0, rel=1e-6)
+    assert tanh["verdict"] == "agrees" and tanh["test"] == "paired t" and tanh["n_pairs"] == "5"
+    depth = next(v for v in verdicts if v["change"] == "depth 5->4")
+    assert depth["verdict"] == "undecided" and int(depth["seeds_needed"]) > 5
+    with (sweep / "report.csv").open() as f:
+        rows = {r["label"]: r for r in csv.DictReader(f)}
+    dropout = next(r for label, r in rows.items() if "dropout_off" in label)
+    assert "gap (val - train_eval top-1): agrees" in dropout["verdicts"]
+    assert float(dropout["gap_diff"]) == pytest.approx(4.0, abs=1e-6) and dropout["gap_test"] == "paired t"
+    image = matplotlib.image.imread(sweep / "report_verdicts.png")
+    assert image.ndim == 3 and image.shape[0] > 300  # three panels: errors, gaps, steps
+
+
+def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.2)], ablation="baseline")
+        write_run(sweep, 3 + seed, seed, curve=[(10, 0.8), (20, 0.5), (30, 0.324)], activation="tanh",
+                  ablation="activation_tanh")  # fmt: skip
+    report = build_report(sweep)
+    assert report.threshold == 33.0 and "not reached by all" in report.threshold_reason
+    base = report.baseline.runs[0]
+    assert base.values["steps"] == pytest.approx(10 + 10 * (60 - 33) / (60 - 30))  # interpolated
+    assert build_report(sweep, threshold=50).threshold == 50
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        build_report(sweep, threshold=150)

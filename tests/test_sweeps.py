@@ -137,7 +137,7 @@ def compose_sweep(name: str, overrides: list[str]):
 
 def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline():
     ablations = compose_sweep("paper_ablations", []).hydra.sweeper.params["+ablation"].split(",")
-    assert len(ablations) == 9 and ablations[0] == "baseline"
+    assert len(ablations) == 10 and ablations[0] == "baseline"
     switches = {}
     for ablation in ablations:
         choices = compose_sweep("paper_ablations", [f"+ablation={ablation}"]).hydra.runtime.choices
@@ -165,9 +165,11 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
         "depth": "4",
         "split": "half",
         "activation": "tanh",
-        "augment": "flip_crop",
+        "augment": "none",  # augment_none; augment_no_pca's flip_crop is checked below
         "test_views": "centre",
     }
+    no_pca = compose_sweep("paper_ablations", ["+ablation=augment_no_pca"]).hydra.runtime.choices
+    assert no_pca["augment"] == "flip_crop"
     # the ablation wins over an experiment that sets the same switch (quickstart turns LRN off)
     quick = compose_sweep("paper_ablations", ["+ablation=baseline", "experiment=quickstart"]).hydra.runtime.choices
     assert quick["lrn"] == "on" and quick["data"] == "fashion_mnist"
@@ -187,7 +189,7 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
     )
     assert result.returncode == 0, result.stderr
     runs = job_dirs(sweep_dir)
-    assert len(runs) == 9
+    assert len(runs) == 10
     assert {read_metrics(p)["switches"]["ablation"] for p in runs} == {
         "baseline",
         "lrn_off",
@@ -197,28 +199,66 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
         "split_half",
         "activation_tanh",
         "augment_no_pca",
+        "augment_none",
         "centre_test",
     }
     report = (sweep_dir / "report.md").read_text()
     assert "+1.4" in report and "+1.7" in report  # the paper's claims for lrn off and split half
+    # one seed a side: every claim has a measured difference but no interval yet
+    assert "## Verdicts on the paper's claims" in report and "10 claims: 10 undecided." in report
 
 
-def test_workers_finishing_together_in_one_sweep_dir_summarise_one_at_a_time(tmp_path, monkeypatch):
-    """Workers of a shared study in one sweep dir: while one writes sweep.json and the report, the next waits."""
-    import fcntl
-    import threading
+TWO_ABLATIONS = (
+    "experiment=smoke",
+    "logger=none",
+    "trainer.max_epochs=1",
+    "hydra.sweeper.params={+ablation: 'baseline,lrn_off'}",
+)
 
-    from omegaconf import OmegaConf
 
-    from alexlab.sweep import SweepSummary
+def test_seeds_auto_runs_seed_rounds_until_max_seeds_and_resumes_where_it_left(tmp_path):
+    sweep_dir = tmp_path / "auto"
+    args = ("sweep", "paper_ablations", "seeds=auto", "max_seeds=2", "hydra.sweeper.min_seeds=2", *TWO_ABLATIONS)
+    result = run_alexlab(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = {p.name: read_metrics(p) for p in job_dirs(sweep_dir)}
+    # round r: every configuration with seed r, numbered r x 2 + i
+    assert {name: (m["seed"], m["switches"]["ablation"]) for name, m in runs.items()} == {
+        "0": (0, "baseline"), "1": (0, "lrn_off"), "2": (1, "baseline"), "3": (1, "lrn_off"),
+    }  # fmt: skip
+    assert all("seeds=auto" not in m["overrides"] for m in runs.values())  # how long, not what: not the run's identity
+    with (sweep_dir / "verdicts.csv").open() as f:
+        (lrn,) = list(csv.DictReader(f))
+    assert lrn["change"] == "lrn on->off" and lrn["test"] == "paired t" and lrn["n_pairs"] == "2"
+    before = {name: (sweep_dir / name / "metrics.json").read_bytes() for name in runs}
+    again = run_alexlab(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # the same command: nothing trains again
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already finished") + again.stderr.count("already finished") == 4
+    assert {name: (sweep_dir / name / "metrics.json").read_bytes() for name in runs} == before
+    more = run_alexlab("sweep", "paper_ablations", "seeds=3", *TWO_ABLATIONS, f"hydra.sweep.dir={sweep_dir}",
+                       cwd=tmp_path)  # fmt: skip
+    assert more.returncode == 0, more.stderr  # the same sweep, one seed more: jobs 4 and 5
+    assert sorted(p.name for p in job_dirs(sweep_dir)) == ["0", "1", "2", "3", "4", "5"]
 
-    monkeypatch.setattr(SweepSummary, "last", None)
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    with open(tmp_path / ".summary.lock", "w") as other_worker:
-        fcntl.flock(other_worker, fcntl.LOCK_EX)
-        worker = threading.Thread(target=SweepSummary().on_multirun_end, args=(config,))
-        worker.start()
-        worker.join(timeout=1.0)
-        assert worker.is_alive() and not (tmp_path / "sweep.json").exists()
-    worker.join(timeout=60)
-    assert not worker.is_alive() and json.loads((tmp_path / "sweep.json").read_text())["runs"] == 0
+
+def test_seeds_auto_stops_at_its_time_budget(tmp_path):
+    sweep_dir = tmp_path / "budget"
+    args = ("sweep", "paper_ablations", "seeds=auto", "time_budget_h=0.000001", *TWO_ABLATIONS)
+    result = run_alexlab(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(job_dirs(sweep_dir)) == 2  # one round: then the runs' time is past the budget
+    assert "reached time_budget_h=1e-06" in result.stdout + result.stderr
+
+
+def test_seeds_auto_stops_once_every_claim_is_decided(tmp_path):
+    from test_report import ablation_sweep
+
+    from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
+
+    rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10)
+    noisy = ablation_sweep(tmp_path / "noisy")  # 5 seeds; depth 5->4 is undecided
+    assert rounds.reason_to_stop(noisy, seed=2) is None  # fewer than min_seeds rounds: not decided yet
+    assert rounds.reason_to_stop(noisy, seed=5) is None  # depth is undecided: one more round
+    decided = ablation_sweep(tmp_path / "decided", depth_shifts=[2.0, 2.1, 1.9, 2.2, 2.0])
+    reason = rounds.reason_to_stop(decided, seed=5)
+    assert reason == "every claim is decided (5 agrees, 1 no effect, 1 contradicts)"

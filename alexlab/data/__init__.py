@@ -14,12 +14,13 @@ from functools import partial
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, random_split
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, random_split
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchvision.transforms import v2
 
 from alexlab.data.transforms import (
     AUGMENTS,
+    CROP_REGIONS,
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
     PCAS,
@@ -39,6 +40,7 @@ log = logging.getLogger("alexlab")
 # data.bad_images=skip names this many left-out files in the log (then counts them)
 NAMED_BAD_IMAGES = 5
 DECODES = ("auto", "loader", "device")
+SPLITS = ("train", "val", "train_eval", "test")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -236,7 +238,13 @@ class ImageDataModule(L.LightningDataModule):
     [B, 10, C, crop, crop] (the paper's four corners + centre and their flips); val always uses the centre view.
     augment: "none" | "flip_crop" (the paper's random crops + flips) | "paper" (+ PCA colour noise, sigma pca_std,
     along the ImageNet principal components or, with pca="data", those of the training pixels).
-    resize_size is the short side before cropping; None means the paper's 256/224 ratio.
+    resize_size is the short side before cropping; None means the paper's 256/224 ratio. crop_region: where the
+    training crops and the ten test crops of a non-square image come from: "whole" (the resized image) or
+    "centre_square" (its central resize_size square, as the paper; experiment=paper).
+    train_eval_size: training images (a fixed sample, drawn with `seed`) evaluated after every epoch as the
+    validation images are (centre view, eval mode): the training error without dropout and augmentation, which the
+    validation error is set against to measure overfitting. None: as many as the validation split; 0: none. The
+    second loader of val_dataloader(); its metrics are train_eval/*.
     bad_images: "fail" (an image file that cannot be decoded stops the run, named) | "skip" (it is left out,
     logged and counted).
     decode (image-file sources): "loader" (the DataLoader workers decode and augment each image on the CPU) |
@@ -266,6 +274,8 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         bad_images: str = "fail",
         decode: str = "auto",
+        crop_region: str = "whole",
+        train_eval_size: int | None = None,
     ):
         super().__init__()
         resize_size = default_resize(crop_size) if resize_size is None else resize_size
@@ -282,7 +292,15 @@ class ImageDataModule(L.LightningDataModule):
             (all(s > 0 for s in std), f"std values must be > 0, got {list(std)}"),
             (bad_images in ("fail", "skip"), f"bad_images must be fail|skip, got {bad_images!r}"),
             (decode in DECODES, f"decode must be one of {'|'.join(DECODES)}, got {decode!r}"),
+            (
+                crop_region in CROP_REGIONS,
+                f"crop_region must be one of {'|'.join(CROP_REGIONS)}, got {crop_region!r}",
+            ),
             (batch_size >= 1, f"batch_size must be >= 1, got {batch_size}"),
+            (
+                train_eval_size is None or (isinstance(train_eval_size, int) and train_eval_size >= 0),
+                f"train_eval_size must be an image count >= 0 or null, got {train_eval_size!r}",
+            ),
             (num_workers >= 0, f"num_workers must be >= 0, got {num_workers}"),
             (crop_size >= 1, f"crop_size must be >= 1, got {crop_size}"),
             (resize_size >= crop_size, f"resize_size ({resize_size}) must be >= crop_size ({crop_size})"),
@@ -318,15 +336,18 @@ class ImageDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.bad_images = bad_images
         self.decode = decode
+        self.crop_region = crop_region
+        self.train_eval_size = train_eval_size
         # where batches are used when no Trainer is attached (alexlab bench sets it): decode=auto decides by it
         self.training_device: torch.device | None = None
         self.decodes_on_device = False
         self.transforms: dict[str, v2.Compose] = {}
-        self.undecodable: dict[str, set[str]] = {split: set() for split in ("train", "val", "test")}
+        self.undecodable: dict[str, set[str]] = {split: set() for split in SPLITS}
         self.skipping: list[_SkipUnreadable] = []  # with bad_images=skip: the splits, to count what they left out
         self.reported_bad = 0
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self.train_eval_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self.classes: list[str] = []
 
@@ -363,16 +384,21 @@ class ImageDataModule(L.LightningDataModule):
             lighting = PCALighting(eigval, eigvec, self.pca_std)
         sizes = (self.crop_size, self.resize_size, self.mean, self.std)
         self.transforms = {
-            "train": train_transform(self.augment, *sizes, lighting=lighting),
+            "train": train_transform(self.augment, *sizes, lighting=lighting, crop_region=self.crop_region),
             "val": eval_transform(*sizes),
-            "test": eval_transform(*sizes, views=self.test_views),
+            "train_eval": eval_transform(*sizes),
+            "test": eval_transform(*sizes, views=self.test_views, crop_region=self.crop_region),
         }
+        count = min(len(fit), val_count if self.train_eval_size is None else self.train_eval_size)
+        sample = torch.randperm(len(fit), generator=torch.Generator().manual_seed(self.seed))[:count].tolist()
         if encoded is not None:
             self.decodes_on_device = True
             self.train_set, self.val_set, self.test_set = (_EncodedSplit(split) for split in encoded)
+            self.train_eval_set = _EncodedSplit(Subset(encoded[0], sample)) if count else None
         else:
             self.train_set = _Transformed(fit, self.transforms["train"], seed=self.seed)
             self.val_set = _Transformed(val, self.transforms["val"])
+            self.train_eval_set = _Transformed(Subset(fit, sample), self.transforms["train_eval"]) if count else None
             self.test_set = _Transformed(test, self.transforms["test"])
         classes = getattr(self.source, "classes", None) or getattr(train, "classes", None)
         self.classes = list(classes) if classes else [str(label) for label in range(self.num_classes)]
@@ -435,7 +461,12 @@ class ImageDataModule(L.LightningDataModule):
             )
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
+        dataset = {
+            "train": self.train_set,
+            "val": self.val_set,
+            "train_eval": self.train_eval_set,
+            "test": self.test_set,
+        }[split]
         train = split == "train"
         if dataset is None:
             raise RuntimeError("ImageDataModule: call setup() before asking for a dataloader")
@@ -468,8 +499,12 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The validation loader, and the train_eval loader when there is one (AlexNetModule.validation_step knows
+        them by their index: 0 val, 1 train_eval)."""
+        if self.train_eval_set is None:
+            return self._loader("val")
+        return [self._loader("val"), self._loader("train_eval")]
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

@@ -3,8 +3,9 @@
 What the paper did (Krizhevsky et al. 2012, section 4.1): images rescaled so the short side is 256 and centre
 cropped to 256x256; training on random 224x224 crops and their horizontal reflections; PCA colour noise with
 sigma 0.1 added to every training image; at test time the prediction averaged over ten 224x224 crops (the four
-corners and the centre, and their reflections). Here the short-side resize keeps the aspect ratio (no 256x256
-centre crop before cropping), as most re-implementations do.
+corners and the centre, and their reflections). `crop_region` says where the crops come from in a non-square
+image: "centre_square" as the paper (the central resize x resize square, then the crops; experiment=paper), or
+"whole" (the whole short-side-resized image, as most re-implementations do). Square images give the same either way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torchvision.transforms import v2
 AUGMENTS = ("none", "flip_crop", "paper")
 TEST_VIEWS = ("centre", "ten_crop")
 PCAS = ("imagenet", "data")
+CROP_REGIONS = ("whole", "centre_square")
 
 # ImageNet RGB pixel statistics on the 0-1 scale, as used by fb.resnet.torch and most re-implementations
 # (the eigenvalues are the 0-255 values [55.46, 4.794, 1.148] divided by 255). Each column of the written matrix
@@ -107,15 +109,16 @@ def train_transform(
     mean: Sequence[float],
     std: Sequence[float],
     lighting: PCALighting | None = None,
+    crop_region: str = "whole",
 ) -> v2.Compose:
     """Training pipeline. augment="none": resize + centre crop; "flip_crop": resize + random crop + horizontal
-    flip; "paper": flip_crop + PCA colour noise (`lighting`)."""
+    flip; "paper": flip_crop + PCA colour noise (`lighting`). Crops come from `crop_region` (module docstring)."""
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {'|'.join(AUGMENTS)}, got {augment!r}")
     if augment == "none":
         return eval_transform(crop_size, resize_size, mean, std)
     steps = [
-        v2.Resize(resize_size),
+        *_region(resize_size, crop_region),
         v2.RandomCrop(crop_size),
         v2.RandomHorizontalFlip(),
         v2.ToDtype(torch.float32, scale=True),
@@ -166,15 +169,27 @@ def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list
     return batch
 
 
+def _region(resize_size: int, crop_region: str) -> list:
+    """Resize the short side to `resize_size`, then (centre_square) cut the central resize x resize square."""
+    if crop_region not in CROP_REGIONS:
+        raise ValueError(f"crop_region must be one of {'|'.join(CROP_REGIONS)}, got {crop_region!r}")
+    return [v2.Resize(resize_size), *([v2.CenterCrop(resize_size)] if crop_region == "centre_square" else [])]
+
+
 def eval_transform(
-    crop_size: int, resize_size: int, mean: Sequence[float], std: Sequence[float], views: str = "centre"
+    crop_size: int,
+    resize_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    views: str = "centre",
+    crop_region: str = "whole",
 ) -> v2.Compose:
     """Evaluation pipeline. views="centre": resize + centre crop -> [C, crop, crop]; "ten_crop": the paper's ten
-    views (corners, centre and their mirror images) -> [10, C, crop, crop]."""
+    views (corners, centre and their mirror images, of `crop_region`) -> [10, C, crop, crop]."""
     if views not in TEST_VIEWS:
         raise ValueError(f"test_views must be one of {'|'.join(TEST_VIEWS)}, got {views!r}")
     to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    if views == "centre":
+    if views == "centre":  # the centre crop is the same in either region
         return v2.Compose([v2.Resize(resize_size), v2.CenterCrop(crop_size), *to_float])
     # Normalising once before cropping touches fewer pixels than normalising the ten overlapping crops.
-    return v2.Compose([v2.Resize(resize_size), *to_float, v2.TenCrop(crop_size), _stack])
+    return v2.Compose([*_region(resize_size, crop_region), *to_float, v2.TenCrop(crop_size), _stack])

@@ -1,0 +1,188 @@
+"""The arithmetic of `alexlab report`: how sure a comparison of a variant against the baseline is, over seeds.
+
+Values come as {seed: value} per side. Runs with the same seed share their data order, validation split,
+augmentation draws and initial weights' generator, so where the two sides share seeds the comparison is paired:
+the 95% interval is the paired t interval of the seed-matched differences (variant minus baseline), mean
++- t(0.975, n - 1) * sd / sqrt(n) over the n seeds both sides ran. Where fewer than two seeds match, it is
+Welch's interval for two independent samples (Welch-Satterthwaite degrees of freedom). A ratio (steps to reach a
+training error) is compared as the difference of logarithms, i.e. a geometric-mean ratio with its interval.
+
+The probability of improvement is the chance that the variant's value is lower (better: a lower error, fewer
+steps, a smaller gap) than the baseline's: over matched seeds, the fraction of seeds where it is (ties count
+half; Bouthillier et al., MLSys 2021); unpaired, P(X_variant < X_baseline) over all pairs of runs (the
+Mann-Whitney U statistic over n_v n_b, as rliable's probability of improvement, Agarwal et al., NeurIPS 2021).
+Its 95% interval is a percentile bootstrap over seeds (paired, or stratified by side), 2,000 resamples with a
+fixed generator so that a report is reproducible.
+
+A verdict reads an interval against a claim's direction and a margin: `agrees` (the interval excludes 0 on the
+claim's side), `contradicts` (it excludes 0 on the other side), `no effect` (it lies inside +-margin), else
+`undecided`, with the number of seeds that the observed spread says would decide it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+MAX_SEEDS_NEEDED = 1000  # beyond this, "seeds needed" is reported as more than it
+VERDICTS = ("agrees", "contradicts", "no effect", "undecided")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """variant against baseline. For a ratio, estimate/low/high are on the log scale (see `ratio`)."""
+
+    test: str  # "paired t", "Welch t" or "n/a" (fewer than 2 runs on a side)
+    n_variant: int
+    n_baseline: int
+    n_pairs: int  # seeds both sides ran (those the paired test uses)
+    estimate: float | None  # mean difference (paired: of the differences), variant minus baseline
+    low: float | None
+    high: float | None
+    dof: float | None
+    spread: float | None  # sd of one difference: of the paired differences, or sqrt(s_v^2 + s_b^2) for Welch
+    log_scale: bool = False
+
+    @property
+    def ratio(self) -> tuple[float | None, float | None, float | None]:
+        """(geometric-mean ratio, low, high) of a log-scale comparison."""
+        return tuple(None if v is None else math.exp(v) for v in (self.estimate, self.low, self.high))
+
+
+def compare(variant: dict, baseline: dict, log_scale: bool = False) -> Comparison:
+    """The difference variant minus baseline with its 95% interval: paired t over shared seeds (at least 2), else
+    Welch t. log_scale compares log(values) (ratios; values must be > 0)."""
+    v = {seed: _log(x) if log_scale else float(x) for seed, x in variant.items()}
+    b = {seed: _log(x) if log_scale else float(x) for seed, x in baseline.items()}
+    shared = sorted(set(v) & set(b), key=str)
+    counts = {"n_variant": len(v), "n_baseline": len(b), "n_pairs": len(shared), "log_scale": log_scale}
+    if len(shared) >= 2:
+        differences = np.array([v[seed] - b[seed] for seed in shared])
+        mean, sd = float(differences.mean()), float(differences.std(ddof=1))
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(shared) - 1) * sd / math.sqrt(len(shared))
+        return Comparison("paired t", **counts, estimate=mean, low=mean - half, high=mean + half,
+                          dof=len(shared) - 1, spread=sd)  # fmt: skip
+    if not v or not b:
+        return Comparison("n/a", **counts, estimate=None, low=None, high=None, dof=None, spread=None)
+    mean = float(np.mean(list(v.values())) - np.mean(list(b.values())))
+    if len(v) < 2 or len(b) < 2:  # no interval; a seed both ran gives the better point (its noise shared)
+        point = v[shared[0]] - b[shared[0]] if shared else mean
+        return Comparison("n/a", **counts, estimate=point, low=None, high=None, dof=None, spread=None)
+    var_v, var_b = np.var(list(v.values()), ddof=1), np.var(list(b.values()), ddof=1)
+    se2 = var_v / len(v) + var_b / len(b)
+    spread = float(math.sqrt(var_v + var_b))
+    if se2 == 0:  # no spread on either side: the interval is the point
+        return Comparison("Welch t", **counts, estimate=mean, low=mean, high=mean, dof=None, spread=0.0)
+    dof = se2**2 / ((var_v / len(v)) ** 2 / (len(v) - 1) + (var_b / len(b)) ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * math.sqrt(se2)
+    return Comparison("Welch t", **counts, estimate=mean, low=mean - half, high=mean + half, dof=float(dof),
+                      spread=spread)  # fmt: skip
+
+
+def _log(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"a ratio needs values > 0, got {value}")
+    return math.log(value)
+
+
+@dataclass(frozen=True)
+class Improvement:
+    probability: float | None  # P(variant's value < baseline's), ties half
+    low: float | None
+    high: float | None
+    paired: bool
+
+
+def probability_of_improvement(variant: dict, baseline: dict) -> Improvement:
+    """P(the variant's value is lower than the baseline's) with a 95% percentile-bootstrap interval."""
+    shared = sorted(set(variant) & set(baseline), key=str)
+    if len(shared) >= 2:
+        v = np.array([variant[seed] for seed in shared], dtype=float)
+        b = np.array([baseline[seed] for seed in shared], dtype=float)
+        point = float(_wins(v, b))
+        low, high = _bootstrap((v, b), lambda x, y, axis=-1: _wins(x, y, axis), paired=True, point=point)
+        return Improvement(point, low, high, paired=True)
+    if not variant or not baseline:
+        return Improvement(None, None, None, paired=False)
+    v, b = np.array(list(variant.values()), dtype=float), np.array(list(baseline.values()), dtype=float)
+    point = float(_pairs_won(v, b))
+    if len(v) < 2 or len(b) < 2:
+        return Improvement(point, None, None, paired=False)
+    low, high = _bootstrap((v, b), _pairs_won, paired=False, point=point)
+    return Improvement(point, low, high, paired=False)
+
+
+def _wins(v, b, axis=-1):
+    """Matched seeds: the fraction where v < b, ties half."""
+    return np.mean((v < b) + 0.5 * (v == b), axis=axis)
+
+
+def _pairs_won(v, b, axis=-1):
+    """All pairs (one run of each side): P(v < b) + P(v = b) / 2, the Mann-Whitney U of b over v / (n_v n_b)."""
+    v, b = np.moveaxis(np.asarray(v), axis, -1), np.moveaxis(np.asarray(b), axis, -1)
+    less = (v[..., :, None] < b[..., None, :]).mean(axis=(-1, -2))
+    equal = (v[..., :, None] == b[..., None, :]).mean(axis=(-1, -2))
+    return less + 0.5 * equal
+
+
+def _bootstrap(samples, statistic, paired: bool, point: float) -> tuple[float, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a degenerate resample distribution (e.g. every seed won): see below
+        result = stats.bootstrap(
+            samples,
+            statistic,
+            paired=paired,
+            vectorized=True,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        )
+    low, high = result.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):  # every resample gave the same value
+        return point, point
+    return float(low), float(high)
+
+
+def verdict(comparison: Comparison, direction: int, margin: float) -> str:
+    """`direction` +1: the claim says the variant's value is higher than the baseline's (a higher error, more
+    steps, a larger gap); -1: lower. `margin`: the half-width of "no effect", in the comparison's own units (points;
+    for a log-scale comparison, a log ratio)."""
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction}")
+    if comparison.low is None or comparison.high is None:
+        return "undecided"
+    low, high = comparison.low * direction, comparison.high * direction  # the claim's side is positive
+    if low > 0:
+        return "agrees"
+    if high < 0:
+        return "contradicts"
+    if -margin <= comparison.low and comparison.high <= margin:
+        return "no effect"
+    return "undecided"
+
+
+def seeds_needed(comparison: Comparison, margin: float) -> int | None:
+    """How many seeds per side the observed spread says would decide an undecided comparison: the fewest n whose
+    95% interval, at the observed mean and spread, would exclude 0 (|mean| > margin) or fit inside +-margin. None
+    without a spread to go by; MAX_SEEDS_NEEDED + 1 for "more than MAX_SEEDS_NEEDED"."""
+    if comparison.estimate is None or comparison.spread is None:
+        return None
+    mean = abs(comparison.estimate)
+    target = mean if mean > margin else margin - mean
+    if comparison.spread == 0:
+        return max(2, comparison.n_pairs or min(comparison.n_variant, comparison.n_baseline))
+    if target <= 0:
+        return MAX_SEEDS_NEEDED + 1
+    paired = comparison.test == "paired t"
+    for n in range(2, MAX_SEEDS_NEEDED + 1):
+        dof = n - 1 if paired else 2 * n - 2
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * comparison.spread / math.sqrt(n) < target:
+            return n
+    return MAX_SEEDS_NEEDED + 1

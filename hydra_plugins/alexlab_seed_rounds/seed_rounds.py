@@ -1,0 +1,135 @@
+"""Seed rounds: a grid of configurations run seed by seed, until the paper's claims are decided or a budget is spent.
+
+`hydra/sweeper=seed_rounds` (sweeps/paper_ablations.yaml): the grid is Hydra's basic sweep of `params` and the
+command line's a,b,c lists; each round runs every configuration of the grid with one more seed (round r: seed=r),
+as one launcher batch.
+
+- `seeds: N`: exactly N rounds, seeds 0 .. N-1 (the basic sweeper's `seed=range(0,N)` with the seed outermost).
+- `seeds: auto`: after each round from `min_seeds` on, `alexlab report`'s verdicts on the sweep directory decide:
+  once no claim of the paper is `undecided` (each agrees, contradicts or shows no effect), no more rounds. It also
+  stops after `max_seeds` rounds, or once the finished runs' training time in the sweep directory adds up to
+  `time_budget_h` hours (the runs' own wall times, so a resumed sweep counts what it spent before).
+
+Round r's jobs are numbered r x (grid size) + i, whatever happened before, so the same command run again in the same
+sweep directory finds every job where it left it: finished jobs are not run again (alexlab.train), an interrupted
+one resumes from its checkpoint, and the decision after each round is taken again from what the directory holds.
+The report (report.md and the rest) is rewritten after every round, so a long study can be read while it runs.
+`seeds`, `min_seeds`, `max_seeds` and `time_budget_h` say how long to go on, not what a run is: they are not part
+of a run's identity (alexlab.sweep.SWEEP_CONTROLS).
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+log = logging.getLogger("alexlab")
+
+
+@dataclass
+class SeedRoundsConf:
+    _target_: str = "hydra_plugins.alexlab_seed_rounds.seed_rounds.SeedRoundsSweeper"
+    # the grid of every round: key -> Hydra sweep syntax (a,b,c), as the basic sweeper's params
+    params: dict[str, str] = field(default_factory=dict)
+    # a number of rounds, or "auto": rounds until every claim is decided (module docstring)
+    seeds: Any = 3
+    # seeds=auto: never decide on fewer rounds than this (a paired interval needs 2; 3 gives it a spread to trust)
+    min_seeds: int = 3
+    # seeds=auto: at most this many rounds
+    max_seeds: int = 10
+    # seeds=auto: no new round once the finished runs' training time adds up to this many hours (null: no limit)
+    time_budget_h: float | None = None
+    # the config key each round sets
+    seed_key: str = "seed"
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="seed_rounds", node=SeedRoundsConf, provider="alexlab")
+
+
+class SeedRoundsSweeper(BasicSweeper):
+    def __init__(
+        self,
+        params: dict[str, str] | None = None,
+        seeds: Any = 3,
+        min_seeds: int = 3,
+        max_seeds: int = 10,
+        time_budget_h: float | None = None,
+        seed_key: str = "seed",
+    ) -> None:
+        super().__init__(max_batch_size=None, params=dict(params or {}))
+        self.auto = str(seeds) == "auto"
+        if not self.auto and not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
+            raise ValueError(f"seeds={seeds}: give a number of seeds (>= 1) or seeds=auto")
+        for name, value in (("min_seeds", min_seeds), ("max_seeds", max_seeds)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value}: must be a whole number >= 1")
+        if self.auto and min_seeds > max_seeds:
+            raise ValueError(f"min_seeds={min_seeds} is more than max_seeds={max_seeds}")
+        if time_budget_h is not None and not time_budget_h > 0:
+            raise ValueError(f"time_budget_h={time_budget_h}: a number of hours > 0, or null for no limit")
+        self.rounds = max_seeds if self.auto else seeds
+        self.min_seeds, self.time_budget_h, self.seed_key = min_seeds, time_budget_h, seed_key
+
+    def sweep(self, arguments: list[str]) -> list:
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        if any(override.get_key_element().lstrip("+~") == self.seed_key for override in overrides):
+            raise ValueError(f"{self.seed_key} is set by the rounds of this sweep: give seeds=N or seeds=auto instead")
+        (grid,) = self.split_arguments(overrides, None)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as the basic sweeper (secrets: MaskSecrets)
+        returns = []
+        for seed in range(self.rounds):
+            reason = self.reason_to_stop(sweep_dir, seed) if self.auto else None
+            if reason:
+                log.info("seeds=auto: no more rounds after %d: %s", seed, reason)
+                break
+            batch = [[*job, f"{self.seed_key}={seed}"] for job in grid]
+            self.validate_batch_is_legal(batch)
+            log.info("round %d of at most %d: %d configurations with %s=%d", seed + 1, self.rounds, len(grid),
+                     self.seed_key, seed)  # fmt: skip
+            results = self.launcher.launch(batch, initial_job_idx=seed * len(grid))
+            for result in results:
+                _ = result.return_value  # as the basic sweeper: a job that raised stops the sweep
+            returns.append(results)
+            self.write_report(sweep_dir)
+        else:
+            if self.auto:
+                log.info("seeds=auto: stopped after max_seeds=%d rounds", self.rounds)
+        return returns
+
+    def reason_to_stop(self, sweep_dir: Path, seed: int) -> str | None:
+        """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
+        from alexlab.report import build_report
+
+        report = build_report(sweep_dir) if any(sweep_dir.iterdir()) and seed > 0 else None
+        if self.time_budget_h is not None and report is not None:
+            spent = sum(run.wall_time_s or 0.0 for run in report.runs) / 3600
+            if spent >= self.time_budget_h:
+                return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
+        if report is None or seed < self.min_seeds:
+            return None
+        if not report.findings:
+            return "no configuration differs from the baseline in a switch the paper makes a claim about"
+        tally = Counter(finding.verdict for finding in report.findings)
+        if tally["undecided"]:
+            undecided = ", ".join(f"{f.change} ({f.measure})" for f in report.undecided())
+            log.info("after %d seeds: %s; still undecided: %s", seed, dict(tally), undecided)
+            return None
+        return f"every claim is decided ({', '.join(f'{n} {v}' for v, n in tally.items())})"
+
+    @staticmethod
+    def write_report(sweep_dir: Path) -> None:
+        from alexlab.report import build_report, write_report
+
+        try:
+            write_report(build_report(sweep_dir))
+        except Exception as exc:  # the runs are kept; the report is written again at the sweep's end
+            log.warning("no report after this round (%s: %s)", type(exc).__name__, exc)

@@ -1,0 +1,103 @@
+"""alexlab.stats against scipy.stats: paired and Welch intervals, the probability of improvement, verdicts."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from alexlab.stats import compare, probability_of_improvement, seeds_needed, verdict
+
+VARIANT = {0: 25.1, 1: 24.3, 2: 26.0, 3: 25.4, 4: 24.9}
+BASELINE = {0: 23.9, 1: 23.8, 2: 24.6, 3: 24.1, 4: 24.0}
+
+
+def test_shared_seeds_give_the_paired_t_interval():
+    c = compare(VARIANT, BASELINE)
+    seeds = sorted(VARIANT)
+    reference = scipy_stats.ttest_rel([VARIANT[s] for s in seeds], [BASELINE[s] for s in seeds])
+    low, high = reference.confidence_interval(0.95)
+    assert c.test == "paired t" and c.n_pairs == 5 and c.dof == 4
+    assert c.estimate == pytest.approx(np.mean([VARIANT[s] - BASELINE[s] for s in seeds]))
+    assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_pairing_narrows_the_interval_when_seeds_share_their_noise():
+    """Each seed moves both sides alike (same data order, split, init): the paired interval sees only the change."""
+    welch = compare({s + 10: v for s, v in VARIANT.items()}, BASELINE)  # no shared seeds
+    paired = compare(VARIANT, BASELINE)
+    assert welch.test == "Welch t"
+    assert (paired.high - paired.low) < (welch.high - welch.low)
+
+
+def test_unshared_seeds_give_welchs_interval():
+    variant = {10: 25.1, 11: 24.3, 12: 26.0}
+    c = compare(variant, BASELINE)
+    reference = scipy_stats.ttest_ind(list(variant.values()), list(BASELINE.values()), equal_var=False)
+    low, high = reference.confidence_interval(0.95)
+    assert c.test == "Welch t" and c.n_pairs == 0
+    assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
+    assert c.dof == pytest.approx(reference.df)
+
+
+def test_only_the_shared_seeds_are_paired():
+    variant = {**VARIANT, 9: 99.0}  # a seed the baseline did not run: not in the paired test
+    assert compare(variant, BASELINE).estimate == pytest.approx(compare(VARIANT, BASELINE).estimate)
+    assert compare(variant, BASELINE).n_variant == 6 and compare(variant, BASELINE).n_pairs == 5
+
+
+def test_too_few_runs_give_no_interval():
+    c = compare({0: 25.0}, {0: 24.0})
+    assert c.test == "n/a" and c.estimate == pytest.approx(1.0) and c.low is None
+    assert compare({}, BASELINE).estimate is None
+
+
+def test_ratios_are_compared_on_the_log_scale():
+    steps_v, steps_b = {0: 600, 1: 540, 2: 660}, {0: 100, 1: 95, 2: 110}
+    c = compare(steps_v, steps_b, log_scale=True)
+    ratio, low, high = c.ratio
+    logs = [math.log(steps_v[s] / steps_b[s]) for s in steps_v]
+    assert ratio == pytest.approx(math.exp(np.mean(logs)))  # the geometric mean of the ratios
+    reference = scipy_stats.ttest_1samp(logs, 0.0).confidence_interval(0.95)
+    assert (low, high) == (pytest.approx(math.exp(reference.low)), pytest.approx(math.exp(reference.high)))
+    with pytest.raises(ValueError, match="> 0"):
+        compare({0: 0}, {0: 1}, log_scale=True)
+
+
+def test_probability_of_improvement_paired_and_unpaired():
+    # paired: the variant is lower on seeds 1 and 3, tied on 2
+    variant, baseline = {1: 1.0, 2: 2.0, 3: 3.0, 4: 9.0}, {1: 2.0, 2: 2.0, 3: 4.0, 4: 5.0}
+    p = probability_of_improvement(variant, baseline)
+    assert p.paired and p.probability == pytest.approx((1 + 0.5 + 1 + 0) / 4)
+    assert 0.0 <= p.low <= p.probability <= p.high <= 1.0
+    # unpaired: the Mann-Whitney U of the baseline over the variant, divided by n_v n_b
+    variant, baseline = {10: 1.0, 11: 3.0, 12: 5.0}, {0: 2.0, 1: 3.0, 2: 6.0, 3: 7.0}
+    p = probability_of_improvement(variant, baseline)
+    u = scipy_stats.mannwhitneyu(list(baseline.values()), list(variant.values())).statistic
+    assert not p.paired and p.probability == pytest.approx(u / (3 * 4))
+    assert 0.0 <= p.low <= p.probability <= p.high <= 1.0
+    assert probability_of_improvement(VARIANT, BASELINE).probability == 0.0  # the variant is worse on every seed
+    assert probability_of_improvement(VARIANT, BASELINE).high == 0.0  # and every resample says so
+
+
+def test_verdicts_read_the_interval_against_the_claims_side_and_the_margin():
+    worse = compare(VARIANT, BASELINE)  # the variant's error is higher on every seed: interval above 0
+    assert verdict(worse, direction=+1, margin=0.5) == "agrees"  # the claim: removing it raises the error
+    assert verdict(worse, direction=-1, margin=0.5) == "contradicts"
+    flat = compare({0: 24.0, 1: 24.1, 2: 23.9}, {0: 24.05, 1: 24.0, 2: 24.0})
+    assert verdict(flat, direction=+1, margin=0.5) == "no effect"
+    noisy = compare({0: 20.0, 1: 28.0, 2: 24.5}, {0: 24.0, 1: 24.0, 2: 24.0})
+    assert verdict(noisy, direction=+1, margin=0.5) == "undecided"
+    assert verdict(compare({0: 1.0}, {0: 0.0}), direction=+1, margin=0.5) == "undecided"  # no interval yet
+
+
+def test_seeds_needed_would_decide_at_the_observed_mean_and_spread():
+    noisy = compare({0: 25.0, 1: 27.0, 2: 24.0}, {0: 24.0, 1: 24.5, 2: 24.0})
+    n = seeds_needed(noisy, margin=0.5)
+    assert n is not None and n > 3
+    # with n seeds at this mean and spread, the paired interval excludes 0
+    half = scipy_stats.t.ppf(0.975, n - 1) * noisy.spread / math.sqrt(n)
+    assert half < abs(noisy.estimate)
+    smaller = n - 1
+    assert scipy_stats.t.ppf(0.975, smaller - 1) * noisy.spread / math.sqrt(smaller) >= abs(noisy.estimate)
+    assert seeds_needed(compare({0: 1.0}, {0: 0.0}), margin=0.5) is None
