@@ -1,4 +1,4 @@
-"""`alexlab bench`: the five sections are measured, consistent with each other, and written to bench.json.
+"""`alexlab bench`: the six sections are measured, consistent with each other, and written to bench.json.
 
 Never asserts a speed: only that figures are positive, finite and agree with each other and with `alexlab info`."""
 
@@ -44,8 +44,8 @@ def all_stats(node, where=""):
             yield from all_stats(value, f"{where}.{key}")
 
 
-def test_bench_json_has_the_five_sections(results):
-    for section in ("training", "data", "arithmetic", "sweep", "memory"):
+def test_bench_json_has_the_six_sections(results):
+    for section in ("training", "layers", "data", "arithmetic", "sweep", "memory"):
         assert section in results, section
     assert results["knobs"]["steps"] == 2 and results["knobs"]["sweep_jobs"] == 1
     assert results["batch_shape"] == [8, 3, 32, 32]
@@ -76,6 +76,25 @@ def test_ratios_are_positive_and_finite(results):
         assert s["min"] > 0
 
 
+def test_the_layers_section_pairs_lrn_against_no_lrn_and_stock_pooling_against_ours(results):
+    layers = results["layers"]
+    assert layers["lrn"] == "paper"  # the default config's LRN
+    steps = layers["step_s"]
+    assert set(steps) == {"lrn", "no_lrn", "stock_pooling"}
+    for a, b, key in (("lrn", "no_lrn", "lrn_over_no_lrn"), ("stock_pooling", "lrn", "stock_pooling_over_ours")):
+        assert len(steps[a]["values"]) == results["knobs"]["reps"]  # one window of each copy per round
+        paired = [x / y for x, y in zip(steps[a]["values"], steps[b]["values"], strict=True)]
+        assert layers[key]["values"] == pytest.approx(paired)
+        assert layers[key]["median"] == pytest.approx(statistics.median(paired)) and layers[key]["median"] > 0
+
+
+def test_the_layers_section_measures_lrn_even_when_the_config_turns_it_off():
+    cfg = bench.compose_config(["lrn=off", "data.batch_size=4"])
+    knobs = {"steps": 1, "warmup": 1, "reps": 2}
+    layers = bench.bench_layers(cfg, torch.device("cpu"), knobs)
+    assert layers["lrn"] == "paper" and len(layers["lrn_over_no_lrn"]["values"]) == 2
+
+
 def test_flops_follow_the_macs_of_alexlab_info(results):
     cfg = bench.compose_config(["data.batch_size=8"])
     macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
@@ -99,7 +118,7 @@ def test_sweep_and_memory(results):
 
 def test_table_rows_cover_every_section(results):
     sections = {section for section, _, _ in bench.table_rows(results)}
-    assert sections == {"training", "data", "arithmetic", "sweep", "memory"}
+    assert sections == {"training", "layers", "data", "arithmetic", "sweep", "memory"}
 
 
 def test_bad_knobs_are_one_line_value_errors():

@@ -81,7 +81,8 @@ def test_curves_and_bars_come_from_wandb_runs_and_metrics_json_for_the_rest(grid
 
     page = write_offline_page(report, runs).read_text()
     panels = panels_of(page)
-    assert list(panels) == ["curves-dropout", "curves-lrn", "test-error"]  # one per varying switch; no Optuna
+    # the verdicts on the paper's dropout and LRN claims, then one panel per varying switch; no Optuna
+    assert list(panels) == ["verdicts", "curves-dropout", "curves-lrn", "test-error"]
     assert 'data-source="metrics.json+wandb"' in panels["curves-dropout"] and 'data-lines="2"' in panels["curves-lrn"]
     assert 'data-bars="3"' in panels["test-error"] and 'data-configurations="4"' in panels["test-error"]
     cells = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td><td>([^<]*)</td></tr>", page)
@@ -102,7 +103,7 @@ def test_page_is_self_contained(grid):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", page, re.IGNORECASE)
     assert "<link" not in page and "<script src" not in page and "@import" not in page
     images = re.findall(r'<img alt="[^"]*" src="([^"]+)"', page)
-    assert len(images) == page.count('class="panel"') == 3
+    assert len(images) == page.count('class="panel"') == 4
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.removeprefix("data:image/png;base64,"))[:8] == PNG_MAGIC
@@ -227,8 +228,8 @@ def test_real_sweep_page_renders_in_headless_chromium(alexlab, tmp_path, monkeyp
     page_path = sweep / "dashboard" / "index.html"
     page = page_path.read_text()
     panels = panels_of(page)
-    assert list(panels) == ["curves-dropout", "test-error"]
-    assert all('data-source="wandb"' in tag for tag in panels.values())  # read from the W&B offline run files
+    assert list(panels) == ["verdicts", "curves-dropout", "test-error"]  # the dropout claim decided first
+    assert all('data-source="wandb"' in panels[name] for name in ("curves-dropout", "test-error"))  # read from the W&B offline run files
     recorded: dict[str, list[float]] = {}  # the W&B test errors are the ones metrics.json recorded
     for run_dir in run_dirs(sweep):
         metrics = read_metrics(run_dir)
@@ -239,13 +240,14 @@ def test_real_sweep_page_renders_in_headless_chromium(alexlab, tmp_path, monkeyp
 
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", page_path.as_uri(), profile=tmp_path / "p1").stdout
     rendered = re.findall(r'<section class="panel" data-panel="([^"]+)"[^>]*data-rendered="(\w+)"', dom)
-    assert rendered == [("curves-dropout", "true"), ("test-error", "true")]
+    assert rendered == [("verdicts", "true"), ("curves-dropout", "true"), ("test-error", "true")]
 
     broken = tmp_path / "broken.html"  # the check can fail: an image that does not decode stays unrendered
     broken.write_text(page.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", broken.as_uri(), profile=tmp_path / "p2").stdout
     assert re.findall(r'data-panel="([^"]+)"[^>]*data-rendered="(\w+)"', dom) == [
-        ("curves-dropout", "false"),
+        ("verdicts", "false"),
+        ("curves-dropout", "true"),
         ("test-error", "true"),
     ]
 

@@ -335,7 +335,11 @@ def test_module_batches_and_ten_crop():
     x, y = next(iter(module.train_dataloader()))
     assert x.shape == (16, 3, 28, 28) and x.dtype == torch.float32 and y.shape == (16,) and y.dtype == torch.int64
     assert len(module.train_dataloader()) == 240 // 16
-    x, y = next(iter(module.val_dataloader()))
+    val, train_eval = module.val_dataloader()  # train_eval: as many training images, scored as val is
+    x, y = next(iter(val))
+    assert x.shape == (16, 3, 28, 28)
+    assert len(train_eval.dataset) == len(module.val_set) == 60
+    x, _ = next(iter(train_eval))
     assert x.shape == (16, 3, 28, 28)
     ten, y = next(iter(module.test_dataloader()))
     assert ten.shape == (16, 10, 3, 28, 28) and y.shape == (16,)
@@ -467,8 +471,17 @@ def test_decode_on_device_gives_the_loaders_batches(tmp_path):
         module.setup("fit")
     assert not on_loader.decodes_on_device and on_device.decodes_on_device
     cpu = torch.device("cpu")
-    for make_loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        loaders = getattr(on_loader, make_loader)(), getattr(on_device, make_loader)()
+    def loaders_of(module, make_loader):  # val_dataloader gives the val and the train_eval loaders
+        made = getattr(module, make_loader)()
+        return made if isinstance(made, list) else [made]
+
+    pairs = [
+        (make_loader, loaders)
+        for make_loader in ("train_dataloader", "val_dataloader", "test_dataloader")
+        for loaders in zip(loaders_of(on_loader, make_loader), loaders_of(on_device, make_loader), strict=True)
+    ]
+    assert len(pairs) == 4
+    for make_loader, loaders in pairs:
         for epoch in range(2 if make_loader == "train_dataloader" else 1):
             for loader in loaders:
                 if hasattr(loader.sampler, "set_epoch"):

@@ -75,7 +75,11 @@ def test_submitit_local_runs_each_job_in_a_process_of_its_own(alexlab, tmp_path)
 
 def test_joblib_runs_two_jobs_at_once_in_worker_processes(alexlab, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = alexlab("-m", "launcher=joblib", "seed=0,1", *TINY, *PIDS, f"hydra.sweep.dir={sweep_dir}")
+    # whole smoke runs (about 10 s each), not TINY's two batches: a worker's start (its imports) can take seconds
+    # longer than the other's on a loaded machine, and jobs of a second would then not overlap although both ran
+    # at once
+    whole_smoke = ("experiment=smoke", "logger=none", "test_after_fit=false")
+    result = alexlab("-m", "launcher=joblib", "seed=0,1", *whole_smoke, *PIDS, f"hydra.sweep.dir={sweep_dir}")
     assert "Joblib.Parallel(n_jobs=2," in result.stdout
     jobs = check_two_jobs_in_processes_of_their_own(result, sweep_dir)
     (_, start0, end0), (_, start1, end1) = jobs["0"], jobs["1"]

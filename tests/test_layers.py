@@ -103,3 +103,15 @@ def test_max_pool_falls_back_to_pytorchs_where_onednn_does_not_apply():
         assert torch.equal(pool(x), reference(x))
     assert torch.equal(MaxPool(3, 2)(x.double()), F.max_pool2d(x.double(), 3, 2))
     assert isinstance(MaxPool(3, 2), nn.MaxPool2d)  # the pooling switch's test and users' isinstance checks
+
+
+@pytest.mark.parametrize("side", [1, 2])
+def test_max_pool_refuses_a_map_smaller_than_its_window_as_pytorch_does(side):
+    """oneDNN returns an empty map for a 1x1 input where nn.MaxPool2d raises; the model turns that error into
+    'input_size=... is too small' instead of building a classifier over zero features."""
+    x = torch.randn(1, 4, side, side)
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        MaxPool(3, 2)(x)
+    # the small model's stem keeps 8 px, two poolings leave 1 px: the third window does not fit
+    with pytest.raises(ValueError, match="input_size=8 is too small"):
+        AlexNet(input_size=8, widths=(8, 8, 8, 8, 8), fc_width=8, stem_kernel=3, stem_stride=1, stem_padding=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 
 def _band(channels: int, size: int, front: int, scale: float, like: torch.Tensor) -> torch.Tensor:
@@ -93,6 +94,8 @@ class MaxPool(nn.MaxPool2d):
             x.device.type == "cpu"
             and x.dtype == torch.float32
             and x.dim() == 4
+            # a map smaller than the window: nn.MaxPool2d's error (oneDNN gives an empty map for a 1x1 input)
+            and min(x.shape[-2:]) >= max(_pair(self.kernel_size))
             and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
             and torch.backends.mkldnn.is_available()
             and not torch.compiler.is_compiling()
