@@ -229,7 +229,8 @@ def test_real_sweep_page_renders_in_headless_chromium(alexlab, tmp_path, monkeyp
     page = page_path.read_text()
     panels = panels_of(page)
     assert list(panels) == ["verdicts", "curves-dropout", "test-error"]  # the dropout claim decided first
-    assert all('data-source="wandb"' in panels[name] for name in ("curves-dropout", "test-error"))  # read from the W&B offline run files
+    # the curves and bars are read from the W&B offline run files
+    assert all('data-source="wandb"' in panels[name] for name in ("curves-dropout", "test-error"))
     recorded: dict[str, list[float]] = {}  # the W&B test errors are the ones metrics.json recorded
     for run_dir in run_dirs(sweep):
         metrics = read_metrics(run_dir)

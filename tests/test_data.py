@@ -471,6 +471,7 @@ def test_decode_on_device_gives_the_loaders_batches(tmp_path):
         module.setup("fit")
     assert not on_loader.decodes_on_device and on_device.decodes_on_device
     cpu = torch.device("cpu")
+
     def loaders_of(module, make_loader):  # val_dataloader gives the val and the train_eval loaders
         made = getattr(module, make_loader)()
         return made if isinstance(made, list) else [made]

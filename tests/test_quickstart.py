@@ -1,6 +1,6 @@
-"""The README's quickstart, end to end on real Fashion-MNIST: one epoch in the default run (about 40 s: it learns,
-to better than 75% test accuracy), and the whole quickstart reaching at least 90% as a slow test (about 4.5 min:
-`python3 -m pytest -m slow`)."""
+"""The README's quickstart, end to end on real Fashion-MNIST: a third of its first epoch in the default run (about
+20 s: it learns, to better than 65% test accuracy), and the whole quickstart reaching at least 90% as a slow test
+(about 8 min on 2 cores: `python3 -m pytest -m slow`)."""
 
 import pytest
 from conftest import FASHION_MNIST, read_metrics, run_dirs
@@ -18,10 +18,11 @@ def quickstart(alexlab, tmp_path, *overrides: str) -> dict:
     return metrics
 
 
-def test_one_epoch_of_the_quickstart_learns(alexlab, tmp_path):
-    metrics = quickstart(alexlab, tmp_path, "trainer.max_epochs=1")
+def test_a_third_of_the_quickstarts_first_epoch_learns(alexlab, tmp_path):
+    limits = ["trainer.limit_train_batches=0.33", "trainer.limit_val_batches=0.5", "trainer.limit_test_batches=0.25"]
+    metrics = quickstart(alexlab, tmp_path, "trainer.max_epochs=1", *limits)
     assert len(metrics["history"]) == 1
-    assert metrics["final"]["val/top1_err"] <= 0.25 and metrics["final"]["test/top1_err"] <= 0.25  # chance: 0.9
+    assert metrics["final"]["val/top1_err"] <= 0.35 and metrics["final"]["test/top1_err"] <= 0.35  # chance: 0.9
 
 
 @pytest.mark.slow
