@@ -1,10 +1,13 @@
 """alexlab.model.layers: the LRN autograd function and the oneDNN max-pooling compute what PyTorch's modules do."""
 
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alexlab.model import layers
 from alexlab.model.alexnet import AlexNet, make_lrn
 from alexlab.model.layers import MaxPool, TowerLRN, local_response_norm
 
@@ -17,7 +20,14 @@ def reference_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: floa
 
 @pytest.mark.parametrize("kind", ["paper", "caffe"])
 @pytest.mark.parametrize("towers", [1, 2])
-def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers):
+@pytest.mark.parametrize("block_bytes", [layers.BLOCK_BYTES, 36_288])
+def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_bytes, monkeypatch):
+    """The whole batch in one block, and in several: 36,288 bytes hold 1.5 samples (one block per sample) with one
+    tower, 3 tower-samples with two (blocks of 3, 3 and 2)."""
+    whole_batch = block_bytes == layers.BLOCK_BYTES
+    monkeypatch.setattr(layers, "BLOCK_BYTES", block_bytes)
+    blocks = layers._blocks(torch.empty(4 * towers, 96 // towers, 9 * 7))
+    assert len(blocks) == (1 if whole_batch else {1: 4, 2: 3}[towers])
     torch.manual_seed(0)
     lrn = make_lrn(kind, towers)
     # ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)
@@ -32,10 +42,13 @@ def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers):
     torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("size", "beta", "towers"), [(5, 0.75, 1), (5, 0.75, 2), (4, 0.75, 2), (3, 0.6, 1)])
+@pytest.mark.parametrize(
+    ("size", "beta", "towers"), [(5, 0.75, 1), (5, 0.75, 2), (4, 0.75, 2), (3, 0.6, 1), (7, 0.75, 4)]
+)
 def test_lrn_gradcheck_in_float64(size, beta, towers):
     """The closed-form backward against finite differences; an even window (4) checks the mirrored window, a beta
-    other than 0.75 the general power, and a large alpha makes the normalisation term matter."""
+    other than 0.75 the general power, a window wider than a tower (7 over 3 channels) the edges, and a large alpha
+    makes the normalisation term matter."""
     torch.manual_seed(1)
     x = (torch.randn(2, 12, 3, 4, dtype=torch.float64) * 3).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.5, beta, 2.0, towers), (x,))
@@ -83,9 +96,11 @@ def test_lrn_refuses_towers_that_do_not_divide_the_channels():
 
 @pytest.mark.parametrize(("kernel", "stride"), [(3, 2), (2, 2)])
 @pytest.mark.parametrize("shape", [(2, 3, 9, 11), (4, 8, 28, 28), (3, 5, 13, 13), (2, 4, 6, 6)])
-def test_max_pool_equals_pytorchs_with_ties(kernel, stride, shape):
+def test_max_pool_equals_pytorchs_with_ties(kernel, stride, shape, monkeypatch):
     """Integer-valued inputs tie often: each window's gradient must go to the same (first) maximum as
-    nn.MaxPool2d's; only the order in which overlapping windows add up may differ (float rounding)."""
+    nn.MaxPool2d's; only the order in which overlapping windows add up may differ (float rounding). oneDNN's
+    pooling is forced here (a defaultdict that says it is faster for every shape)."""
+    monkeypatch.setattr(MaxPool, "onednn_faster", collections.defaultdict(lambda: True))
     torch.manual_seed(0)
     x = torch.randint(0, 3, shape).float().requires_grad_()
     got, expected = MaxPool(kernel, stride)(x), nn.MaxPool2d(kernel, stride)(x)
@@ -103,6 +118,37 @@ def test_max_pool_falls_back_to_pytorchs_where_onednn_does_not_apply():
         assert torch.equal(pool(x), reference(x))
     assert torch.equal(MaxPool(3, 2)(x.double()), F.max_pool2d(x.double(), 3, 2))
     assert isinstance(MaxPool(3, 2), nn.MaxPool2d)  # the pooling switch's test and users' isinstance checks
+
+
+@pytest.mark.parametrize("onednn_faster", [True, False])
+def test_max_pool_times_both_once_per_shape_and_keeps_the_faster(onednn_faster, monkeypatch):
+    """The first call for a shape times oneDNN's pooling against PyTorch's (with the backward when the input needs
+    a gradient) and the shape keeps the faster; later calls do not time again. Either way the values are
+    nn.MaxPool2d's."""
+    timed = []
+
+    def seconds(pool, x, backward, repeats=3):
+        timed.append((tuple(x.shape), backward))
+        is_onednn = getattr(pool, "__func__", None) is MaxPool._onednn
+        return 1.0 if is_onednn != onednn_faster else 0.5
+
+    monkeypatch.setattr(MaxPool, "onednn_faster", {})
+    monkeypatch.setattr(layers, "_seconds", seconds)
+    pool, x = MaxPool(3, 2), torch.randn(2, 4, 9, 9, requires_grad=True)
+    for _ in range(3):
+        assert torch.equal(pool(x), nn.MaxPool2d(3, 2)(x))
+    with torch.no_grad():
+        pool(x)
+    assert timed == [((2, 4, 9, 9), True)] * 2 + [((2, 4, 9, 9), False)] * 2
+    assert MaxPool.onednn_faster == {((2, 4, 9, 9), (3, 3), (2, 2), True): onednn_faster,
+                                     ((2, 4, 9, 9), (3, 3), (2, 2), False): onednn_faster}  # fmt: skip
+
+
+def test_max_pool_timing_runs_the_backward_on_a_copy():
+    """The trial pools a detached copy: the caller's input gets no gradient from it."""
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    assert layers._seconds(lambda t: F.max_pool2d(t, 3, 2), x, backward=True) > 0
+    assert x.grad is None
 
 
 @pytest.mark.parametrize("side", [1, 2])

@@ -2,24 +2,63 @@
 
 Both compute exactly what `nn.LocalResponseNorm` and `nn.MaxPool2d` compute (tests compare values and gradients);
 what differs is how. Measured in the quickstart network's training step (batch 128, 28 px, 2 CPU cores): LRN as
-`nn.LocalResponseNorm` more than doubled the step, and `nn.MaxPool2d` took a third of it (see the functions below).
+`nn.LocalResponseNorm` more than doubled the step, and `nn.MaxPool2d` took a third of it on some CPUs (see the
+classes below).
 `alexlab bench` reports the step with `lrn=paper` against `lrn=off` side by side.
 """
 
 from __future__ import annotations
+
+import time
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+# On a CPU the LRN works through the batch in blocks of whole samples of about this many bytes of maps, so that the
+# dozen passes over one block find it in the cache (2 MiB: the L2 of the CI machine's two cores together) instead of
+# streaming conv1's whole output (51 MB in the quickstart) from memory a dozen times. Measured on the quickstart's
+# LRNs (forward and backward, alternating, medians of 10): conv1's (128 x 32 x 28 x 28) 30-40 ms over the whole
+# batch at once, 21-27 ms in blocks of 2 MiB (0.5 MiB: 26-32 ms, 4 MiB: 22-27 ms); conv2's (128 x 64 x 13 x 13,
+# 5.5 MB) 9-12 ms either way.
+BLOCK_BYTES = 1 << 21
 
-def _band(channels: int, size: int, front: int, scale: float, like: torch.Tensor) -> torch.Tensor:
-    """[channels, channels] matrix whose row c holds `scale` at the `size` channels c - front .. c - front + size - 1
-    (those that exist): band @ maps sums each channel's window in one matrix product over the channels."""
-    c = torch.arange(channels, device=like.device)
-    offset = c[None, :] - c[:, None] + front
-    return ((offset >= 0) & (offset < size)).to(like.dtype) * scale
+
+def _blocks(maps: torch.Tensor) -> list[slice]:
+    """Slices of maps [B, C, HW] along B: one on a GPU (one kernel per pass is what it is good at), on a CPU
+    blocks of about BLOCK_BYTES."""
+    per_block = maps.shape[0]
+    if maps.device.type == "cpu":
+        per_block = max(1, BLOCK_BYTES // max(1, maps[0].numel() * maps.element_size()))
+    return [slice(start, start + per_block) for start in range(0, maps.shape[0], per_block)]
+
+
+def _window_of_squares(maps: torch.Tensor, size: int, front: int, scale: float, k: float, out: torch.Tensor):
+    """out = k + scale * sum of a_j^2 over the `size` channels j = c - front .. c - front + size - 1 (those that
+    exist) of maps [B, C, HW], for every channel c: one addcmul over all channels, then one per neighbour on the
+    channel slices it overlaps. Five passes that read the maps and never write their squares."""
+    c = maps.shape[1]
+    torch.addcmul(torch.tensor(k, dtype=maps.dtype, device=maps.device), maps, maps, value=scale, out=out)
+    for offset in range(max(-front, 1 - c), min(size - front, c)):  # neighbours that exist
+        if offset > 0:  # channel c + offset into c
+            out[:, : c - offset].addcmul_(maps[:, offset:], maps[:, offset:], value=scale)
+        elif offset < 0:
+            out[:, -offset:].addcmul_(maps[:, : c + offset], maps[:, : c + offset], value=scale)
+    return out
+
+
+def _window_sum(t: torch.Tensor, size: int, front: int) -> torch.Tensor:
+    """sum of t_j over the `size` channels j = c - front .. c - front + size - 1 (those that exist), for every c."""
+    c = t.shape[1]
+    total = t.clone()
+    for offset in range(max(-front, 1 - c), min(size - front, c)):
+        if offset > 0:
+            total[:, : c - offset].add_(t[:, offset:])
+        elif offset < 0:
+            total[:, -offset:].add_(t[:, : c + offset])
+    return total
 
 
 class _LocalResponseNorm(torch.autograd.Function):
@@ -29,33 +68,46 @@ class _LocalResponseNorm(torch.autograd.Function):
         da_i = g_i d_i^-beta - 2 alpha beta / size * a_i * sum over the c whose window holds i of g_c a_c d_c^-beta-1
 
     i.e. one more window sum (over the mirrored window) instead of autograd's trace through squares, pads, sums and
-    a pow. Every window sum is one batched matrix product of a banded [C, C] matrix with the maps (one pass over
-    the channels, vectorised by BLAS; on this CPU as fast as one elementwise multiply), and d^-0.75 (the paper's
-    beta) is rsqrt(d^1.5) from a sqrt and an rsqrt, without a general pow (three times slower here: exp and log).
-    Measured (quickstart network, training step, batch 128): the sum of shifted channel slices with a pow took
-    1.9x the step without LRN, nn.LocalResponseNorm 2.1x; this function `alexlab bench` reports as "LRN cost"."""
+    a pow. Each window sum is one pass over the channels: a fused multiply-add per neighbour on the channel slices
+    it overlaps (towers apart: the maps are viewed as [N * towers, C / towers, HW], so no slice crosses a tower), and
+    d^-0.75 (the paper's beta) is rsqrt(d^1.5) from a sqrt and an rsqrt, without a general pow (three times slower
+    here: exp and log). Every step is a memory-bound pass over conv1's or conv2's output, so the fewer the better,
+    and on a CPU they run block by block in the cache (BLOCK_BYTES).
+    Measured in the quickstart network's training step (batch 128, 2 cores, alternating windows in one process):
+    nn.LocalResponseNorm 1.72x the step without LRN, the sum of shifted slices with a pow 1.9x, window sums as a
+    banded [C, C] matrix product (bmm) 1.24-1.48x, slices with fused multiply-adds 1.22-1.43x on the same runs (the
+    machine's load moves both); `alexlab bench` reports this function's as "LRN cost". On a GPU it is the same
+    function over the whole batch; torch.compile (`compile=true`) traces it and fuses its passes into a few loops
+    (on this CPU 1.11x, at the price of compiling for 20 s on a cold cache)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> torch.Tensor:
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)  # each tower's maps apart (a view of NCHW)
-        window = _band(c // towers, size, size // 2, alpha / size, maps).expand(maps.shape[0], -1, -1)
-        d = torch.bmm(window, maps * maps).add_(k)
-        power = d.sqrt().mul_(d).rsqrt_() if beta == 0.75 else d.pow(-beta)  # d^-0.75 = (d^1.5)^-0.5
+        d, power, out = torch.empty_like(maps), torch.empty_like(maps), torch.empty_like(maps)
+        for b in _blocks(maps):
+            _window_of_squares(maps[b], size, size // 2, alpha / size, k, out=d[b])
+            if beta == 0.75:  # d^-0.75 = (d^1.5)^-0.5
+                torch.sqrt(d[b], out=power[b]).mul_(d[b]).rsqrt_()
+            else:
+                torch.pow(d[b], -beta, out=power[b])
+            torch.mul(maps[b], power[b], out=out[b])
         ctx.save_for_backward(maps, d, power)
         ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
-        return (maps * power).view(n, c, h, w)
+        return out.view(n, c, h, w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         maps, d, power = ctx.saved_tensors
         size, alpha, beta = ctx.size, ctx.alpha, ctx.beta
-        grad_in = grad.reshape(maps.shape) * power  # g_i d_i^-beta, the first term
-        ratio = (grad_in * maps).div_(d)  # g_c a_c d_c^-beta-1
-        # channel i is in the windows of c = i - (size - 1) // 2 .. i + size // 2: the mirrored band
-        mirrored = _band(maps.shape[1], size, (size - 1) // 2, -2.0 * alpha * beta / size, maps)
-        spread = torch.bmm(mirrored.expand(maps.shape[0], -1, -1), ratio)
-        return grad_in.addcmul_(maps, spread).view(grad.shape), None, None, None, None, None
+        shape, grad, grad_in = grad.shape, grad.reshape(maps.shape), torch.empty_like(maps)
+        for b in _blocks(maps):
+            torch.mul(grad[b], power[b], out=grad_in[b])  # g_i d_i^-beta, the first term
+            ratio = (grad_in[b] * maps[b]).div_(d[b])  # g_c a_c d_c^-beta-1
+            # channel i is in the windows of c = i - (size - 1) // 2 .. i + size // 2: the mirrored window
+            spread = _window_sum(ratio, size, (size - 1) // 2)
+            grad_in[b].addcmul_(maps[b], spread, value=-2.0 * alpha * beta / size)
+        return grad_in.view(shape), *[None] * 5
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
@@ -82,15 +134,27 @@ class TowerLRN(nn.Module):
 
 
 class MaxPool(nn.MaxPool2d):
-    """nn.MaxPool2d, through oneDNN on a CPU. PyTorch's CPU kernel for NCHW max-pooling is scalar: 20 ms for the
-    quickstart's first pooling (128 x 32 x 28 x 28), a third of its training step; oneDNN's pooling, with the
-    conversions to its layout and back, takes 2 ms forward and 4 ms with the backward. Same values, and the same
-    gradients (oneDNN routes each window's gradient to its first maximum, as PyTorch does; overlapping windows may
-    add in another order, so equal to float rounding). On a GPU (cuDNN), in bf16, under torch.compile or without
-    oneDNN, it is nn.MaxPool2d."""
+    """nn.MaxPool2d, through oneDNN on a CPU where that is the faster of the two. Which one is faster depends on the
+    CPU: on an AVX-512 Xeon PyTorch's NCHW max-pooling kernel took 20 ms for the quickstart's first pooling
+    (128 x 32 x 28 x 28), a third of its training step, and oneDNN's, with the conversions to its layout and back,
+    2 ms forward and 4 ms with the backward; on an AVX2 EPYC (this project's CI machine on another day) PyTorch's
+    took 22 ms with the backward and oneDNN's 40 ms. So, as cudnn.benchmark does for convolutions, the first call
+    for each input shape times both (best of three, with the backward when the input needs a gradient) and that
+    shape keeps the faster one for the rest of the process (`onednn_faster`). Same values, and the same gradients
+    (oneDNN routes each window's gradient to its first maximum, as PyTorch does; overlapping windows may add in
+    another order, so equal to float rounding). On a GPU (cuDNN), in bf16, under torch.compile or without oneDNN,
+    it is nn.MaxPool2d."""
+
+    # (input shape, window, stride, with backward) -> whether oneDNN's pooling was the faster: timed once per process
+    onednn_faster: ClassVar[dict[tuple, bool]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
+        if self._onednn_applies(x) and self._onednn_wins(x):
+            return self._onednn(x)
+        return super().forward(x)
+
+    def _onednn_applies(self, x: torch.Tensor) -> bool:
+        return (
             x.device.type == "cpu"
             and x.dtype == torch.float32
             and x.dim() == 4
@@ -99,6 +163,29 @@ class MaxPool(nn.MaxPool2d):
             and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
             and torch.backends.mkldnn.is_available()
             and not torch.compiler.is_compiling()
-        ):
-            return F.max_pool2d(x.to_mkldnn(), self.kernel_size, self.stride).to_dense()
-        return super().forward(x)
+        )
+
+    def _onednn(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x.to_mkldnn(), self.kernel_size, self.stride).to_dense()
+
+    def _onednn_wins(self, x: torch.Tensor) -> bool:
+        backward = torch.is_grad_enabled() and x.requires_grad
+        key = (tuple(x.shape), _pair(self.kernel_size), _pair(self.stride), backward)
+        if key not in MaxPool.onednn_faster:
+            stock = super().forward
+            MaxPool.onednn_faster[key] = _seconds(self._onednn, x, backward) < _seconds(stock, x, backward)
+        return MaxPool.onednn_faster[key]
+
+
+def _seconds(pool, x: torch.Tensor, backward: bool, repeats: int = 3) -> float:
+    """The best of `repeats` timings of pool(x) on a detached copy of x (with the backward, if asked)."""
+    trial = x.detach().requires_grad_(backward)
+    best = float("inf")
+    with torch.set_grad_enabled(backward):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = pool(trial)
+            if backward:
+                out.backward(torch.ones_like(out))
+            best = min(best, time.perf_counter() - start)
+    return best
