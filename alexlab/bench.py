@@ -1,7 +1,7 @@
 """`alexlab bench [overrides]`: where a training step's time goes, measured side by side in one process.
 
-Six sections, each written to `bench.json` in `<paths.output_root>/bench/<date_time_microseconds>/` and printed
-as one table:
+Six sections (seven with `bench.load=N`), each written to `bench.json` in
+`<paths.output_root>/bench/<date_time_microseconds>/` and printed as one table:
 
 1. training: images/s of the LightningModule through a Lightning Trainer against a plain PyTorch loop (forward,
    cross-entropy, backward, optimiser step) on a copy of the same network with the same init, the same optimiser
@@ -29,11 +29,15 @@ as one table:
 6. memory: this process's peak RSS, the sweep subprocess's (from a small helper process), the largest of all children's
    (RUSAGE_CHILDREN: loader workers, forked with this process's pages, or the sweep) and, on a GPU,
    torch.cuda.max_memory_allocated.
+7. shared CPU (only with `bench.load=N`, N >= 1): the plain loop's wall and CPU seconds per step alone, then with N
+   busy processes beside it (bench_shared_cpu): a fair run's wall time grows as its share of the cores shrinks and
+   its CPU time per step stays; CPU time that grows with the load is burnt by waiting threads. Run it as
+   `GOMP_SPINCOUNT=300000 alexlab bench bench.load=4` to see OpenMP's default spin instead of alexlab's.
 
 Every timing is the median of `reps` repetitions after warm-up, with their min and max.
 
 Bench knobs are `bench.KEY=VALUE` arguments (`+bench.KEY=VALUE` also accepted) next to the usual Hydra overrides:
-steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps.
+steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps, load.
 The defaults take about 30 s with the default config on an idle 2-core CPU (most of it the 2 x 29 training steps of
 the small net with LRN). A network whose training step is heavy (more than HEAVY_STEP_MACS multiply-accumulates
 per batch, e.g. model=paper at batch 128: 92 G) gets fewer steps by default (steps=1, warmup=1, reps=7): model=paper
@@ -89,6 +93,8 @@ DEFAULTS = {
     "sweep_reps": 1,  # runs of the sweep subprocess (each takes seconds)
     "matmul_size": 2048,  # n of the n x n float32 matmul that gives the peak FLOP/s
     "matmul_reps": 3,  # matmuls per repetition of the peak
+    # busy processes (one core's worth each) the shared-CPU section starts beside the training step; 0 skips it
+    "load": 0,
 }
 HEAVY_DEFAULTS = {"steps": 1, "warmup": 1, "reps": 7}
 SWEEP_ARGS = (
@@ -146,7 +152,7 @@ def resolve_knobs(knobs: dict[str, str], heavy: bool) -> dict[str, int]:
         except ValueError:
             raise ValueError(f"bench.{key}={text}: needs a whole number") from None
     for key, value in values.items():
-        minimum = 0 if key in ("warmup", "loader_warmup") else 1
+        minimum = 0 if key in ("warmup", "loader_warmup", "load") else 1
         if value < minimum:
             raise ValueError(f"bench.{key}={value}: must be >= {minimum}")
     return values
@@ -219,6 +225,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
         "share_of_peak": achieved / peak["median"],
     }
     sweep = bench_sweep(cfg, k)
+    shared = bench_shared_cpu(cfg, device, k) if k["load"] else None
     memory = {
         "host_peak_rss_bytes": peak_rss(resource.RUSAGE_SELF),
         "children_peak_rss_bytes": peak_rss(resource.RUSAGE_CHILDREN),  # the largest: loader worker or sweep
@@ -239,6 +246,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
         "data": data,
         "arithmetic": arithmetic,
         "sweep": sweep,
+        "shared_cpu": shared,
         "memory": memory,
         "versions": {"torch": torch.__version__},
     }
@@ -439,6 +447,60 @@ def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
         "step_s": {name: stats(values) for name, values in seconds.items()},
         "lrn_over_no_lrn": ratio("lrn", "no_lrn"),  # the step with LRN against the step without
         "stock_pooling_over_ours": ratio("stock_pooling", "lrn"),  # > 1: alexlab's pooling is faster
+    }
+
+
+# One core's worth of competing work: a process that never waits
+BUSY_PROCESS = "while True: pass"
+
+
+def bench_shared_cpu(cfg, device: torch.device, k: dict[str, int]) -> dict:
+    """How a training step shares a CPU with other work: the plain loop of the config's network (as in
+    bench_training) in `reps` windows of `steps` steps alone, then with `load` busy processes beside it. Per step:
+    wall seconds and this process's CPU seconds (all its threads). On a fair share the wall time grows as the
+    cores this process gets shrink (fair_slowdown: its threads and the busy processes share the cores equally),
+    while its CPU time per step stays what it is alone; CPU time that grows with the load is burnt, not used
+    (threads spinning while they wait: see alexlab/cpu.py)."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    L.seed_everything(int(cfg.seed), verbose=False)
+    x, y = fixed_batch(cfg, device)
+    steps = plain_loop(instantiate(cfg.model), instantiate(cfg.optimizer), x, y, device, cfg)
+    steps(max(1, k["warmup"]))
+
+    def windows() -> dict:
+        wall, cpu = [], []
+        for _ in range(k["reps"]):
+            cpu_start = time.process_time()
+            wall.append(steps(k["steps"]) / k["steps"])
+            cpu.append((time.process_time() - cpu_start) / k["steps"])
+        return {"wall_s_per_step": stats(wall), "cpu_s_per_step": stats(cpu)}
+
+    alone = windows()
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_PROCESS]) for _ in range(k["load"])]
+    try:
+        loaded = windows()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    threads, cores = (
+        torch.get_num_threads(),
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    )
+    used_alone = min(threads, cores)
+    used_loaded = min(used_alone, threads * cores / (threads + k["load"]))
+    return {
+        "load": k["load"],
+        "threads": threads,
+        "cores": cores,
+        "alone": alone,
+        "loaded": loaded,
+        "wall_loaded_over_alone": loaded["wall_s_per_step"]["median"] / alone["wall_s_per_step"]["median"],
+        "cpu_loaded_over_alone": loaded["cpu_s_per_step"]["median"] / alone["cpu_s_per_step"]["median"],
+        "fair_slowdown": used_alone / used_loaded,
+        "omp_wait": {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")},
     }
 
 
@@ -654,11 +716,28 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
         ("sweep", "python start-up s", _spread(s["startup_s"], lambda v: f"{v:.2f}")),
         ("sweep", f"sweep of {s['jobs']} jobs, wall s", _spread(s["wall_s"], lambda v: f"{v:.2f}")),
         ("sweep", "per job s (all included)", _spread(s["per_job_s"], lambda v: f"{v:.2f}")),
+        *shared_cpu_rows(results.get("shared_cpu")),
         ("memory", "host peak RSS", _mib(m["host_peak_rss_bytes"])),
         ("memory", "sweep subprocess peak RSS", _mib(m["sweep_peak_rss_bytes"])),
         ("memory", "children peak RSS (any)", _mib(m["children_peak_rss_bytes"])),
         ("memory", "GPU max allocated", _mib(m["gpu_max_memory_allocated_bytes"])),
     ]
+
+
+def shared_cpu_rows(shared: dict | None) -> list[tuple[str, str, str]]:
+    if not shared:
+        return []
+    alone, loaded = shared["alone"], shared["loaded"]
+    wait = ", ".join(f"{name}={value}" for name, value in shared["omp_wait"].items() if value) or "OpenMP's default"
+    return [
+        ("shared CPU", "step wall s: alone, loaded", f"{alone['wall_s_per_step']['median']:.3f}, "
+         f"{loaded['wall_s_per_step']['median']:.3f}  ({shared['load']} busy processes, {wait})"),
+        ("shared CPU", "step CPU s: alone, loaded", f"{alone['cpu_s_per_step']['median']:.3f}, "
+         f"{loaded['cpu_s_per_step']['median']:.3f}"),
+        ("shared CPU", "wall loaded / alone", f"{shared['wall_loaded_over_alone']:.2f}x  (fair share: "
+         f"{shared['fair_slowdown']:.2f}x, {shared['threads']} threads on {shared['cores']} cores)"),
+        ("shared CPU", "CPU loaded / alone", f"{shared['cpu_loaded_over_alone']:.2f}x  (1 = waits, > 1 = burns)"),
+    ]  # fmt: skip
 
 
 def print_table(results: dict) -> None:

@@ -1,10 +1,12 @@
-"""`alexlab bench`: the six sections are measured, consistent with each other, and written to bench.json.
+"""`alexlab bench`: the six sections (seven with bench.load) are measured, consistent with each other, and
+written to bench.json.
 
 Never asserts a speed: only that figures are positive, finite and agree with each other and with `alexlab info`."""
 
 import json
 import math
 import statistics
+import subprocess
 
 import pytest
 import torch
@@ -119,6 +121,43 @@ def test_sweep_and_memory(results):
 def test_table_rows_cover_every_section(results):
     sections = {section for section, _, _ in bench.table_rows(results)}
     assert sections == {"training", "layers", "data", "arithmetic", "sweep", "memory"}
+
+
+def test_the_shared_cpu_section_is_left_out_without_a_load(results):
+    assert results["knobs"]["load"] == 0 and results["shared_cpu"] is None
+
+
+def test_the_shared_cpu_section_measures_the_step_alone_and_beside_busy_processes(monkeypatch):
+    """With bench.load=2 two busy processes run beside the second set of windows, and are gone afterwards."""
+    started = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(bench.subprocess, "Popen", Recorded)
+    cfg = bench.compose_config(["data.batch_size=8"])
+    shared = bench.bench_shared_cpu(cfg, torch.device("cpu"), {"steps": 2, "warmup": 1, "reps": 3, "load": 2})
+    assert len(started) == 2 and all(process.returncode is not None for process in started)  # killed and reaped
+    assert shared["load"] == 2 and shared["threads"] == torch.get_num_threads() and shared["cores"] >= 1
+    for phase in ("alone", "loaded"):
+        for measure in ("wall_s_per_step", "cpu_s_per_step"):
+            values = shared[phase][measure]["values"]
+            assert len(values) == 3 and all(v > 0 for v in values)
+    alone, loaded = shared["alone"], shared["loaded"]
+    assert shared["wall_loaded_over_alone"] == pytest.approx(
+        loaded["wall_s_per_step"]["median"] / alone["wall_s_per_step"]["median"]
+    )
+    assert shared["cpu_loaded_over_alone"] == pytest.approx(
+        loaded["cpu_s_per_step"]["median"] / alone["cpu_s_per_step"]["median"]
+    )
+    # T threads and L busy processes on C cores: min(T, C) / (T * C / (T + L)) when they outnumber the cores
+    threads, cores = shared["threads"], shared["cores"]
+    expected = min(threads, cores) / min(min(threads, cores), threads * cores / (threads + 2))
+    assert shared["fair_slowdown"] == pytest.approx(expected) and shared["fair_slowdown"] >= 1
+    rows = bench.shared_cpu_rows(shared)
+    assert [section for section, _, _ in rows] == ["shared CPU"] * 4 and "2 busy processes" in rows[0][2]
 
 
 def test_bad_knobs_are_one_line_value_errors():
