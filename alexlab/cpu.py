@@ -11,6 +11,8 @@ Two settings, each measured on this project's 2-core CI machine with the quickst
   (GOMP_SPINCOUNT=10000, KMP_BLOCKTIME=1 for LLVM's and Intel's OpenMP) it took 0.37-0.47 s and the same 0.2 s of
   CPU as on an idle machine: the run waits for cores instead of burning them. Idle, the step is as fast either way
   (102-107 ms against 104-106 ms). A user's own OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is kept.
+  `alexlab bench experiment=quickstart bench.load=4` measures it (bench_shared_cpu; on an AVX2 EPYC, fair share 3x):
+  wall 3.66x the step alone and 1.09x its CPU time with this setting, 7.04x and 2.34x with GOMP_SPINCOUNT=300000.
 - **Freed memory is reused, not given back to the kernel.** glibc's malloc returns large blocks (above 128 KiB,
   adjusted up to 32 MiB) to the kernel with munmap and the heap's top with trim; the next step's tensors of the
   same sizes then come back as fresh pages, each zeroed by a page fault: 7,000-10,000 faults per training step
