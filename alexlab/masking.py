@@ -23,6 +23,11 @@ URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@'\"]*:)([^\s@/'\"]+)(@)
 # separator are taken, so that `override_dirname: +api_token=x,lr=1` is searched on after `override_dirname: `
 ASSIGNMENT = re.compile(r"""([\w.+~-]+)(['"]?[ \t]*[=:][ \t]*)""")  # on one line
 VALUE = re.compile(r"""\$\{[^}]*\}|'[^']*'|"[^"]*"|[^\s,'"\[\]{}]+""")
+# The whole unquoted value of a `name=value` override: up to a space, or a comma that starts the next override
+# (`+api_token=x,lr=1` in override_dirname); so `db_password=A,B` (a sweep over two secrets) is masked whole
+OVERRIDE_VALUE = re.compile(r"""[^\s'"]+?(?=\s|$|,[\w.+~-]+=)""")
+# The whole unquoted value of a `name: value` YAML line: to the end of the line (`db_password: A,B C`)
+YAML_VALUE = re.compile(r"""[^\n]*[^\s\n]""")
 # A key's name makes its value a secret when it holds one of SECRET_PARTS (PGPASSWORD, client_secret), one of the
 # words SECRET_WORDS (access_token, not tokenizer), or ends in the word `key` after another (api_key, WANDB_API_KEY;
 # a plain `key` is too common a word).
@@ -39,12 +44,21 @@ def is_secret_name(name: str) -> bool:
     )
 
 
+def _value_after(text: str, assignment: re.Match) -> re.Match | None:
+    """The value that follows `name=` or `name:`: quoted or an interpolation as written; unquoted, the whole of it
+    (OVERRIDE_VALUE, YAML_VALUE), except after a quoted name (JSON, a Python dict), where it ends at a comma."""
+    start, separator = assignment.end(), assignment.group(2).strip()
+    if text.startswith(("'", '"', "${"), start) or separator.startswith(("'", '"')):
+        return VALUE.match(text, start)
+    return (OVERRIDE_VALUE if separator == "=" else YAML_VALUE).match(text, start) or VALUE.match(text, start)
+
+
 def mask_text(text: str) -> str:
     """`text` with every secret in it replaced by <masked>."""
     text = URL_PASSWORD.sub(rf"\1{MASK}\3", text)
     parts, done = [], 0
     for match in ASSIGNMENT.finditer(text):
-        value = VALUE.match(text, match.end())
+        value = _value_after(text, match)
         if match.start() < done or value is None or not is_secret_name(match.group(1)):
             continue
         if value.group(0).startswith("${") or value.group(0).strip("'\"") in ("", MASK, "null", "None"):

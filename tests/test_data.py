@@ -254,6 +254,50 @@ def test_image_folder_train_test_layout(tmp_path, test_name):
     assert source.num_classes == 3
 
 
+def test_image_folder_takes_each_image_once_through_links_and_loops(tmp_path):
+    """A link back up the tree (a loop) is not followed round, and a second link to the same images adds nothing,
+    so no image is counted twice or lands in both splits; a link to images outside the tree is followed."""
+    write_images(tmp_path / "data" / "cat", 4, (16, 16), seed=0)
+    write_images(tmp_path / "data" / "dog", 4, (16, 16), seed=1)
+    write_images(tmp_path / "elsewhere", 2, (16, 16), seed=2)
+    (tmp_path / "data" / "cat" / "loop").symlink_to(tmp_path / "data" / "cat")  # cat/loop/loop/loop/...
+    (tmp_path / "data" / "dog" / "again").symlink_to(tmp_path / "data" / "dog")
+    (tmp_path / "data" / "dog" / "copy.png").symlink_to(tmp_path / "data" / "dog" / "0.png")
+    (tmp_path / "data" / "dog" / "more").symlink_to(tmp_path / "elsewhere")
+    source = ImageFolder(root=tmp_path / "data", test_fraction=0.25)
+    train, test = source.load()
+    everything = train.dataset
+    paths = [Path(path).resolve() for path, _ in everything.samples]
+    assert len(paths) == len(set(paths)) == 10  # 4 cats, 4 dogs, 2 linked from elsewhere
+    assert [label for _, label in everything.samples] == [0] * 4 + [1] * 6
+    assert not {paths[i] for i in train.indices} & {paths[i] for i in test.indices}
+
+
+def test_image_folder_skips_hidden_folders_and_files(tmp_path):
+    write_images(tmp_path / "cat", 3, (16, 16), seed=0)
+    write_images(tmp_path / "dog", 3, (16, 16), seed=1)
+    write_images(tmp_path / ".ipynb_checkpoints", 2, (16, 16), seed=2)  # not a class
+    write_images(tmp_path / "cat" / ".thumbnails", 2, (16, 16), seed=3)  # not images of cats
+    (tmp_path / "dog" / "._0.png").write_bytes((tmp_path / "dog" / "0.png").read_bytes())  # macOS's shadow file
+    source = ImageFolder(root=tmp_path, test_fraction=0.2)
+    train, test = source.load()
+    assert source.classes == ["cat", "dog"] and len(train) + len(test) == 6
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    write_images(tmp_path / "train" / "cat", 2, (16, 16), seed=0)
+    (tmp_path / "train" / "dog").mkdir()
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("no images here")
+    write_images(tmp_path / "test" / "cat", 1, (16, 16), seed=1)
+    with pytest.raises(DataNotFoundError) as error:
+        ImageFolder(root=tmp_path).load()
+    message = one_line(error)
+    assert message.startswith(f"no images in the class folder dog of {tmp_path / 'train'}") and ".png" in message
+    (tmp_path / "only_hidden" / ".git").mkdir(parents=True)
+    with pytest.raises(DataNotFoundError, match="no class folders in"):
+        ImageFolder(root=tmp_path / "only_hidden").load()
+
+
 def test_imagenet_layout_and_missing(tmp_path):
     write_images(tmp_path / "train" / "n01440764", 3, (12, 14), seed=0)
     write_images(tmp_path / "train" / "n02102040", 3, (12, 14), seed=1)

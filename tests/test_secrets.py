@@ -28,6 +28,14 @@ postgres_server, postgres_url = test_optuna_sweeper.postgres_server, test_optuna
         ("  api_key: abc123", "  api_key: <masked>"),
         ('{"password": "a b"}', '{"password": "<masked>"}'),
         ("WANDB_API_KEY=abc lr: 0.1", "WANDB_API_KEY=<masked> lr: 0.1"),
+        # a value with a comma or a space is masked whole: a sweep over two secrets, a YAML line, a quoted override
+        ("+db_password=A,B", "+db_password=<masked>"),
+        ("db_password: A,B C", "db_password: <masked>"),
+        ("- +db_password='A,B'", "- +db_password='<masked>'"),
+        ("password=[a,b] lr=1", "password=<masked> lr=1"),
+        ("override_dirname: +api_token=x,lr=1", "override_dirname: +api_token=<masked>,lr=1"),
+        ("    secret: 'A B'\n    lr: 0.1", "    secret: '<masked>'\n    lr: 0.1"),
+        ("    secret: A B\n    lr: 0.1", "    secret: <masked>\n    lr: 0.1"),
         # not secrets
         ("postgresql://u@host/db sqlite:///x.db key=value", "postgresql://u@host/db sqlite:///x.db key=value"),
         (

@@ -7,6 +7,7 @@ device decodes a whole batch at once (decode_files: nvJPEG on a GPU).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -102,18 +103,69 @@ def decode_files(
     return decoded
 
 
+def _is_hidden(name: str) -> bool:
+    """Names starting with a dot: `.ipynb_checkpoints/`, `.DS_Store`, `.git/`: tools' files, never data."""
+    return name.startswith(".")
+
+
+def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+    """The image files under `folder`, sorted, hidden names skipped. Symbolic links are followed (a class folder may
+    link to images elsewhere), but every directory and every file is taken once, by its real path: a link back up
+    the tree (a loop) or a second link to the same images adds nothing, so no image is counted twice and none can
+    land in both the training and the test split."""
+    seen_folders, seen_files, files = set(), set(), []
+    for current, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen_folders:
+            folders[:] = []  # a loop, or a second way into a folder already listed
+            continue
+        seen_folders.add(real)
+        folders[:] = sorted(name for name in folders if not _is_hidden(name))
+        for name in sorted(names):
+            path = os.path.join(current, name)
+            if _is_hidden(name) or not name.lower().endswith(extensions) or not os.path.isfile(path):
+                continue
+            if os.path.realpath(path) not in seen_files:
+                seen_files.add(os.path.realpath(path))
+                files.append(path)
+    return files
+
+
 class _ClassFolders(torchvision.datasets.DatasetFolder):
-    """DatasetFolder decoding with decode_rgb; given `classes`, it uses their indices (so that a test folder
-    lacking a class keeps the training labels) instead of listing its own sub-folders."""
+    """DatasetFolder decoding with decode_rgb, over the non-hidden class folders (see _image_files for how they are
+    listed); given `classes`, it uses their indices (so that a test folder lacking a class keeps the training
+    labels) instead of listing its own sub-folders."""
 
     def __init__(self, root: Path, classes: list[str] | None = None):
         self._given_classes = classes
         super().__init__(str(root), loader=decode_rgb, extensions=IMG_EXTENSIONS, allow_empty=classes is not None)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        if self._given_classes is None:
-            return super().find_classes(directory)
-        return self._given_classes, {name: index for index, name in enumerate(self._given_classes)}
+        if self._given_classes is not None:
+            classes = self._given_classes
+        else:
+            classes = sorted(
+                entry.name for entry in os.scandir(directory) if entry.is_dir() and not _is_hidden(entry.name)
+            )
+            if not classes:
+                raise DataNotFoundError(f"no class folders in {directory}")
+        return classes, {name: index for index, name in enumerate(classes)}
+
+    @staticmethod
+    def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        samples, empty = [], []
+        for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
+            files = _image_files(Path(directory) / name, tuple(extensions or IMG_EXTENSIONS))
+            if not files:
+                empty.append(name)
+            samples += [(path, index) for path in files]
+        if empty and not allow_empty:
+            listed = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+            raise DataNotFoundError(
+                f"no images in the class folder{'s' * (len(empty) > 1)} {listed} of {directory} "
+                f"(image files end in {', '.join(IMG_EXTENSIONS)})"
+            )
+        return samples
 
 
 def _class_folders(root: Path, layout: str, classes: list[str] | None = None) -> _ClassFolders:
@@ -121,8 +173,8 @@ def _class_folders(root: Path, layout: str, classes: list[str] | None = None) ->
         raise DataNotFoundError(f"no folder {root}; expected {layout}")
     try:
         dataset = _ClassFolders(root, classes)
-    except FileNotFoundError as error:  # no class sub-folders, or no image files in them
-        raise DataNotFoundError(f"no images found in {root}; expected {layout}") from error
+    except DataNotFoundError as error:  # no class folders, or a class folder without images
+        raise DataNotFoundError(f"{error}; expected {layout}") from error
     if len(dataset) == 0:
         raise DataNotFoundError(f"no images found in {root}; expected {layout}")
     return dataset
