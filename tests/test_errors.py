@@ -71,7 +71,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         (("optimizer.lr=fast",), ["optimizer.lr=fast", "takes a number"]),
         # data sets: no path given, an empty folder
         (("data=imagefolder", "data.num_classes=2"), ["data.source.root has no value", "data.source.root="]),
-        (("data=imagefolder", "data.num_classes=2", "data.source.root={empty}"), ["no images found in", "empty"]),
+        (("data=imagefolder", "data.num_classes=2", "data.source.root={empty}"), ["no class folders in", "empty"]),
         # checkpoints: missing, truncated, of another architecture (naming the layers), for test and for resuming
         (("train", "ckpt_path={empty}/nope.ckpt"), ["checkpoint not found", "nope.ckpt"]),
         (("train", "ckpt_path={truncated}"), ["truncated.ckpt cannot be read", "truncated or not a checkpoint"]),
