@@ -189,6 +189,7 @@ def check_overrides(argv: list[str]) -> None:
         init = initialize_config_dir(str(Path(config_dir).absolute()), version_base="1.3")
     else:
         init = initialize_config_module(CONFIG_PACKAGE, version_base="1.3")
+    check_group_values(words)
     with init:
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration(config_name, words, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
@@ -206,14 +207,50 @@ def check_overrides(argv: list[str]) -> None:
         if multirun:
             loader.load_sweep_config(master, list(first.values()))
     for key, pairs in values.items():
-        default = OmegaConf.select(base, axes[key].key_or_group, default=None, throw_on_resolution_failure=False)
-        number = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if key in groups or axes[key].key_or_group in WORDS_ALLOWED or not number:
+        name = axes[key].key_or_group
+        if key in groups:
             continue
+        default = OmegaConf.select(base, name, default=None, throw_on_resolution_failure=False)
         for text, value in pairs:
-            if isinstance(value, str) and not value.startswith("${"):
-                kind = "an integer" if isinstance(default, int) else "a number"
-                raise ValueError(f"{key}={text}: {key} takes {kind} (the config's is {default})")
+            check_value(key, text, value, default)
+
+
+def check_group_values(words: list[str]) -> None:
+    """An alexlab group takes one option per run (depth=5, or depth=5,3 with -m): a list (depth=[5]) or a mapping
+    is refused here, before Hydra, whose defaults list reads a list as several options and fails on a number."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = group_options()
+    for override in OverridesParser.create().parse_overrides([w for w in words if "=" in w]):
+        name = override.key_or_group
+        if name in groups and not override.is_sweep_override() and isinstance(override.value(), (list, dict)):
+            text = override.get_value_element_as_str()
+            kind = "a list" if isinstance(override.value(), list) else "a mapping"
+            raise ValueError(
+                f"{name}={text}: '{name}' takes one of its options ({', '.join(groups[name])}), not {kind}"
+            )
+
+
+def check_value(key: str, text: str, value, default) -> None:
+    """A value of the command line against the config's own value for that key: a number where the config has a
+    number (an integer where it has an integer: seed=1.5 is refused), one value where it has one (not a list), and
+    something, not nothing, for a path (paths.output_root= would write under the filesystem's root)."""
+    if isinstance(value, str) and value.startswith("${") or key.lstrip("+~") in WORDS_ALLOWED:
+        return
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if number and isinstance(value, (str, bool)):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"{key}={text}: {key} takes {kind} (the config's is {default})")
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+        raise ValueError(
+            f"{key}={text}: {key} takes an integer (the config's is {default}; a search samples integers from "
+            "int(interval(a, b)))"
+        )
+    if isinstance(default, (int, float, str, bool)) and isinstance(value, (list, dict)):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        raise ValueError(f"{key}={text}: {key} takes one value (the config's is {default!r}), not {kind}")
+    if key.lstrip("+~").startswith("paths.") and isinstance(default, str) and value in ("", None):
+        raise ValueError(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
 
 
 def as_override(key: str, text: str) -> str:
@@ -276,7 +313,7 @@ def user_error(exc: BaseException) -> str | None:
         if options:
             return f"{group}={option} is not an option of '{group}'; choose one of: {', '.join(options)}"
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
-        return user_error(exc.__cause__) or first_line(exc)
+        return user_error(exc.__cause__) or unexpected_argument(exc) or first_line(exc)
     if isinstance(exc, ConfigCompositionException) and "not in struct" in str(exc.__cause__):
         return unknown_key(exc.__cause__)
     if isinstance(exc, ConfigCompositionException) and exc.__cause__ is not None:
@@ -304,6 +341,26 @@ def user_error(exc: BaseException) -> str | None:
     if {"SweepFailed", "OutOfMemory", "MisconfigurationException"} & {c.__name__ for c in type(exc).__mro__}:
         return first_line(exc)
     return first_line(exc) if isinstance(exc, user_errors) else None
+
+
+def unexpected_argument(exc) -> str | None:
+    """One line for a config key the instantiated class does not take (+trainer.max_epoch=3): the class, the key
+    and the nearest of its parameters."""
+    import inspect
+
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(exc.__cause__))
+    target = re.search(r"target '([\w.]+)'", str(exc))
+    if not match or not target:
+        return None
+    from hydra.utils import get_object
+
+    try:
+        parameters = list(inspect.signature(get_object(target.group(1))).parameters)
+    except (ImportError, ValueError, TypeError):
+        parameters = []
+    close = difflib.get_close_matches(match.group(1), parameters, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"{target.group(1)} takes no argument '{match.group(1)}'{hint}"
 
 
 def unknown_key(error) -> str:

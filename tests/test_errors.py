@@ -69,6 +69,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
         (("dropuot=off",), ["unknown key 'dropuot'", "did you mean dropout?"]),
         (("data.batch_size=abc",), ["data.batch_size=abc", "takes an integer"]),
         (("optimizer.lr=fast",), ["optimizer.lr=fast", "takes a number"]),
+        # a value of the wrong shape or kind, refused before Hydra writes: a list for a group or for one value, a
+        # fraction for an integer, an empty path (which would write under /), a key the class does not take
+        (("depth=[5]",), ["depth=[5]: 'depth' takes one of its options (3, 4, 5, 6), not a list"]),
+        (("lrn={{a:1}}",), ["'lrn' takes one of its options", "not a mapping"]),
+        (("data.batch_size=[1,2]",), ["data.batch_size takes one value", "not a list"]),
+        (("seed=1.5",), ["seed=1.5: seed takes an integer"]),
+        (("paths.output_root=",), ["paths.output_root is empty; give a directory"]),
+        (("+trainer.max_epoch=3",), ["Trainer takes no argument 'max_epoch'; did you mean max_epochs"]),
         # data sets: no path given, an empty folder
         (("data=imagefolder", "data.num_classes=2"), ["data.source.root has no value", "data.source.root="]),
         (("data=imagefolder", "data.num_classes=2", "data.source.root={empty}"), ["no class folders in", "empty"]),
