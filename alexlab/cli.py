@@ -212,7 +212,7 @@ def check_overrides(argv: list[str]) -> None:
             continue
         default = OmegaConf.select(base, name, default=None, throw_on_resolution_failure=False)
         for text, value in pairs:
-            check_value(key, text, value, default)
+            check_value(key, name, text, value, default)
 
 
 def check_group_values(words: list[str]) -> None:
@@ -231,11 +231,12 @@ def check_group_values(words: list[str]) -> None:
             )
 
 
-def check_value(key: str, text: str, value, default) -> None:
+def check_value(key: str, name: str, text: str, value, default) -> None:
     """A value of the command line against the config's own value for that key: a number where the config has a
     number (an integer where it has an integer: seed=1.5 is refused), one value where it has one (not a list), and
-    something, not nothing, for a path (paths.output_root= would write under the filesystem's root)."""
-    if isinstance(value, str) and value.startswith("${") or key.lstrip("+~") in WORDS_ALLOWED:
+    something, not nothing, for a path (paths.output_root= would write under the filesystem's root). `key` is the
+    override's as typed (+a.b), `name` the config key it sets (a.b)."""
+    if isinstance(value, str) and value.startswith("${") or name in WORDS_ALLOWED:
         return
     number = isinstance(default, (int, float)) and not isinstance(default, bool)
     if number and isinstance(value, (str, bool)):
@@ -249,7 +250,7 @@ def check_value(key: str, text: str, value, default) -> None:
     if isinstance(default, (int, float, str, bool)) and isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "a mapping"
         raise ValueError(f"{key}={text}: {key} takes one value (the config's is {default!r}), not {kind}")
-    if key.lstrip("+~").startswith("paths.") and isinstance(default, str) and value in ("", None):
+    if name.startswith("paths.") and isinstance(default, str) and value in ("", None):
         raise ValueError(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch.utils.data import Dataset, Subset
-from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from alexlab.data import BadImageError, DataNotFoundError
@@ -123,10 +123,11 @@ def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
         folders[:] = sorted(name for name in folders if not _is_hidden(name))
         for name in sorted(names):
             path = os.path.join(current, name)
-            if _is_hidden(name) or not name.lower().endswith(extensions) or not os.path.isfile(path):
+            if _is_hidden(name) or not has_file_allowed_extension(name, extensions) or not os.path.isfile(path):
                 continue
-            if os.path.realpath(path) not in seen_files:
-                seen_files.add(os.path.realpath(path))
+            real = os.path.realpath(path)
+            if real not in seen_files:
+                seen_files.add(real)
                 files.append(path)
     return files
 

@@ -35,29 +35,32 @@ def _blocks(maps: torch.Tensor) -> list[slice]:
     return [slice(start, start + per_block) for start in range(0, maps.shape[0], per_block)]
 
 
+def _neighbours(channels: int, size: int, front: int):
+    """(into, source) channel slices, one pair per neighbour of a window of `size` channels c - front .. c - front +
+    size - 1: adding maps[:, source] into maps[:, into] adds each channel's neighbour at that offset (those that
+    exist) to it. The window's own channel (offset 0) is left to the caller."""
+    for offset in range(max(-front, 1 - channels), min(size - front, channels)):
+        if offset > 0:  # channel c + offset into c
+            yield slice(0, channels - offset), slice(offset, channels)
+        elif offset < 0:
+            yield slice(-offset, channels), slice(0, channels + offset)
+
+
 def _window_of_squares(maps: torch.Tensor, size: int, front: int, scale: float, k: float, out: torch.Tensor):
     """out = k + scale * sum of a_j^2 over the `size` channels j = c - front .. c - front + size - 1 (those that
     exist) of maps [B, C, HW], for every channel c: one addcmul over all channels, then one per neighbour on the
     channel slices it overlaps. Five passes that read the maps and never write their squares."""
-    c = maps.shape[1]
     torch.addcmul(torch.tensor(k, dtype=maps.dtype, device=maps.device), maps, maps, value=scale, out=out)
-    for offset in range(max(-front, 1 - c), min(size - front, c)):  # neighbours that exist
-        if offset > 0:  # channel c + offset into c
-            out[:, : c - offset].addcmul_(maps[:, offset:], maps[:, offset:], value=scale)
-        elif offset < 0:
-            out[:, -offset:].addcmul_(maps[:, : c + offset], maps[:, : c + offset], value=scale)
+    for into, source in _neighbours(maps.shape[1], size, front):
+        out[:, into].addcmul_(maps[:, source], maps[:, source], value=scale)
     return out
 
 
 def _window_sum(t: torch.Tensor, size: int, front: int) -> torch.Tensor:
     """sum of t_j over the `size` channels j = c - front .. c - front + size - 1 (those that exist), for every c."""
-    c = t.shape[1]
     total = t.clone()
-    for offset in range(max(-front, 1 - c), min(size - front, c)):
-        if offset > 0:
-            total[:, : c - offset].add_(t[:, offset:])
-        elif offset < 0:
-            total[:, -offset:].add_(t[:, : c + offset])
+    for into, source in _neighbours(t.shape[1], size, front):
+        total[:, into].add_(t[:, source])
     return total
 
 
