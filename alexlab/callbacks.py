@@ -3,15 +3,20 @@ line per epoch, stopping a diverged run, checkpointing on SIGTERM, and reporting
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+
+from alexlab.errors import Diverged
 
 log = logging.getLogger("alexlab")
 
@@ -145,8 +150,22 @@ def _fmt(key: str, value: float) -> str:
     return f"{key}={value:.4g}"
 
 
-class Diverged(FloatingPointError):
-    """The training loss became NaN or infinite: the run is marked `diverged` (not `failed`)."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each checkpoint whole or not at all (alexlab.record.atomic_write): into
+    a temporary file beside it, flushed to the disk, then renamed. Lightning's own writes a temporary file in the
+    system's temporary directory and moves it, which across filesystems is a copy that a full disk cuts short,
+    leaving a truncated last.ckpt that nothing can resume from."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        from alexlab.record import atomic_write
+
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        # serialised in memory first, as Lightning does: the file write alone can then fail (a full disk), and it
+        # fails as an OSError (torch.save straight into a full disk fails as "RuntimeError: unexpected pos")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
 
 
 class CheckpointOnInterrupt(L.Callback):

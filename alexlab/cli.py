@@ -6,17 +6,20 @@ Any first word that is not a subcommand (an override, -m, a Hydra flag) means `t
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
+import io
 import os
 import re
 import sys
-import traceback
-from importlib import resources
 from pathlib import Path
 
 import hydra
-import yaml
 from omegaconf import DictConfig
+
+from alexlab.config_groups import CONFIG_PACKAGE, default_choices, group_options
+from alexlab.errors import BadValue, CannotWrite, UserError
 
 COMMANDS = {
     "train": "train, then test the best checkpoint (the default: any other first word means train)",
@@ -29,7 +32,8 @@ COMMANDS = {
 }
 # Lightning's DDP launcher restarts this program with argv[1:] minus our subcommand; the children read it here.
 COMMAND_ENV = "ALEXLAB_COMMAND"
-CONFIG_PACKAGE = "alexlab.conf"
+# Exit status of a run stopped by a signal (sysexits' EX_TEMPFAIL: "try again"); alexlab.train exits with it too.
+EXIT_INTERRUPTED = 75
 
 
 # The user's own HYDRA_FULL_ERROR=1 asks for tracebacks instead of our one-line errors.
@@ -38,17 +42,28 @@ SHOW_TRACEBACKS = bool(os.environ.get("HYDRA_FULL_ERROR"))
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
 def _train(cfg: DictConfig) -> float:
-    from alexlab.train import train
-
-    # inside the job, so that Hydra does not add its own "Error executing job" line
-    return exit_on_user_error(lambda: train(cfg))
+    return run_task("train", cfg)
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
 def _test(cfg: DictConfig) -> float:
-    from alexlab.train import test
+    return run_task("test", cfg)
 
-    return exit_on_user_error(lambda: test(cfg))
+
+def run_task(name: str, cfg: DictConfig) -> float:
+    """One job of alexlab.train, with its SIGTERM handler installed before the seconds of importing torch and
+    Lightning (a signal then ends the job as interrupted, not silently), and its user errors in one line (inside
+    the job, so that Hydra does not add its own "Error executing job" line)."""
+    from alexlab.record import Interrupted, job_signals
+
+    try:
+        with job_signals() as signals:
+            from alexlab import train
+
+            return exit_on_user_error(lambda: getattr(train, name)(cfg, signals))
+    except Interrupted as exc:  # before the job began (its record is written once alexlab.train is imported)
+        print(f"alexlab: interrupted ({exc}) before the run began; nothing was trained", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _info(overrides: list[str]) -> None:
@@ -83,11 +98,36 @@ def main(argv: list[str] | None = None) -> None:
         command = os.environ[COMMAND_ENV]
     os.environ[COMMAND_ENV] = command
     argv = quote_numeric_options(argv)
-    if command == "train" and not {"-m", "--multirun"} & set(argv) and {"resume=true", "ckpt_path=last"} & set(argv):
+    if command == "train" and not {"-m", "--multirun"} & set(argv) and asks_to_resume(argv):
         argv = exit_on_user_error(lambda: resume_argv(argv))
     sys.argv = [sys.argv[0], *argv]
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print one line
+    if PRINTS_CONFIG & set(argv):  # Hydra prints the config instead of running: secrets masked, as in every file
+        with masked_stdout():
+            return dispatch(command, argv)
+    dispatch(command, argv)
+
+
+# Hydra's flags that print the config (or facts about it) instead of running the job
+PRINTS_CONFIG = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
+
+
+@contextlib.contextmanager
+def masked_stdout():
+    """What is printed inside goes to stdout line by line with its secrets masked (alexlab.masking)."""
+    from alexlab.masking import mask_text
+
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        sys.stdout.write(mask_text(buffer.getvalue()))
+        sys.stdout.flush()
+
+
+def dispatch(command: str, argv: list[str]) -> None:
     if command == "info":
         exit_on_user_error(lambda: _info(argv))
     elif command == "report":
@@ -108,9 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         if command == "sweep":
             argv = exit_on_user_error(lambda: sweep_argv(argv))
             sys.argv = [sys.argv[0], *argv]
-        exit_on_user_error(lambda: check_overrides(argv))
+        master = exit_on_user_error(lambda: check_overrides(argv))
+        if master is not None:
+            exit_on_user_error(lambda: check_writable(Path(master.hydra.sweep.dir).expanduser().absolute()))
         config_name = argv[argv.index("--config-name") + 1] if "--config-name" in argv else "config"
-        resumed = exit_on_user_error(lambda: check_sweep_dir(argv, config_name))
+        resumed = exit_on_user_error(lambda: check_sweep_dir(argv, config_name, master))
         if resumed:
             print(
                 f"alexlab: continuing the sweep in {resumed} (resuming it, or joining the workers of its study): "
@@ -120,8 +162,45 @@ def main(argv: list[str] | None = None) -> None:
         exit_on_user_error(_train)
         exit_on_user_error(raise_if_all_failed)
     else:
-        exit_on_user_error(lambda: check_overrides(argv))
+        master = exit_on_user_error(lambda: check_overrides(argv))
+        if master is not None:
+            exit_on_user_error(lambda: check_run_dir(master, command))
         exit_on_user_error({"train": _train, "test": _test}[command])
+
+
+def asks_to_resume(argv: list[str]) -> bool:
+    """resume=true (or True, yes: any of YAML's words for true) or ckpt_path=last on the command line."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "resume" and value.lower() in ("true", "yes", "on", "1"):
+            return True
+        if key.lstrip("+") == "ckpt_path" and value == "last":
+            return True
+    return False
+
+
+def check_run_dir(master: DictConfig, command: str) -> None:
+    """Before Hydra writes into the run directory: it can be written, and it holds no other run (alexlab.record:
+    check_claim). `master` is the composed config with Hydra's node (check_overrides)."""
+    from omegaconf import OmegaConf
+
+    from alexlab.record import check_claim, identity
+
+    run_dir = Path(OmegaConf.select(master, "hydra.run.dir")).expanduser().absolute()
+    check_writable(run_dir)
+    check_claim(run_dir, identity(master.hydra.overrides.task), command)
+
+
+def check_writable(path: Path) -> None:
+    """`path`, or the nearest of its parents that exists, is a directory this process can write into."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a directory" if not existing.is_dir() else "read-only or not yours"
+        raise CannotWrite(
+            errno.EACCES,
+            f"cannot write into {existing} ({reason}): set paths.output_root (or hydra.run.dir / hydra.sweep.dir) "
+            "to a directory you can write to",
+        )
 
 
 def resume_argv(argv: list[str]) -> list[str]:
@@ -129,16 +208,16 @@ def resume_argv(argv: list[str]) -> list[str]:
     (train.py then goes on from its checkpoints/last.ckpt)."""
     from hydra import compose, initialize_config_module
 
-    from alexlab.train import find_resumable_run
+    from alexlab.record import find_resumable
 
     if any(arg.startswith("hydra.run.dir=") for arg in argv):
         return argv  # the user named the run directory
     overrides = [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
     with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         output_root = Path(compose("config", overrides=overrides).paths.output_root)
-    found = find_resumable_run(output_root, overrides)
+    found = find_resumable(output_root, overrides)
     if found is None:
-        raise ValueError(
+        raise BadValue(
             f"resume=true: no unfinished run with these overrides and a checkpoint under {output_root}/runs; "
             "run the command without resume=true to start one"
         )
@@ -151,7 +230,7 @@ def sweep_argv(argv: list[str]) -> list[str]:
     from alexlab.sweep import named_sweeps, sweep_file
 
     if not argv or argv[0].startswith("-") or "=" in argv[0]:
-        raise ValueError(f"alexlab sweep needs a sweep name or file first; the sweeps: {', '.join(named_sweeps())}")
+        raise BadValue(f"alexlab sweep needs a sweep name or file first; the sweeps: {', '.join(named_sweeps())}")
     path = sweep_file(argv[0])
     return ["-m", "--config-path", str(path.parent), "--config-name", path.stem, *argv[1:]]
 
@@ -163,11 +242,12 @@ CHECKED_FLAGS = {"-m": 0, "--multirun": 0, "-cp": 1, "--config-path": 1, "-cn": 
 WORDS_ALLOWED = {"trainer.devices", "seeds"}  # seeds=auto: a seed-rounds sweep (sweeps/paper_ablations.yaml)
 
 
-def check_overrides(argv: list[str]) -> None:
+def check_overrides(argv: list[str]) -> DictConfig | None:
     """Before Hydra writes anything (a run or sweep directory, multirun.yaml): each override, and each value of each
     axis of a sweep (the sweep file's hydra.sweeper.params and the command line's a,b,c lists), names a key or a
     group option that exists, and no word stands where the config has a number (data.batch_size=abc). A bad one
-    raises Hydra's own error (one line through user_error) or a ValueError naming it."""
+    raises Hydra's own error (one line through user_error) or BadValue naming it. Returns the composed config
+    (with Hydra's node), or None when a flag it does not read leaves the command to Hydra."""
     from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -198,6 +278,11 @@ def check_overrides(argv: list[str]) -> None:
         lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
         axes = {o.get_key_element(): o for o in OverridesParser.create(loader).parse_overrides(lines)}
         values = {key: axis_values(o) for key, o in axes.items() if not o.is_delete()}
+        for key, texts in values.items():
+            if not texts:
+                raise BadValue(
+                    f"{axes[key].input_line}: this sweep gives no values (a range's start must come before its end)"
+                )
         first = {key: as_override(key, texts[0][0]) for key, texts in values.items()}
         groups = [key for key in values if loader.get_group_options(axes[key].key_or_group, config_name=config_name)]
         for key in groups:  # each option of a group axis (the first ones compose together below)
@@ -213,6 +298,7 @@ def check_overrides(argv: list[str]) -> None:
         default = OmegaConf.select(base, name, default=None, throw_on_resolution_failure=False)
         for text, value in pairs:
             check_value(key, name, text, value, default)
+    return master
 
 
 def check_group_values(words: list[str]) -> None:
@@ -226,9 +312,7 @@ def check_group_values(words: list[str]) -> None:
         if name in groups and not override.is_sweep_override() and isinstance(override.value(), (list, dict)):
             text = override.get_value_element_as_str()
             kind = "a list" if isinstance(override.value(), list) else "a mapping"
-            raise ValueError(
-                f"{name}={text}: '{name}' takes one of its options ({', '.join(groups[name])}), not {kind}"
-            )
+            raise BadValue(f"{name}={text}: '{name}' takes one of its options ({', '.join(groups[name])}), not {kind}")
 
 
 def check_value(key: str, name: str, text: str, value, default) -> None:
@@ -241,17 +325,17 @@ def check_value(key: str, name: str, text: str, value, default) -> None:
     number = isinstance(default, (int, float)) and not isinstance(default, bool)
     if number and isinstance(value, (str, bool)):
         kind = "an integer" if isinstance(default, int) else "a number"
-        raise ValueError(f"{key}={text}: {key} takes {kind} (the config's is {default})")
+        raise BadValue(f"{key}={text}: {key} takes {kind} (the config's is {default})")
     if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
-        raise ValueError(
+        raise BadValue(
             f"{key}={text}: {key} takes an integer (the config's is {default}; a search samples integers from "
             "int(interval(a, b)))"
         )
     if isinstance(default, (int, float, str, bool)) and isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "a mapping"
-        raise ValueError(f"{key}={text}: {key} takes one value (the config's is {default!r}), not {kind}")
+        raise BadValue(f"{key}={text}: {key} takes one value (the config's is {default!r}), not {kind}")
     if name.startswith("paths.") and isinstance(default, str) and value in ("", None):
-        raise ValueError(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
+        raise BadValue(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
 
 
 def as_override(key: str, text: str) -> str:
@@ -272,7 +356,8 @@ def axis_values(override) -> list[tuple[str, object]]:
 
 
 def exit_on_user_error(task):
-    """Run `task`; an error the user caused ends the program with one line on stderr and exit code 2."""
+    """Run `task`; an error the user caused ends the program with one line on stderr and its exit code (2: the
+    command was wrong; 1: its runs did not finish)."""
     try:
         return task()
     except Exception as exc:
@@ -282,24 +367,45 @@ def exit_on_user_error(task):
         from alexlab.masking import mask_text
 
         print(f"alexlab: error: {mask_text(message)}", file=sys.stderr)
-        sys.exit(1 if type(exc).__name__ == "SweepFailed" else 2)
+        sys.exit(exc.exit_code if isinstance(exc, UserError) else 2)
 
 
 def quote_numeric_options(argv: list[str]) -> list[str]:
-    """`depth=5,3` -> `depth='5','3'`: Hydra reads 5 as an int, and a config group option must be a string."""
+    """`depth=5,3` -> `depth='5','3'`: Hydra reads 5 as an int, and a config group option must be a string. The same
+    for Hydra's sweep functions over a numeric group: `depth=choice(5,3)` -> `depth='5','3'` (not for the Optuna
+    sweeper, which quotes the options of its trials itself), and `depth=range(3,7)` -> `depth='3','4','5','6'`
+    (Hydra's range, like Python's, stops before its end)."""
     numeric_groups = {g for g, options in group_options().items() if all(o.isdigit() for o in options)}
+    optuna = any(arg.startswith("hydra/sweeper=") and "optuna" in arg for arg in argv)
     quoted = []
     for arg in argv:
-        match = re.fullmatch(r"([+~]{0,2})([\w.]+)=(\d+(?:,\d+)*)", arg)
-        if match and match.group(2) in numeric_groups:
-            prefix, group, values = match.groups()
-            arg = f"{prefix}{group}=" + ",".join(f"'{v}'" for v in values.split(","))
+        match = re.fullmatch(r"([+~]{0,2})([\w.]+)=(?:(choice|range)\(\s*)?(\d+(?:\s*,\s*\d+)*)(\s*\))?", arg)
+        function = match.group(3) if match else None
+        if function == "choice" and optuna:
+            pass  # a parameter of the study, even with one option; the sweeper's trials quote the options themselves
+        elif match and match.group(2) in numeric_groups and bool(function) == bool(match.group(5)):
+            prefix, group, _, values, _ = match.groups()
+            numbers = [int(v) for v in values.split(",")]
+            if function == "range":
+                if not 1 <= len(numbers) <= 3 or len(numbers) == 3 and numbers[2] == 0 or not range(*numbers):
+                    quoted.append(arg)  # an empty or malformed range: left for check_overrides to refuse
+                    continue
+                numbers = list(range(*numbers))
+            listed = ",".join(f"'{n}'" for n in numbers)
+            arg = f"{prefix}{group}={listed}"  # choice(a,b) is a,b to the basic sweeper, whose jobs choice() fails
         quoted.append(arg)
     return quoted
 
 
+# errno values of a write that the user can fix (a full disk, a read-only or foreign directory)
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
+
+
 def user_error(exc: BaseException) -> str | None:
-    """One line for an error the user caused (bad option, value or path); None for a bug (shown in full)."""
+    """One line for an error the user caused, else None (a bug: shown in full). alexlab's own are UserErrors, raised
+    where they are found (alexlab.errors); the others come from the libraries the config drives: Hydra and OmegaConf
+    (a bad override or config), the operating system (a file that is missing or cannot be written), and a value
+    the config hands to a library that refuses it (ValueError, e.g. torch's "Invalid learning rate")."""
     from hydra.errors import (
         ConfigCompositionException,
         InstantiationException,
@@ -308,13 +414,16 @@ def user_error(exc: BaseException) -> str | None:
     )
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+    if isinstance(exc, UserError):
+        return first_line(exc)
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
         group, _, option = exc.missing_cfg_file.rpartition("/")
         options = group_options().get(group) or sorted(exc.options or [])  # Hydra's own groups: hydra/sweeper/...
         if options:
             return f"{group}={option} is not an option of '{group}'; choose one of: {', '.join(options)}"
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
-        return user_error(exc.__cause__) or unexpected_argument(exc) or first_line(exc)
+        cause = user_error(exc.__cause__) or unexpected_argument(exc)
+        return cause or f"{first_line(exc).rstrip(':')}: {type(exc.__cause__).__name__}: {first_line(exc.__cause__)}"
     if isinstance(exc, ConfigCompositionException) and "not in struct" in str(exc.__cause__):
         return unknown_key(exc.__cause__)
     if isinstance(exc, ConfigCompositionException) and exc.__cause__ is not None:
@@ -323,25 +432,23 @@ def user_error(exc: BaseException) -> str | None:
         return f"{first_line(exc)}: add -m to run each value (a sweep), or quote it for one string: key='a,b'"
     if isinstance(exc, MissingMandatoryValue):
         return f"{exc.full_key} has no value (??? in the config): give one, e.g. {exc.full_key}=..."
-    if isinstance(exc, OSError) and exc.filename and traceback.extract_tb(exc.__traceback__)[-1].name == "mkdir":
-        return (
-            f"cannot create the directory {exc.filename} ({exc.strerror}): set paths.output_root (or "
-            "hydra.run.dir / hydra.sweep.dir) to a directory you can write to"
-        )
-    user_errors = (
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS and exc.filename:
+        from alexlab.record import cannot_write
+
+        return str(cannot_write(exc, Path(exc.filename)))
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return first_line(exc)
+    library_errors = (
         MissingConfigException,
         ConfigCompositionException,
         OverrideParseException,
         OmegaConfBaseException,
-        FileNotFoundError,
-        FileExistsError,
-        PermissionError,
         ValueError,
     )
-    # alexlab.sweep's, alexlab.train's and Lightning's, by name: importing Lightning takes seconds
-    if {"SweepFailed", "OutOfMemory", "MisconfigurationException"} & {c.__name__ for c in type(exc).__mro__}:
+    lightning = sys.modules.get("lightning.fabric.utilities.exceptions")  # imported when a Trainer was built
+    if lightning is not None and isinstance(exc, lightning.MisconfigurationException):
         return first_line(exc)
-    return first_line(exc) if isinstance(exc, user_errors) else None
+    return first_line(exc) if isinstance(exc, library_errors) else None
 
 
 def unexpected_argument(exc) -> str | None:
@@ -381,23 +488,6 @@ def unknown_key(error) -> str:
 def first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-def group_options() -> dict[str, list[str]]:
-    """Every config group shipped with alexlab and its options, from the packaged conf/ tree."""
-    root = resources.files(CONFIG_PACKAGE)
-    groups = {}
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if entry.is_dir() and not entry.name.startswith(("_", ".")):
-            options = sorted(f.name.removesuffix(".yaml") for f in entry.iterdir() if f.name.endswith(".yaml"))
-            if options:
-                groups[entry.name] = options
-    return groups
-
-
-def default_choices() -> dict[str, str]:
-    defaults = yaml.safe_load(resources.files(CONFIG_PACKAGE).joinpath("config.yaml").read_text())["defaults"]
-    return {k: str(v) for entry in defaults if isinstance(entry, dict) for k, v in entry.items()}
 
 
 def usage() -> str:

@@ -25,7 +25,7 @@ ASSIGNMENT = re.compile(r"""([\w.+~-]+)(['"]?[ \t]*[=:][ \t]*)""")  # on one lin
 VALUE = re.compile(r"""\$\{[^}]*\}|'[^']*'|"[^"]*"|[^\s,'"\[\]{}]+""")
 # The whole unquoted value of a `name=value` override: up to a space, or a comma that starts the next override
 # (`+api_token=x,lr=1` in override_dirname); so `db_password=A,B` (a sweep over two secrets) is masked whole
-OVERRIDE_VALUE = re.compile(r"""[^\s'"]+?(?=\s|$|,[\w.+~-]+=)""")
+OVERRIDE_VALUE = re.compile(r"""[^\s'"]+?(?=[\s'"]|$|,[\w.+~-]+=)""")
 # The whole unquoted value of a `name: value` YAML line: to the end of the line (`db_password: A,B C`)
 YAML_VALUE = re.compile(r"""[^\n]*[^\s\n]""")
 # A key's name makes its value a secret when it holds one of SECRET_PARTS (PGPASSWORD, client_secret), one of the

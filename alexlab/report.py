@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 import sys
@@ -53,6 +52,8 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
+from alexlab import record
+from alexlab.errors import BadFile, BadValue, NotFound
 from alexlab.stats import (
     MAX_SEEDS_NEEDED,
     VERDICTS,
@@ -156,7 +157,7 @@ NOT_COMPONENTS = {"ablation"}  # a label for the run, not a part of the network:
 @dataclass
 class Run:
     job: str  # the job directory, relative to the sweep dir
-    status: str  # finished, failed, pruned, running, interrupted, no metrics.json, unreadable
+    status: str  # a record's (alexlab.record.Status), or no metrics.json, unreadable, copy
     error: str | None = None
     seed: int | None = None
     switches: dict[str, str | None] = field(default_factory=dict)
@@ -166,6 +167,7 @@ class Run:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val top-1 %)
     train_curve: list[tuple[int, float]] = field(default_factory=list)  # (optimiser step, training top-1 %)
     wall_time_s: float | None = None
+    started: float | None = None  # Unix time, from the record: tells a copy of a run from a run
 
 
 @dataclass
@@ -269,17 +271,18 @@ def build_report(
     threshold: percent training error for the steps (None: see the module docstring)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
+        raise NotFound(f"sweep directory not found: {sweep_dir}")
     if metric is not None and metric not in METRICS:
-        raise ValueError(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
+        raise BadValue(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
     if threshold is not None and not 0 < threshold < 100:
-        raise ValueError(f"--threshold is a training error in percent, between 0 and 100; got {threshold}")
+        raise BadValue(f"--threshold is a training error in percent, between 0 and 100; got {threshold}")
     if not margin >= 0 or not ratio_margin >= 1:
-        raise ValueError(f"--margin must be >= 0 (points) and --ratio-margin >= 1, got {margin} and {ratio_margin}")
+        raise BadValue(f"--margin must be >= 0 (points) and --ratio-margin >= 1, got {margin} and {ratio_margin}")
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
+    mark_copies(runs)
     if not runs:
-        raise ValueError(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
+        raise BadValue(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
     known = set().union(*(run.switches for run in runs if run.status not in WITHOUT_METRICS))
     for run in runs:
         if known and run.switches and run.status in WITHOUT_METRICS:  # Hydra's choices name more groups: keep ours
@@ -329,44 +332,55 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def read_run(job_dir: Path, sweep_dir: Path) -> Run:
+    """A job's numbers from its run record (alexlab.record); a job without one (still running, killed, or a record
+    that is not one) is identified from what Hydra wrote when it started."""
     run = Run(job=str(job_dir.relative_to(sweep_dir)), status="no metrics.json")
     try:
-        metrics = json.loads((job_dir / "metrics.json").read_text())
-        if not isinstance(metrics, dict):
-            raise ValueError(f"holds a JSON {type(metrics).__name__}, not a run record")
-    except FileNotFoundError:
-        metrics = None
-        run.error = "still running, or killed before it wrote one"
-    except (OSError, ValueError) as exc:
-        metrics = None
-        run.status, run.error = "unreadable", f"metrics.json: {type(exc).__name__}: {exc}"
-    if metrics is None:  # identify the run from what Hydra wrote when it started
+        ended = record.read(job_dir)
+    except BadFile as exc:
+        ended = None
+        run.status, run.error = "unreadable", str(exc)
+    if ended is None:  # identify the run from what Hydra wrote when it started
+        run.error = run.error or "still running, or killed before it wrote one"
         hydra_dir = job_dir / ".hydra"
         choices = read_yaml(hydra_dir / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
         run.switches = {k: none_or_str(v) for k, v in choices.items() if not k.startswith("hydra/")}
-        run.overrides = read_yaml(hydra_dir / "overrides.yaml") or []
+        run.overrides = record.identity(record.hydra_overrides(job_dir) or [])
         seeds = [o.partition("=")[2] for o in run.overrides if o.startswith("seed=")]
         run.seed = int(seeds[-1]) if seeds and seeds[-1].isdigit() else read_yaml(hydra_dir / "config.yaml").get("seed")
         return run
-    run.status, run.error = metrics.get("status", "unknown"), metrics.get("error")
-    run.switches = {k: none_or_str(v) for k, v in (metrics.get("switches") or {}).items()}
-    run.overrides = list(metrics.get("overrides") or [])
-    run.seed = metrics.get("seed")
-    run.wall_time_s = metrics.get("wall_time_s") if finite(metrics.get("wall_time_s")) else None
+    run.status, run.error = ended.status.value, ended.error
+    run.switches = {k: none_or_str(v) for k, v in ended.switches.items()}
+    run.overrides, run.seed, run.started = list(ended.overrides), ended.seed, ended.started
+    run.wall_time_s = ended.wall_time_s if finite(ended.wall_time_s) else None
     for key, (section, _) in METRICS.items():
-        value = (metrics.get(section) or {}).get(key)
+        value = getattr(ended, section).get(key)
         if finite(value):
             run.values[key] = 100.0 * value
-    final = metrics.get("final") or {}
-    if finite(final.get("val/top1_err")) and finite(final.get("train_eval/top1_err")):
-        run.values[GAP] = 100.0 * (final["val/top1_err"] - final["train_eval/top1_err"])
-    for entry in metrics.get("history") or []:
-        if finite(entry.get("val/top1_err")):
+    if finite(ended.final.get("val/top1_err")) and finite(ended.final.get("train_eval/top1_err")):
+        run.values[GAP] = 100.0 * (ended.final["val/top1_err"] - ended.final["train_eval/top1_err"])
+    for entry in ended.history:
+        if finite(entry.get("val/top1_err")) and finite(entry.get("epoch")):
             run.curve.append((int(entry["epoch"]), 100.0 * entry["val/top1_err"]))
-    for entry in metrics.get("curve") or []:
+    for entry in ended.curve:
         if finite(entry.get("train/top1_err")) and finite(entry.get("step")):
             run.train_curve.append((int(entry["step"]), 100.0 * entry["train/top1_err"]))
     return run
+
+
+def mark_copies(runs: list[Run]) -> None:
+    """A folder that holds two copies of one sweep (or of one run) would count each run twice: a run with the
+    overrides, seed and start time of one read before it is a copy, listed with the unfinished runs, not counted."""
+    seen: dict[tuple, str] = {}
+    for run in runs:
+        if run.started is None or run.status in WITHOUT_METRICS:
+            continue
+        key = (tuple(sorted(run.overrides)), run.seed, run.started)
+        if key in seen:
+            run.status = "copy"
+            run.error = f"a copy of {seen[key]} (the same overrides, seed and start time): counted once"
+        else:
+            seen[key] = run.job
 
 
 def finite(value) -> bool:
@@ -537,7 +551,7 @@ def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted
         if len(matches) != 1:
             labels = "; ".join(row.label for row in (matches or rows))
             found = "matches no row" if not matches else f"matches {len(matches)} rows"
-            raise ValueError(f"--baseline {wanted} {found}: {labels}")
+            raise BadValue(f"--baseline {wanted} {found}: {labels}")
         return matches[0], f"chosen with --baseline {wanted}"
     for row in rows:
         if row.switches.get("ablation") == "baseline":

@@ -18,6 +18,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from alexlab.errors import BadFile, DirectoryTaken, NotFound, SweepFailed
+
 log = logging.getLogger("alexlab")
 SWEEPS_PACKAGE = "alexlab.sweeps"
 # Keys of a sweep file that say how long a sweep goes on (how many seed rounds: hydra_plugins/alexlab_seed_rounds),
@@ -28,10 +30,6 @@ SWEEP_CONTROLS = ("seeds", "min_seeds", "max_seeds", "time_budget_h")
 
 def is_sweep_control(override: str) -> bool:
     return override.partition("=")[0].lstrip("+~") in SWEEP_CONTROLS
-
-
-class SweepFailed(RuntimeError):
-    """Every run of a sweep failed: nothing to compare. The message says why the first one failed."""
 
 
 def named_sweeps() -> dict[str, str]:
@@ -49,11 +47,12 @@ def sweep_file(name: str) -> Path:
     path = Path(name).expanduser()
     if path.suffix == ".yaml":
         if not path.is_file():
-            raise FileNotFoundError(f"sweep file not found: {path}")
+            raise NotFound(f"sweep file not found: {path}")
+        check_yaml(path)
         return path.resolve()
     packaged = Path(str(resources.files(SWEEPS_PACKAGE).joinpath(f"{name}.yaml")))
     if not packaged.is_file():
-        raise ValueError(f"no sweep named {name!r}; choose one of: {', '.join(named_sweeps())} (or a path to a .yaml)")
+        raise NotFound(f"no sweep named {name!r}; choose one of: {', '.join(named_sweeps())} (or a path to a .yaml)")
     return packaged
 
 
@@ -73,10 +72,33 @@ FLAGS_WITH_VALUE = {
 }
 
 
-def check_sweep_dir(argv: list[str], config_name: str) -> str | None:
+def check_yaml(path: Path) -> None:
+    """A sweep file that is not YAML (or not a mapping) is refused in one line naming the file and the place."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or first_line(str(exc))
+        raise BadFile(f"sweep file {path} is not valid YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise BadFile(f"sweep file {path} holds a YAML {type(data).__name__}, not a mapping of config keys")
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None = None) -> str | None:
     """Before a multirun into an existing sweep directory (hydra.sweep.dir=DIR): the same sweep there resumes
-    (finished runs are skipped; returns DIR); another sweep is refused before Hydra writes anything into DIR."""
+    (finished runs are skipped; returns DIR); another sweep is refused before Hydra writes anything into DIR, and so
+    is the same sweep with its axes in another order, which would put other configurations into the numbered job
+    directories (`planned_jobs`: what Hydra will write where, against what each job directory holds)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from alexlab.record import identity
 
     words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
     overrides = OverridesParser.create().parse_overrides(words)
@@ -85,15 +107,63 @@ def check_sweep_dir(argv: list[str], config_name: str) -> str | None:
         return None
     previous = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
     before = OmegaConf.select(previous, "hydra.overrides.task", default=None) or []
-    before = sorted(o for o in before if not is_sweep_control(o))
-    now = sorted(o.input_line for o in overrides if not o.is_hydra_override() and not is_sweep_control(o.input_line))
+    before = sorted(identity(before))
+    now = sorted(identity([o.input_line for o in overrides if not o.is_hydra_override()]))  # masked as stored
     before_name = OmegaConf.select(previous, "hydra.job.config_name", default=None)
     if before != now or before_name != config_name:
-        raise FileExistsError(
+        raise DirectoryTaken(
             f"{sweep_dir} holds another sweep ({before_name}: {' '.join(before) or 'no overrides'}); "
             "to resume it, repeat its overrides exactly; for a new sweep, leave out hydra.sweep.dir"
         )
+    jobs = planned_jobs(master, Path(sweep_dir)) if master is not None else None
+    for name, planned in (jobs or {}).items():
+        held = job_overrides(Path(sweep_dir) / name)
+        if held is not None and sorted(held) != sorted(identity(planned)):
+            order = " ".join(OmegaConf.select(previous, "hydra.overrides.task", default=None) or [])
+            raise DirectoryTaken(
+                f"{sweep_dir}/{name} holds the job {' '.join(held)}, but this command would run "
+                f"{' '.join(identity(planned))} there: give the sweep's overrides in their first order ({order})"
+            )
     return sweep_dir
+
+
+def job_overrides(job_dir: Path) -> list[str] | None:
+    """The identity of the job a job directory holds: from its record, else from what Hydra saved when it started;
+    None for a directory that holds no job yet."""
+    from alexlab import record
+
+    try:
+        held = record.read(job_dir)
+    except BadFile:
+        held = None
+    if held is not None:
+        return held.overrides
+    saved = record.hydra_overrides(job_dir)
+    return record.identity(saved) if saved is not None else None
+
+
+def planned_jobs(master: DictConfig, sweep_dir: Path) -> dict[str, list[str]] | None:
+    """Job directory name -> the overrides Hydra will give that job, for the sweepers whose jobs are known in
+    advance (the basic sweeper's grid, and the seed rounds' grid round after round) with Hydra's numbered job
+    directories; None for others (Optuna's trials are numbered by its study, which resumes on its own)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = OmegaConf.select(master, "hydra.sweeper._target_", default="")
+    subdir = OmegaConf.to_container(master.hydra.sweep, resolve=False).get("subdir")
+    if subdir != "${hydra.job.num}" or not sweeper.endswith(("BasicSweeper", "SeedRoundsSweeper")):
+        return None
+    params = master.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params, resolve=True) if params else {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+    grid = [job for batch in batches for job in batch]
+    if sweeper.endswith("SeedRoundsSweeper"):
+        seed_key = OmegaConf.select(master, "hydra.sweeper.seed_key", default="seed")
+        numbered = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit()]
+        rounds = (max(numbered, default=0) // max(len(grid), 1)) + 1
+        grid = [[*job, f"{seed_key}={seed}"] for seed in range(rounds) for job in grid]
+    return {str(number): job for number, job in enumerate(grid)}
 
 
 class SweepSummary(Callback):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import math
 import os
 import re
 import subprocess
@@ -19,18 +20,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from alexlab import cli, config_groups, record
 from alexlab.callbacks import (
+    AtomicCheckpointIO,
     CheckpointOnInterrupt,
-    Diverged,
     EpochHistory,
     OptunaPruning,
     StopOnDivergence,
     TrainingCurve,
 )
+from alexlab.csv_log import CSVLogger
 from alexlab.distributed import ddp_processes_run_this_job, is_rank_zero
+from alexlab.errors import BadFile, BadValue, CannotWrite, DirectoryBusy, NotFound, OutOfMemory
 from alexlab.masking import mask, mask_text, masked_argv
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
+from alexlab.record import Record, Status
 from alexlab.wandb_runs import wandb_logged_in
 
 log = logging.getLogger("alexlab")
@@ -43,240 +48,223 @@ for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilitie
     # Lightning 2.6 advertises its cloud logger on every run ("💡 Tip: ... litlogger")
     logging.getLogger(name).addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
 
-# The config groups that are the paper's ablation switches, plus what else identifies a run.
-SWITCHES = ("model", "depth", "dropout", "lrn", "pooling", "activation", "split", "init", "augment", "test_views")
-# `ablation` is the group of the paper_ablations sweep (sweeps/ablation/): each option changes one switch.
-IDENTITY = (*SWITCHES, "data", "optimizer", "schedule", "trainer", "experiment", "ablation")
-
-
 # Exit status of a run stopped by SIGTERM or Ctrl-C after saving its checkpoint (sysexits' EX_TEMPFAIL: "try again"):
 # the same command with resume=true goes on from it.
-EXIT_INTERRUPTED = 75
-# Overrides that say how to start a run, not what it is: a resumed run has the same identity without them.
-RESUME_OVERRIDES = ("resume=true", "resume=True", "ckpt_path=last")
+EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
 
-def train(cfg: DictConfig) -> float:
-    """Fit, then test the best checkpoint; write metrics.json. Returns the objective (e.g. best val top-1 error)."""
-    return _run(cfg, fit=True)
+def train(cfg: DictConfig, signals: record.Signals | None = None) -> float:
+    """Fit, then test the best checkpoint; write metrics.json. Returns the objective (e.g. best val top-1 error).
+    `signals`: the job's SIGTERM handler when the caller installed it already (cli: before this module's imports)."""
+    return _run(cfg, fit=True, signals=signals)
 
 
-def test(cfg: DictConfig) -> float:
+def test(cfg: DictConfig, signals: record.Signals | None = None) -> float:
     """Evaluate `cfg.ckpt_path` on the test split; write metrics.json. Returns the test top-1 error."""
     if not cfg.ckpt_path:
-        raise ValueError("alexlab test needs a checkpoint: alexlab test ckpt_path=PATH/TO/last.ckpt")
-    return _run(cfg, fit=False)
+        raise BadValue("alexlab test needs a checkpoint: alexlab test ckpt_path=PATH/TO/last.ckpt")
+    return _run(cfg, fit=False, signals=signals)
 
 
-def _run(cfg: DictConfig, fit: bool) -> float:
-    """One job from config to metrics.json. In a multirun, a job that fails (crash, divergence, pruning) is recorded
-    in its metrics.json and returns NaN so that the sweep goes on; a job that already finished in this directory
-    (a re-run of an interrupted sweep) is not run again."""
+def _run(cfg: DictConfig, fit: bool, signals: record.Signals | None = None) -> float:
+    """One job: claim its directory, run it, record how it ended. In a multirun, a job that fails (crash,
+    divergence, pruning) is recorded and returns NaN so that the sweep goes on; a job that already finished in this
+    directory (a re-run of an interrupted sweep) is not run again, nor one that another process is running."""
     started = time.time()
+    objective = cfg.objective if fit else "test/top1_err"
     if not is_rank_zero():  # a DDP process other than rank zero: trains its shard, writes nothing of the run's
-        return objective_value(_fit_and_test(cfg, fit, started), cfg.objective if fit else "test/top1_err")
+        return Job(cfg, fit, started).run().value(objective)
     run_dir = Path(cfg.paths.run_dir)
-    overrides = run_overrides(HydraConfig.get().overrides.task)
-    if fit:
-        previous = finished_run(run_dir, overrides)
-        if previous is not None:
-            value = objective_value(previous, cfg.objective)
-            log.info("already finished in %s (%s = %.4f): not run again", run_dir, cfg.objective, value)
-            return value
+    overrides = list(HydraConfig.get().overrides.task)
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
-    record = {"status": "running", "task": "train" if fit else "test", "overrides": overrides, "seed": cfg.seed}
-    write_json(run_dir / "metrics.json", record | {"switches": choices_of(IDENTITY), "started": started})
     try:
-        metrics = _fit_and_test(cfg, fit, started)
-    except (KeyboardInterrupt, SystemExit) as exc:  # SIGTERM or Ctrl-C: checkpoint saved (CheckpointOnInterrupt)
-        last = last_checkpoint(run_dir)
-        write_json(
-            run_dir / "metrics.json",
-            record
-            | {
-                "status": "interrupted",
-                "switches": choices_of(IDENTITY),
-                "resume_from": str(last) if last.exists() else None,
-                "wall_time_s": round(time.time() - started, 2),
-            },
-        )
-        if fit and last.exists():
-            log.warning("interrupted; to go on from %s run the same command with resume=true", last)
-        raise SystemExit(EXIT_INTERRUPTED) from exc
-    except Exception as exc:
-        pruned = type(exc).__name__ == "TrialPruned"
-        cause = exc
-        while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
-            cause = cause.__cause__  # Hydra's wrapper says only which target failed; the cause says why
-        error = f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
-        write_json(
-            run_dir / "metrics.json",
-            record
-            | {
-                "status": "pruned" if pruned else "diverged" if isinstance(exc, Diverged) else "failed",
-                "error": error,
-                "traceback": None if pruned else traceback.format_exc(),
-                "switches": choices_of(IDENTITY),
-                "wall_time_s": round(time.time() - started, 2),
-            },
-        )
+        handler = contextlib.nullcontext(signals) if signals is not None else record.job_signals()
+        with record.claim(run_dir, overrides, "train" if fit else "test") as previous, handler as signals:
+            if previous is not None and previous.finished and fit:
+                value = previous.value(objective)
+                log.info("already finished in %s (%s = %.4f): not run again", run_dir, objective, value)
+                return value
+            return Job(cfg, fit, started, signals).record_run(multirun).value(objective)
+    except DirectoryBusy as exc:
         if not multirun:
             raise
-        if pruned:
-            log.info("pruned: %s (run dir: %s)", error, run_dir)
-        else:
-            log.error("run failed: %s (run dir: %s; the sweep goes on)", error, run_dir)
-        return float("nan")
-
-    objective = cfg.objective if fit else "test/top1_err"
-    value = objective_value(metrics, objective)
-    log.info("%s = %.4f  (run dir: %s)", objective, value, run_dir)
-    return value
+        log.warning("%s: not run again here", exc)  # a second worker of the same sweep directory
+        return math.nan
 
 
-def _fit_and_test(cfg: DictConfig, fit: bool, started: float) -> dict:
-    run_dir = Path(cfg.paths.run_dir)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    network = instantiate(cfg.model)
-    if cfg.weights:
-        load_state(network, load_weights(cfg.weights), cfg.weights)
-    module = AlexNetModule(
-        network,
-        num_classes=cfg.data.num_classes,
-        optimizer=instantiate(cfg.optimizer),
-        schedule=cfg.schedule,
-        channels_last=cfg.channels_last,
-        compile=cfg.compile,
-        decay_biases=cfg.decay_biases,
-    )
-    if not fit:
-        load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
-    ckpt_path = fit_checkpoint(cfg, run_dir) if fit else None
-    if ckpt_path not in (None, "hpc"):  # a missing, corrupt or unsafe checkpoint, or another network's: one line
-        check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
+class Job:
+    """One run: build the data, network and Trainer from the config, fit and test, and the record of it."""
 
-    loggers = build_loggers(cfg, job_type="train" if fit else "test")
-    history, curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
-    callbacks = [history, curve, StopOnDivergence()]
-    if fit:
-        callbacks.append(CheckpointOnInterrupt(str(last_checkpoint(run_dir))))
-    if cfg.trial.number is not None:
-        callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
-    for name, callback_cfg in (cfg.callbacks or {}).items():
-        if name == "lr_monitor" and not loggers:
-            continue  # Lightning's LearningRateMonitor refuses to run without a logger
-        callbacks.append(instantiate(callback_cfg))
-    show_bar = sys.stderr.isatty()
-    if show_bar:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar())
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        default_root_dir=str(run_dir),
-        enable_progress_bar=show_bar,
-        enable_model_summary=False,
-    )
-    checkpoint = trainer.checkpoint_callback
+    def __init__(self, cfg: DictConfig, fit: bool, started: float, signals: record.Signals | None = None) -> None:
+        self.cfg, self.fit, self.started = cfg, fit, started
+        self.signals = signals or record.Signals()
+        self.run_dir = Path(cfg.paths.run_dir)
+        self.task = "train" if fit else "test"
+        self.trainer: L.Trainer | None = None
+        self.loggers: list = []
+        self.history, self.curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
+        self.results: dict[str, float] = {}
 
-    status, error = "finished", None
-    results: dict[str, float] = {}
-    try:
-        with ddp_processes_run_this_job("train" if fit else "test"):
-            if fit:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-                if cfg.test_after_fit:
-                    best = checkpoint.best_model_path if checkpoint is not None else ""
-                    results.update(_test(trainer, module, datamodule, best or None))
+    def record_run(self, multirun: bool) -> Record:
+        """Run it between two records: `running` first, then how it ended. A failure is raised again unless the
+        job is one of a multirun (the sweep goes on); an interrupted run exits with EXIT_INTERRUPTED."""
+        record.write(self.run_dir, self.record(Status.RUNNING))
+        try:
+            self.run()
+        except BaseException as exc:
+            status, error = record.ending(exc)
+            oom = oom_message(exc, self.cfg.data.batch_size)
+            error = oom or error
+            ended = self.record(status, error)
+            if status in (Status.FAILED, Status.DIVERGED):
+                ended.traceback = traceback.format_exc()
+            self.end(ended)
+            if status == Status.INTERRUPTED:
+                if self.fit and ended.resume_from:
+                    log.warning("interrupted; to go on from %s run the same command with resume=true",
+                                ended.resume_from)  # fmt: skip
+                raise SystemExit(EXIT_INTERRUPTED) from exc
+            if not multirun and oom:
+                raise OutOfMemory(oom) from exc
+            if not multirun:
+                raise
+            if status == Status.PRUNED:
+                log.info("pruned: %s (run dir: %s)", error, self.run_dir)
             else:
-                results.update(_test(trainer, module, datamodule, None))
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            status = "interrupted"
-        elif isinstance(exc, Diverged):
-            status = "diverged"
-        else:
-            status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
-        if oom_message(exc, cfg.data.batch_size):
-            raise OutOfMemory(oom_message(exc, cfg.data.batch_size)) from exc
-        raise
-    finally:
-        metrics = collect_metrics(cfg, trainer, history.history, curve.curve, results, status, error, started, fit)
-        if trainer.is_global_zero and status == "finished":
-            write_json(run_dir / "metrics.json", metrics)
-        finish_wandb(loggers, status, error)
-    return metrics
+                log.error("run %s: %s (run dir: %s; the sweep goes on)", status.value, error, self.run_dir)
+            return ended
+        ended = self.record(Status.FINISHED)
+        self.end(ended)
+        objective = ended.objective
+        log.info("%s = %.4f  (run dir: %s)", objective, ended.value(), self.run_dir)
+        return ended
 
+    def end(self, ended: Record) -> None:
+        """Write the last record and close W&B; a record that cannot be written (a full disk) is said, not raised
+        over the run's own error."""
+        try:
+            record.write(self.run_dir, ended)
+        except CannotWrite as exc:
+            log.error("the run ended %s but its record could not be written: %s", ended.status.value, exc)
+        finish_wandb(self.loggers, ended.status.value, ended.error)
 
-def objective_value(metrics: dict, objective: str) -> float:
-    return metrics.get("best", {}).get(objective, metrics.get("final", {}).get(objective, float("nan")))
+    def run(self) -> Record:
+        """Build, fit, test: the finished run's record (not written: rank zero's _run writes it)."""
+        cfg, run_dir = self.cfg, self.run_dir
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = instantiate(cfg.data)
+        module = self.build_module()
+        ckpt_path = fit_checkpoint(cfg, run_dir) if self.fit else None
+        if ckpt_path is not None:  # a missing, corrupt or unsafe checkpoint, or another network's: one line
+            check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
+        self.loggers = build_loggers(cfg, job_type=self.task)
+        self.trainer = trainer = self.build_trainer()
+        with ddp_processes_run_this_job(self.task):
+            if self.fit:
+                with self.signals.defer():
+                    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+                if cfg.test_after_fit:
+                    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+                    self.results.update(_test(trainer, module, datamodule, best or None))
+            else:
+                self.results.update(_test(trainer, module, datamodule, None))
+        return self.record(Status.FINISHED)
 
-
-def finished_run(run_dir: Path, overrides: list[str]) -> dict | None:
-    """The metrics of a training that already finished in `run_dir` with these overrides, else None. A run dir
-    that holds another configuration's run is never overwritten."""
-    try:
-        previous = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if previous.get("task", "train") != "train":
-        return None
-    if sorted(previous.get("overrides", [])) != sorted(overrides):
-        raise FileExistsError(
-            f"{run_dir} already holds a run with other overrides ({' '.join(previous.get('overrides', []))}); "
-            "run in a new directory (hydra.run.dir / hydra.sweep.dir)"
+    def build_module(self) -> AlexNetModule:
+        cfg = self.cfg
+        network = instantiate(cfg.model)
+        if cfg.weights:
+            load_state(network, load_weights(cfg.weights), cfg.weights)
+        module = AlexNetModule(
+            network,
+            num_classes=cfg.data.num_classes,
+            optimizer=instantiate(cfg.optimizer),
+            schedule=cfg.schedule,
+            channels_last=cfg.channels_last,
+            compile=cfg.compile,
+            decay_biases=cfg.decay_biases,
         )
-    return previous if previous.get("status") == "finished" else None
+        if not self.fit:
+            load_state(module, load_checkpoint_state(cfg.ckpt_path), cfg.ckpt_path)
+        return module
+
+    def build_trainer(self) -> L.Trainer:
+        cfg = self.cfg
+        callbacks = [self.history, self.curve, StopOnDivergence()]
+        if self.fit:
+            callbacks.append(CheckpointOnInterrupt(str(record.last_checkpoint(self.run_dir))))
+        if cfg.trial.number is not None:
+            callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
+        for name, callback_cfg in (cfg.callbacks or {}).items():
+            if name == "lr_monitor" and not self.loggers:
+                continue  # Lightning's LearningRateMonitor refuses to run without a logger
+            callbacks.append(instantiate(callback_cfg))
+        show_bar = sys.stderr.isatty()
+        if show_bar:
+            callbacks.append(L.pytorch.callbacks.RichProgressBar())
+        return instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=self.loggers or False,
+            default_root_dir=str(self.run_dir),
+            enable_progress_bar=show_bar,
+            enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()],  # checkpoints are whole or absent, never cut short
+        )
+
+    def record(self, status: Status, error: str | None = None) -> Record:
+        """The record of this run as far as it went."""
+        cfg = self.cfg
+        history, trainer = self.history.history, self.trainer
+        final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
+        final.update(self.results)
+        best: dict[str, float] = {}
+        if history:
+            best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
+            best = {k: v for k, v in best_row.items() if k.startswith(("val/", "train_eval/"))}
+            best["epoch"] = best_row["epoch"]
+        checkpoint = trainer.checkpoint_callback if trainer is not None else None
+        resume = record.resume_checkpoint(self.run_dir) if self.fit and status != Status.FINISHED else None
+        module = trainer.lightning_module if trainer is not None else None
+        return Record(
+            status=status,
+            task=self.task,
+            overrides=record.identity(HydraConfig.get().overrides.task),
+            seed=cfg.seed,
+            switches=choices_of(config_groups.identity()),
+            started=self.started,
+            objective=cfg.objective if self.fit else "test/top1_err",
+            error=error,
+            final=final,
+            best=best,
+            history=history,
+            curve=self.curve.curve,
+            checkpoints={
+                "best": getattr(checkpoint, "best_model_path", "") or None,
+                "last": getattr(checkpoint, "last_model_path", "") or None,
+            },
+            resume_from=str(resume) if resume else None,
+            parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
+            git=git_state(),
+            versions={"torch": torch.__version__, "lightning": L.__version__},
+            wall_time_s=round(time.time() - self.started, 2),
+        )
 
 
 def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """Where fit starts. A run dir only holds checkpoints of an unfinished run with these same overrides
-    (finished_run refuses any other), so it goes on from them: from the hpc_ckpt_<n>.ckpt that Lightning's SLURM
-    auto-requeue saved before this job was requeued (launcher=slurm), else from checkpoints/last.ckpt (saved at
-    every epoch's end and by CheckpointOnInterrupt); else from cfg.ckpt_path (`ckpt_path=last`: see cli's resume)."""
-    last = last_checkpoint(run_dir)
-    saved = [*run_dir.glob("hpc_ckpt_*.ckpt"), *([last] if last.exists() else [])]
-    if saved:
-        newest = max(saved, key=lambda path: path.stat().st_mtime)  # a SIGTERM after the requeue's hpc_ckpt
+    (record.claim refuses any other), so it goes on from the newest whole one: the hpc_ckpt_<n>.ckpt that
+    Lightning's SLURM auto-requeue saved before this job was requeued (launcher=slurm), checkpoints/last.ckpt (saved
+    at every epoch's end and by CheckpointOnInterrupt), or an epoch checkpoint when a full disk cut last.ckpt short;
+    else cfg.ckpt_path (`ckpt_path=last`: see cli's resume)."""
+    newest = record.resume_checkpoint(run_dir)
+    if newest is not None:
         log.info("resuming from %s", newest)
-        return str(last) if newest == last else "hpc"
+        return str(newest)
     if cfg.ckpt_path == "last":
         log.warning("ckpt_path=last: no checkpoint in %s, starting from scratch", run_dir)
         return None
     return cfg.ckpt_path
-
-
-def last_checkpoint(run_dir: Path) -> Path:
-    """Where a run's latest checkpoint is: the checkpoint callback's save_last (conf/callbacks/default.yaml), which
-    CheckpointOnInterrupt overwrites when a signal stops the run."""
-    return run_dir / "checkpoints" / "last.ckpt"
-
-
-def run_overrides(overrides) -> list[str]:
-    """A run's identity: its overrides without the ones that only say to resume it or how long its sweep goes on,
-    secrets masked (as written)."""
-    from alexlab.sweep import is_sweep_control
-
-    return [mask_text(o) for o in overrides if o not in RESUME_OVERRIDES and not is_sweep_control(o)]
-
-
-def find_resumable_run(output_root: Path, overrides: list[str]) -> Path | None:
-    """`alexlab train OVERRIDES resume=true`: the newest run under output_root/runs with these overrides that did
-    not finish (interrupted, killed, failed) and left a checkpoint, or None."""
-    wanted = sorted(run_overrides(overrides))
-    candidates = []
-    for metrics_path in (output_root / "runs").glob("*/metrics.json"):
-        try:
-            record = json.loads(metrics_path.read_text())
-        except (OSError, ValueError):
-            continue
-        has_checkpoint = last_checkpoint(metrics_path.parent).exists()
-        same = sorted(record.get("overrides", [])) == wanted
-        if same and record.get("status") != "finished" and record.get("task") == "train" and has_checkpoint:
-            candidates.append(metrics_path.parent)
-    return max(candidates, key=lambda d: d.name, default=None)
 
 
 def choices_of(groups: tuple[str, ...]) -> dict[str, str | None]:
@@ -290,46 +278,6 @@ def _test(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict
         load_state(module, load_checkpoint_state(ckpt_path), ckpt_path)
     (metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in metrics.items()}
-
-
-def collect_metrics(cfg, trainer, history, curve, test_results, status, error, started, fit) -> dict:
-    final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
-    final.update(test_results)
-    best: dict[str, float] = {}
-    if history:
-        best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
-        best = {k: v for k, v in best_row.items() if k.startswith(("val/", "train_eval/"))}
-        best["epoch"] = best_row["epoch"]
-    checkpoint = trainer.checkpoint_callback
-    return {
-        "status": status,
-        "error": error,
-        "task": "train" if fit else "test",
-        "objective": cfg.objective,
-        "final": final,
-        "best": best,
-        "history": history,
-        "curve": curve,
-        "switches": choices_of(IDENTITY),
-        "seed": cfg.seed,
-        "overrides": run_overrides(HydraConfig.get().overrides.task),
-        "checkpoints": {
-            "best": getattr(checkpoint, "best_model_path", "") or None,
-            "last": getattr(checkpoint, "last_model_path", "") or None,
-        },
-        "parameters": sum(p.numel() for p in trainer.lightning_module.parameters()),
-        "git": git_state(),
-        "versions": {"torch": torch.__version__, "lightning": L.__version__},
-        "wall_time_s": round(time.time() - started, 2),
-    }
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a crash mid-write never leaves a half file where a good one was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(mask(data), indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def git_state() -> dict:
@@ -355,8 +303,18 @@ def load_checkpoint_state(path: str) -> dict[str, torch.Tensor]:
     """The model weights of a Lightning checkpoint, loaded without unpickling arbitrary objects."""
     checkpoint = load_tensors(path, "checkpoint")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"checkpoint {path} has no state_dict: not a Lightning checkpoint")
-    return checkpoint["state_dict"]
+        raise BadFile(f"checkpoint {path} has no state_dict: not a Lightning checkpoint")
+    return tensors_only(checkpoint["state_dict"], f"checkpoint {path}")
+
+
+def tensors_only(state, what: str) -> dict[str, torch.Tensor]:
+    """`state` when it maps names to tensors, as a network's state_dict does; BadFile otherwise."""
+    if not isinstance(state, dict) or not state:
+        raise BadFile(f"{what} holds no network weights (its state_dict is an empty or no dict)")
+    wrong = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if wrong:
+        raise BadFile(f"{what}: its state_dict holds values that are not tensors ({', '.join(wrong[:4])})")
+    return state
 
 
 def load_tensors(path: str, what: str):
@@ -364,7 +322,7 @@ def load_tensors(path: str, what: str):
     missing, truncated or foreign file, or one that holds other objects, is refused in one line."""
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise NotFound(f"{what} not found: {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
@@ -372,11 +330,11 @@ def load_tensors(path: str, what: str):
     except Exception as exc:
         unsafe = re.search(r"unsupported GLOBAL (\S+)", str(exc))
         if unsafe:
-            raise ValueError(
+            raise BadFile(
                 f"{what} {path} holds a Python object ({unsafe.group(1)}), not only weights: refused, as unpickling "
                 "it could run code; alexlab loads tensors only (weights_only=True)"
             ) from exc
-        raise ValueError(f"{what} {path} cannot be read ({type(exc).__name__}): truncated or not a {what}") from exc
+        raise BadFile(f"{what} {path} cannot be read ({type(exc).__name__}): truncated or not a {what}") from exc
 
 
 def check_fits(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -396,7 +354,7 @@ def check_fits(target: torch.nn.Module, state: dict[str, torch.Tensor], source: 
             parts.append("missing " + ", ".join(missing[:4]))
         if unexpected:
             parts.append("unexpected " + ", ".join(unexpected[:4]))
-        raise ValueError(f"{source} does not fit this network (another architecture?): {'; '.join(parts)}")
+        raise BadFile(f"{source} does not fit this network (another architecture?): {'; '.join(parts)}")
 
 
 def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -408,17 +366,12 @@ def load_state(target: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 def load_weights(path: str) -> dict[str, torch.Tensor]:
     """A network state_dict from `path`: alexlab's own, a Lightning checkpoint's, or torchvision alexnet's."""
     state = load_tensors(path, "weights file")
-    if not isinstance(state, dict):
-        raise ValueError(f"weights file {path} holds no state_dict")
-    if "state_dict" in state:
-        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = {k.removeprefix("model.") if isinstance(k, str) else k: v for k, v in state["state_dict"].items()}
+    state = tensors_only(state, f"weights file {path}")
     if "features.0.weight" in state:
         state = from_torchvision_state_dict(state)
     return state
-
-
-class OutOfMemory(RuntimeError):
-    """A run ran out of GPU or CPU memory; the message says at which batch size and what to try."""
 
 
 def oom_message(exc: BaseException, batch_size: int) -> str | None:
@@ -444,7 +397,7 @@ def build_loggers(cfg: DictConfig, job_type: str) -> list:
             if wandb_logger is not None:
                 loggers.append(wandb_logger)
             elif "csv" not in cfg.logger:  # W&B could not start: keep the epoch metrics in a CSV all the same
-                loggers.append(L.pytorch.loggers.CSVLogger(cfg.paths.run_dir, name="csv", version=""))
+                loggers.append(CSVLogger(cfg.paths.run_dir, name="csv", version=""))
         else:
             loggers.append(instantiate(logger_cfg))
     return loggers
@@ -456,7 +409,8 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
     The run is self-describing: the switches (and every other group choice), seed, overrides and git state are
     top-level config keys (for W&B's group-by, filters and parallel coordinates), the whole composed config is
     under "config"; the name and tags are the switch values; the group is the sweep directory's name."""
-    switches = choices_of((*SWITCHES, "ablation"))  # ablation: the option of a paper_ablations sweep, if any
+    # ablation: the option of a paper_ablations sweep, if any
+    switches = choices_of((*config_groups.switches(), config_groups.ABLATION))
     group = None
     if HydraConfig.get().mode.name == "MULTIRUN":
         group = Path(HydraConfig.get().sweep.dir).name
@@ -476,7 +430,7 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
             tags=[f"{k}={v}" for k, v in switches.items() if v is not None],
             config=mask(
                 {
-                    **choices_of(IDENTITY),
+                    **choices_of(config_groups.identity()),
                     "seed": cfg.seed,
                     "overrides": list(HydraConfig.get().overrides.task),
                     "git_commit": git["commit"],

@@ -89,8 +89,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
             ["does not fit", "model.features.conv1.weight (32, 3, 3, 3) vs (16, 3, 3, 3)"],
         ),
         # an output directory that cannot be made: under a plain file (root may write anywhere else)
-        (("paths.output_root={file}/out",), ["cannot create the directory", "afile/out", "paths.output_root"]),
-        (("-m", "hydra.sweep.dir={file}/sweep"), ["cannot create the directory", "afile/sweep"]),
+        (("paths.output_root={file}/out",), ["cannot write into", "afile (not a directory)", "paths.output_root"]),
+        (("-m", "hydra.sweep.dir={file}/sweep"), ["cannot write into", "afile (not a directory)", "hydra.sweep.dir"]),
     ],
 )
 def test_bad_input_ends_in_one_line(tmp_path, files, args, expected):

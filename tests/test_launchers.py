@@ -210,5 +210,7 @@ def test_slurm_job_requeued_on_sigusr1_resumes_from_lightnings_checkpoint(tmp_pa
 def test_a_run_dir_with_lightnings_hpc_checkpoint_resumes_from_it_whatever_ckpt_path_says(tmp_path):
     cfg = OmegaConf.create({"ckpt_path": "/some/earlier/last.ckpt"})
     assert fit_checkpoint(cfg, tmp_path) == "/some/earlier/last.ckpt"  # the first stint starts from ckpt_path
-    (tmp_path / "hpc_ckpt_1.ckpt").touch()
-    assert fit_checkpoint(cfg, tmp_path) == "hpc"  # a requeued one from where it stopped
+    (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"PK\x03\x04 cut short by a full disk")
+    assert fit_checkpoint(cfg, tmp_path) == "/some/earlier/last.ckpt"  # not a whole checkpoint: not resumed from
+    torch.save({"state_dict": {}}, tmp_path / "hpc_ckpt_1.ckpt")
+    assert fit_checkpoint(cfg, tmp_path) == str(tmp_path / "hpc_ckpt_1.ckpt")  # a requeued one from where it stopped

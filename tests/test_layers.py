@@ -161,3 +161,17 @@ def test_max_pool_refuses_a_map_smaller_than_its_window_as_pytorch_does(side):
     # the small model's stem keeps 8 px, two poolings leave 1 px: the third window does not fit
     with pytest.raises(ValueError, match="input_size=8 is too small"):
         AlexNet(input_size=8, widths=(8, 8, 8, 8, 8), fc_width=8, stem_kernel=3, stem_stride=1, stem_padding=1)
+
+
+def test_max_pool_under_deterministic_algorithms_never_chooses_by_timing(monkeypatch):
+    """deterministic=true (Lightning's torch.use_deterministic_algorithms): a choice by timing could differ between
+    a run and its resumed second half, and so could their rounding; the stock pooling always, nothing timed."""
+    monkeypatch.setattr(MaxPool, "onednn_faster", collections.defaultdict(lambda: True))
+    monkeypatch.setattr(MaxPool, "_onednn", lambda self, x: pytest.fail("oneDNN chosen under deterministic=true"))
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    torch.use_deterministic_algorithms(True)
+    try:
+        out = MaxPool(3, 2)(x)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(out, torch.nn.functional.max_pool2d(x, 3, 2))

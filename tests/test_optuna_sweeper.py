@@ -28,8 +28,9 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from alexlab.errors import SweepFailed
 from alexlab.optuna_storage import open_storage
-from alexlab.sweep import SweepFailed
+from alexlab.record import Record
 from hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper import (
     OptunaSweeper,
     count_done,
@@ -230,6 +231,11 @@ def completed(value) -> JobReturn:
 OBJ = "val/top1_err"
 
 
+def as_record(metrics: dict | None) -> Record | None:
+    """A job's metrics.json as the sweeper reads it (alexlab.record)."""
+    return None if metrics is None else Record.from_dict(metrics)
+
+
 @pytest.mark.parametrize(
     ("job_return", "metrics", "expected"),
     [
@@ -241,7 +247,7 @@ OBJ = "val/top1_err"
     ],
 )
 def test_finished_and_pruned_jobs(job_return, metrics, expected):
-    state, value, error = trial_outcome(job_return, metrics, OBJ)
+    state, value, error = trial_outcome(job_return, as_record(metrics), OBJ)
     assert (state, value) == expected
     assert error is None
 
@@ -259,7 +265,7 @@ def test_finished_and_pruned_jobs(job_return, metrics, expected):
     ],
 )
 def test_every_other_outcome_is_a_failure_with_its_reason(job_return, metrics, reason):
-    state, value, error = trial_outcome(job_return, metrics, OBJ)
+    state, value, error = trial_outcome(job_return, as_record(metrics), OBJ)
     assert state == TrialState.FAIL and value is None
     assert reason in error and "\n" not in error
 

@@ -2,7 +2,7 @@
 `resume=true`, end with the metrics of an unbroken run (CPU, deterministic=true); an interrupted sweep picks up its
 unfinished job from its checkpoint; checkpoints and metrics.json are never left half-written."""
 
-import json
+import os
 import signal
 import subprocess
 import time
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import read_metrics, run_alexlab, run_dirs, start_alexlab
 
-from alexlab.train import EXIT_INTERRUPTED, write_json
+from alexlab import record
+from alexlab.record import Record, Status
+from alexlab.train import EXIT_INTERRUPTED
 
 RUN = (
     "experiment=smoke",
@@ -97,36 +99,40 @@ def test_an_interrupted_sweep_resumes_its_unfinished_job_from_its_checkpoint(tmp
 
 
 def test_a_crash_while_writing_never_replaces_a_good_file(tmp_path, monkeypatch):
-    """metrics.json and checkpoints are written to a temporary file and renamed: a failure mid-write leaves the
-    previous file as it was."""
-    import lightning as L
+    """metrics.json and checkpoints are written to a temporary file beside them and renamed: a failure mid-write
+    (a full disk, a kill) leaves the previous file as it was, and no temporary file behind."""
+    import errno
+
     import torch
 
-    path = tmp_path / "metrics.json"
-    write_json(path, {"status": "finished"})
+    from alexlab.callbacks import AtomicCheckpointIO
+    from alexlab.errors import CannotWrite
+
+    record.write(tmp_path, Record(Status.FINISHED, seed=1))
+    good = (tmp_path / "metrics.json").read_bytes()
 
     def crash(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(json, "dumps", crash)
-        with pytest.raises(OSError):
-            write_json(path, {"status": "running"})
-    assert json.loads(path.read_text()) == {"status": "finished"}
+        patch.setattr(os, "fsync", crash)
+        with pytest.raises(CannotWrite, match=r"cannot write .*metrics.json \(No space left on device\): free some"):
+            record.write(tmp_path, Record(Status.RUNNING, seed=1))
+    assert (tmp_path / "metrics.json").read_bytes() == good
+    assert record.read(tmp_path).status == Status.FINISHED and sorted(os.listdir(tmp_path)) == ["metrics.json"]
 
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, max_steps=1)
-    trainer.strategy.connect(torch.nn.Linear(2, 2))
     checkpoint = tmp_path / "last.ckpt"
-    trainer.strategy.checkpoint_io.save_checkpoint({"step": 1}, checkpoint)
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, checkpoint)
     good = checkpoint.read_bytes()
 
-    def half_written(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError("killed while saving")
+    def half_written(fd):
+        os.write(fd, b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(torch, "save", half_written)
-        with pytest.raises(OSError):
-            trainer.strategy.checkpoint_io.save_checkpoint({"step": 2}, checkpoint)
+        patch.setattr(os, "fsync", half_written)
+        with pytest.raises(CannotWrite, match="last.ckpt"):
+            AtomicCheckpointIO().save_checkpoint({"step": 2}, checkpoint)
     assert checkpoint.read_bytes() == good
     assert torch.load(checkpoint, weights_only=True) == {"step": 1}
+    assert sorted(os.listdir(tmp_path)) == ["last.ckpt", "metrics.json"]

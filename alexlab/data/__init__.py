@@ -9,6 +9,7 @@ alexlab.data.folders.ImageNet / Imagenette / ImageFolder.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -494,6 +495,7 @@ class ImageDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory or self._trains_on_gpu(),  # page-locked batches copy to a GPU faster
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=worker_init,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -508,3 +510,21 @@ class ImageDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def worker_init(worker_id: int) -> None:
+    """Each DataLoader worker: the signals meant for the job are the main process's to handle. SLURM signals every
+    process of a job (`scancel --signal=USR1`, `#SBATCH --signal=USR1@120` before the time limit), a terminal every
+    process of its foreground group (Ctrl-C): a worker that died of them would end the run as failed ("DataLoader
+    worker killed by signal") before the main process could save its checkpoint. The workers stop when the main
+    process does. (SIGTERM stays: it is how the loader stops a worker that would not stop.) Then Lightning's seeding
+    of the worker's random generators (seed_everything(workers=True)), which Lightning adds only to loaders without
+    a worker_init_fn of their own."""
+    import signal
+
+    for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", "0")):
+        from lightning.fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id)

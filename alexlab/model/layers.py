@@ -145,8 +145,9 @@ class MaxPool(nn.MaxPool2d):
     for each input shape times both (best of three, with the backward when the input needs a gradient) and that
     shape keeps the faster one for the rest of the process (`onednn_faster`). Same values, and the same gradients
     (oneDNN routes each window's gradient to its first maximum, as PyTorch does; overlapping windows may add in
-    another order, so equal to float rounding). On a GPU (cuDNN), in bf16, under torch.compile or without oneDNN,
-    it is nn.MaxPool2d."""
+    another order, so equal to float rounding). On a GPU (cuDNN), in bf16, under torch.compile, without oneDNN, or
+    with deterministic algorithms (deterministic=true: a choice by timing could differ between two runs, e.g. a run
+    and its resumed second half, and so could their float rounding), it is nn.MaxPool2d."""
 
     # (input shape, window, stride, with backward) -> whether oneDNN's pooling was the faster: timed once per process
     onednn_faster: ClassVar[dict[tuple, bool]] = {}
@@ -166,6 +167,7 @@ class MaxPool(nn.MaxPool2d):
             and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
             and torch.backends.mkldnn.is_available()
             and not torch.compiler.is_compiling()
+            and not torch.are_deterministic_algorithms_enabled()
         )
 
     def _onednn(self, x: torch.Tensor) -> torch.Tensor:

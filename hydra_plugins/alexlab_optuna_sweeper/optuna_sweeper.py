@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
 import logging
 import math
 import os
@@ -40,9 +39,11 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from alexlab import record
+from alexlab.errors import BadFile, SweepFailed
 from alexlab.masking import mask, mask_text
 from alexlab.optuna_storage import PRUNER_ATTR, load_trial, open_storage, study_lock
-from alexlab.sweep import SweepFailed
+from alexlab.record import Record, Status
 
 log = logging.getLogger(__name__)
 
@@ -297,10 +298,12 @@ class OptunaSweeper(Sweeper):
     ) -> None:
         """Tell the study the outcome of one trial and log it in one line."""
         run_dir = self.run_dir(trial.number, job_return)
-        metrics = read_metrics(run_dir)
-        objective = objective_name(job_return, metrics) or self.objective()
-        state, value, error = trial_outcome(job_return, metrics, objective)
-        if job_return is None and (metrics or {}).get("status") not in ("finished", "pruned", "failed"):
+        ended = read_record(run_dir)
+        objective = objective_name(job_return, ended) or self.objective()
+        state, value, error = trial_outcome(job_return, ended, objective)
+        if job_return is None and (
+            ended is None or ended.status not in (Status.FINISHED, Status.PRUNED, Status.FAILED)
+        ):
             # the launch was cut short and this trial's job did not end (or did not start)
             state, value = TrialState.FAIL, None
             error = f"interrupted ({interrupted})" if interrupted else launch_error
@@ -310,7 +313,7 @@ class OptunaSweeper(Sweeper):
             trial.set_user_attr("error", error)
         tell(study, trial, state, value)
         self.outcomes[state.name] += 1
-        outcome = f"{objective}={value:.6g}" if state == TrialState.COMPLETE else error or (metrics or {}).get("error")
+        outcome = f"{objective}={value:.6g}" if state == TrialState.COMPLETE else error or (ended and ended.error)
         log.info("Trial %d %s  %s  %s  (%s)", trial.number, state.name, format_params(trial.params), outcome, run_dir)
 
     def run_dir(self, number: int, job_return: JobReturn | None) -> Path:
@@ -479,23 +482,21 @@ def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
 
 
 def trial_outcome(
-    job_return: JobReturn | None, metrics: dict | None, objective: str | None
+    job_return: JobReturn | None, ended: Record | None, objective: str | None
 ) -> tuple[TrialState, float | None, str | None]:
-    """(state, value, error) of a trial from its job's return and metrics.json. Finished with a finite objective:
-    COMPLETE; pruned: PRUNED; anything else (failed, crashed, no metrics.json, NaN or inf): FAIL with the reason."""
+    """(state, value, error) of a trial from its job's return and its run record. Finished with a finite objective:
+    COMPLETE; pruned: PRUNED; anything else (failed, crashed, no record, NaN or inf): FAIL with the reason."""
     if job_return is not None and job_return.status == JobStatus.FAILED:
-        error = (metrics or {}).get("error") or first_line(job_return._return_value)
+        error = (ended.error if ended else None) or first_line(job_return._return_value)
         return TrialState.FAIL, None, error
-    if metrics is None:
+    if ended is None:
         return TrialState.FAIL, None, "the job wrote no metrics.json"
-    status = metrics.get("status")
-    if status == "pruned":
+    if ended.status == Status.PRUNED:
         return TrialState.PRUNED, None, None
-    if status != "finished":
-        error = metrics.get("error") or f"the job ended with status {status!r} in its metrics.json"
-        return TrialState.FAIL, None, error
-    value = (metrics.get("best") or {}).get(objective, (metrics.get("final") or {}).get(objective))
-    if value is None and job_return is not None and job_return.status == JobStatus.COMPLETED:
+    if not ended.finished:
+        return TrialState.FAIL, None, ended.error or f"the job ended with status {ended.status.value!r}"
+    value = ended.value(objective)
+    if math.isnan(value) and job_return is not None and job_return.status == JobStatus.COMPLETED:
         value = job_return.return_value
     try:
         value = float(value)
@@ -506,20 +507,20 @@ def trial_outcome(
     return TrialState.COMPLETE, value, None
 
 
-def read_metrics(run_dir: Path) -> dict | None:
+def read_record(run_dir: Path) -> Record | None:
+    """The job's run record (alexlab.record); None when it has none or one that is not a record."""
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+        return record.read(run_dir)
+    except BadFile:
         return None
-    return metrics if isinstance(metrics, dict) else None
 
 
-def objective_name(job_return: JobReturn | None, metrics: dict | None) -> str | None:
+def objective_name(job_return: JobReturn | None, ended: Record | None) -> str | None:
     if job_return is not None and job_return.cfg is not None:
         name = OmegaConf.select(job_return.cfg, "objective", default=None)
         if name:
             return name
-    return (metrics or {}).get("objective")
+    return ended.objective if ended else None
 
 
 # --- the study --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,402 @@
+"""The run record (metrics.json) and the run directory: the one owner of both.
+
+A run directory holds one run: one task (train, or test of a checkpoint) of one configuration. Hydra writes .hydra/
+and alexlab.log into it when the job starts, Lightning the checkpoints, the loggers their files, and alexlab the
+run's record, metrics.json. Whatever reads or writes a record, or decides what a directory may hold, goes through
+this module: training (start, end, resume, skipping a job that already finished), the sweep's guard and summary,
+the Optuna sweeper, the report and the dashboard.
+
+- The record is a `Record`; `read` gives it back from metrics.json, or refuses in one line a file that is not one.
+- `write` is atomic: a temporary file in the same directory, flushed to the disk, renamed over the old record. A
+  crash, a signal or a full disk never leaves half a record.
+- `ending` classifies how a run ended (an exception or a signal) into a `Status`, in one place.
+- `check_claim` says, before anything is written, whether a directory may take a run: it may when it is new or
+  empty, or when it holds this same run (to resume it, or to skip it when it finished). `claim` does that check
+  again inside the job, under a lock, so that two processes never run one job at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import math
+import os
+import signal
+import tempfile
+import threading
+import zipfile
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from alexlab.errors import BadFile, CannotWrite, DirectoryBusy, DirectoryTaken, Diverged
+
+log = logging.getLogger("alexlab")
+RECORD = "metrics.json"
+LOCK = ".alexlab.lock"  # held (flock) by the process running the job; the kernel drops it when that process dies
+TASKS = ("train", "test")
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read back (os.umask sets it and returns the old one), as it was
+
+
+class Status(str, Enum):
+    RUNNING = "running"  # started; also a run killed without warning (kill -9, power loss): nobody wrote its end
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # a signal (SIGTERM, Ctrl-C, a pre-emption) stopped it; its checkpoint resumes it
+    FAILED = "failed"  # an error; with a checkpoint, resume=true goes on from it once the cause is fixed
+    DIVERGED = "diverged"  # the training loss became NaN or infinite
+    PRUNED = "pruned"  # an Optuna pruner stopped it
+
+
+def _numbers(value, where: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+        raise TypeError(f"{where} must map names to numbers")
+    return dict(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
+
+
+@dataclass
+class Record:
+    """What metrics.json holds. The errors are fractions (0.0816, not 8.16%)."""
+
+    status: Status
+    task: str = "train"
+    overrides: list[str] = field(default_factory=list)  # the run's identity (`identity`): its overrides, masked
+    seed: int | None = None
+    switches: dict[str, str | None] = field(default_factory=dict)  # every config group's choice (config_groups)
+    started: float | None = None  # Unix time
+    objective: str | None = None  # the metric a sweep optimises (cfg.objective)
+    error: str | None = None  # one line: why it did not finish
+    traceback: str | None = None
+    final: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics and the test's
+    best: dict[str, float] = field(default_factory=dict)  # the epoch with the lowest objective: val/*, its epoch
+    history: list[dict] = field(default_factory=list)  # one row per epoch (callbacks.EpochHistory)
+    curve: list[dict] = field(default_factory=list)  # the training curve (callbacks.TrainingCurve)
+    checkpoints: dict[str, str | None] = field(default_factory=dict)
+    resume_from: str | None = None  # the checkpoint an interrupted run goes on from
+    parameters: int | None = None
+    git: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    wall_time_s: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == Status.FINISHED
+
+    def value(self, objective: str | None = None) -> float:
+        """The objective (this record's own when not named): at the best epoch, else as last measured; NaN if
+        never measured."""
+        name = objective or self.objective or "val/top1_err"
+        value = self.best.get(name, self.final.get(name))
+        return float(value) if value is not None else math.nan
+
+    def same_run(self, overrides: list[str], task: str) -> bool:
+        return self.task == task and sorted(self.overrides) == sorted(identity(overrides))
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"status": self.status.value}
+
+    @classmethod
+    def from_dict(cls, data, where: str = RECORD) -> Record:
+        """A record from metrics.json's dict; a dict that is not one raises BadFile naming what is wrong."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(f"it holds a JSON {type(data).__name__}, not an object")
+            known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and data[name] is not None}
+            if "status" not in known:
+                raise TypeError("it has no status")
+            known["status"] = Status(known["status"])
+            record = cls(**known)
+            if record.task not in TASKS:
+                raise TypeError(f"task {record.task!r} is not one of {', '.join(TASKS)}")
+            if not isinstance(record.overrides, list) or not all(isinstance(o, str) for o in record.overrides):
+                raise TypeError("overrides must be a list of strings")
+            if not isinstance(record.switches, dict):
+                raise TypeError("switches must be an object")
+            record.final, record.best = _numbers(record.final, "final"), _numbers(record.best, "best")
+            for name in ("history", "curve"):
+                rows = getattr(record, name)
+                if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                    raise TypeError(f"{name} must be a list of objects")
+            if record.seed is not None and not isinstance(record.seed, int):
+                raise TypeError(f"seed {record.seed!r} is not an integer")
+        except (TypeError, ValueError) as exc:
+            raise BadFile(f"{where} is not an alexlab run record: {exc}") from exc
+        return record
+
+
+def read(run_dir: Path) -> Record | None:
+    """The record in `run_dir`, None when there is none yet; BadFile when metrics.json is not a record."""
+    path = Path(run_dir) / RECORD
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadFile(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadFile(f"{path} is not an alexlab run record: not JSON ({exc})") from exc
+    return Record.from_dict(data, str(path))
+
+
+def write(run_dir: Path, record: Record) -> None:
+    """metrics.json, atomically, secrets masked (alexlab.masking)."""
+    from alexlab.masking import mask
+
+    text = json.dumps(mask(record.to_dict()), indent=2, default=str) + "\n"
+    atomic_write(Path(run_dir) / RECORD, lambda f: f.write(text.encode()))
+
+
+def atomic_write(path: Path, write_to) -> None:
+    """Write `path` through `write_to(binary file)` into a temporary file beside it, flush it to the disk and rename
+    it over `path`: readers see the old file or the new one, never a part. A write that fails (a full disk, a
+    read-only directory) removes its temporary file, leaves the old file as it was and raises CannotWrite."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp's file is private (0600); the record is as any file the user writes
+        with os.fdopen(fd, "wb") as f:
+            write_to(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise cannot_write(exc, path) from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def cannot_write(exc: OSError, path: Path) -> CannotWrite:
+    """One line for a failed write: which file, why, and what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space, or set paths.output_root to another disk"
+    else:
+        hint = "set paths.output_root (or hydra.run.dir / hydra.sweep.dir) to a directory you can write to"
+    return CannotWrite(exc.errno, f"cannot write {path} ({reason}): {hint}")
+
+
+def ending(exc: BaseException) -> tuple[Status, str]:
+    """How a run that raised `exc` ended, and why in one line."""
+    import sys
+
+    optuna = sys.modules.get("optuna")  # a pruned trial comes from Optuna, so Optuna is imported then
+    lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    interrupts = (KeyboardInterrupt, SystemExit, Interrupted)
+    if lightning is not None:
+        interrupts += (lightning.SIGTERMException,)
+    if isinstance(exc, interrupts):
+        status = Status.INTERRUPTED
+    elif optuna is not None and isinstance(exc, optuna.TrialPruned):
+        status = Status.PRUNED
+    elif isinstance(exc, Diverged):
+        status = Status.DIVERGED
+    else:
+        status = Status.FAILED
+    cause = exc
+    hydra_errors = sys.modules.get("hydra.errors")
+    while hydra_errors and isinstance(cause, hydra_errors.InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__  # Hydra's wrapper says only which target failed; the cause says why
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    error = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    if isinstance(exc, interrupts) and not lines:
+        error = {SystemExit: "SystemExit", KeyboardInterrupt: "Ctrl-C (KeyboardInterrupt)"}.get(type(exc), error)
+    return status, error
+
+
+class Interrupted(BaseException):
+    """A signal (SIGTERM, a pre-emption) stopped the job outside the training loop (alexlab.train.job_signals).
+    A BaseException, as KeyboardInterrupt is: code that catches Exception does not swallow it."""
+
+
+@contextlib.contextmanager
+def job_signals():
+    """SIGTERM anywhere in a job ends it as `interrupted`, recorded: while fitting, Lightning's own handler stops
+    at the next step and CheckpointOnInterrupt saves last.ckpt (so this one only notes it: `Signals.defer`); before
+    and after fitting (loading data, building the network, testing) this one raises Interrupted at once."""
+    signals = Signals()
+    main = threading.current_thread() is threading.main_thread()  # handlers live in the main thread
+    previous = signal.signal(signal.SIGTERM, signals.handle) if main else None
+    try:
+        yield signals
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+class Signals:
+    def __init__(self) -> None:
+        self.deferred = False
+        self.received = False
+
+    def handle(self, signum, frame) -> None:
+        self.received = True
+        if not self.deferred:
+            raise Interrupted(f"{signal.Signals(signum).name} received")
+
+    @contextlib.contextmanager
+    def defer(self):
+        """While Lightning's loop handles SIGTERM: only note it; raise once the loop has returned."""
+        self.deferred = True
+        try:
+            yield
+        finally:
+            self.deferred = False
+        if self.received:
+            raise Interrupted("SIGTERM received while fitting")
+
+
+# --- a run's identity -------------------------------------------------------------------------------------------------
+
+# Overrides that say how to start a run, not what it is: a resumed run has the same identity without them.
+START_KEYS = ("resume",)
+
+
+def identity(overrides) -> list[str]:
+    """A run's identity: its task overrides (Hydra's hydra.overrides.task) without the ones that only say how to
+    start it (resume=true, ckpt_path=last) or how long its sweep goes on (alexlab.sweep.SWEEP_CONTROLS), secrets
+    masked as they are written."""
+    from alexlab.masking import mask_text
+    from alexlab.sweep import is_sweep_control
+
+    def starts(override: str) -> bool:
+        key, _, value = override.partition("=")
+        return key.lstrip("+~") in START_KEYS or (key.lstrip("+~") == "ckpt_path" and value == "last")
+
+    return [mask_text(o) for o in overrides if not starts(o) and not is_sweep_control(o)]
+
+
+def hydra_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides Hydra saved when a job started in `run_dir` (.hydra/overrides.yaml), None without them."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+# --- claiming a directory ---------------------------------------------------------------------------------------------
+
+
+def check_claim(run_dir: Path, overrides: list[str], task: str) -> Record | None:
+    """May `run_dir` take this run (`overrides`: its task overrides; `task`: train or test)? Returns the record of
+    this same run when the directory already holds it (to resume or skip), else None (a new or empty directory).
+    Raises DirectoryTaken for a directory that holds something else: another run, a run of the other task (a test
+    never writes into its training's directory), or a sweep. Writes nothing."""
+    run_dir = Path(run_dir)
+    if (run_dir / "multirun.yaml").exists():
+        raise DirectoryTaken(f"{run_dir} is a sweep directory; a single run needs a directory of its own")
+    try:
+        record = read(run_dir)
+    except BadFile as exc:
+        raise DirectoryTaken(f"{run_dir} holds a {RECORD} that is not a run record; run in a new directory") from exc
+    if record is not None:
+        if record.same_run(overrides, task):
+            return record
+        held = " ".join(record.overrides) or "no overrides"
+        if record.task != task:
+            raise DirectoryTaken(
+                f"{run_dir} holds a {record.task} run ({held}); alexlab {task} writes into a directory of its own: "
+                "leave out hydra.run.dir"
+            )
+        raise DirectoryTaken(
+            f"{run_dir} already holds a {task} run with other overrides ({held}); run in a new directory (leave out "
+            "hydra.run.dir / hydra.sweep.dir)"
+        )
+    saved = hydra_overrides(run_dir)  # a job that started there and was killed before it wrote its record
+    if saved is not None and sorted(identity(saved)) != sorted(identity(overrides)):
+        raise DirectoryTaken(
+            f"{run_dir} holds a job started with other overrides ({' '.join(identity(saved)) or 'none'}); "
+            "run in a new directory (leave out hydra.run.dir / hydra.sweep.dir)"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def claim(run_dir: Path, overrides: list[str], task: str):
+    """Hold `run_dir` for this process while the job runs (an exclusive lock on its .alexlab.lock), after
+    check_claim. Yields check_claim's record. DirectoryBusy when another process holds it."""
+    run_dir = Path(run_dir)
+    path = run_dir / LOCK
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 (closed by the with below, after the error handling)
+    except OSError as exc:
+        raise cannot_write(exc, path) from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise DirectoryBusy(
+                f"{run_dir} is in use: another alexlab process (pid {holder}) is running this job now"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield check_claim(run_dir, overrides, task)
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------------------
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """Where a run's latest checkpoint goes: the checkpoint callback's save_last (conf/callbacks/default.yaml),
+    which CheckpointOnInterrupt overwrites when a signal stops the run."""
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """Whether `path` is a whole checkpoint file: torch.save writes a zip archive whose directory is at its end, so a
+    file cut short (a full disk, a killed copy) is not one. Cheap: reads the end of the file only."""
+    try:
+        return path.is_file() and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint an unfinished run goes on from: the newest whole one among the hpc_ckpt_<n>.ckpt that
+    Lightning's SLURM requeue saves, checkpoints/last.ckpt and the epoch checkpoints; None without one."""
+    run_dir = Path(run_dir)
+    saved = [*run_dir.glob("hpc_ckpt_*.ckpt"), *(run_dir / "checkpoints").glob("*.ckpt")]
+    whole = [path for path in saved if readable_checkpoint(path)]
+    for path in sorted(set(saved) - set(whole)):
+        log.warning("%s is not a whole checkpoint (cut short?): not resumed from", path)
+    return max(whole, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def find_resumable(output_root: Path, overrides: list[str]) -> Path | None:
+    """`alexlab train OVERRIDES resume=true`: the newest run under output_root/runs with these overrides that did not
+    finish (interrupted, killed, failed) and left a whole checkpoint, or None."""
+    candidates = []
+    for run_dir in (Path(output_root) / "runs").glob("*/"):
+        try:
+            record = read(run_dir)
+        except BadFile:
+            continue
+        if record is None:  # killed before its record: Hydra's saved overrides say which run it was
+            saved = hydra_overrides(run_dir)
+            same = saved is not None and sorted(identity(saved)) == sorted(identity(overrides))
+        else:
+            same = record.same_run(overrides, "train") and not record.finished
+        if same and resume_checkpoint(run_dir) is not None:
+            candidates.append(run_dir)
+    return max(candidates, key=lambda d: d.name, default=None)
