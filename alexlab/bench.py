@@ -67,6 +67,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from alexlab.errors import BadValue
+
 # Training FLOPs per multiply-accumulate: a MAC is 2 FLOPs, and forward + backward costs about 3x the forward pass
 # (the backward computes the gradients of both the inputs and the weights, each about one forward's work).
 TRAIN_FLOPS_PER_MAC = 6
@@ -139,7 +141,7 @@ def split_knobs(argv: list[str]) -> tuple[list[str], dict[str, str]]:
             continue
         key, sep, value = name.removeprefix("bench.").partition("=")
         if not sep or key not in DEFAULTS:
-            raise ValueError(f"{arg}: not a bench knob; the knobs: {', '.join(f'bench.{k}=N' for k in DEFAULTS)}")
+            raise BadValue(f"{arg}: not a bench knob; the knobs: {', '.join(f'bench.{k}=N' for k in DEFAULTS)}")
         knobs[key] = value
     return overrides, knobs
 
@@ -150,11 +152,11 @@ def resolve_knobs(knobs: dict[str, str], heavy: bool) -> dict[str, int]:
         try:
             values[key] = int(text)
         except ValueError:
-            raise ValueError(f"bench.{key}={text}: needs a whole number") from None
+            raise BadValue(f"bench.{key}={text}: needs a whole number") from None
     for key, value in values.items():
         minimum = 0 if key in ("warmup", "loader_warmup", "load") else 1
         if value < minimum:
-            raise ValueError(f"bench.{key}={value}: must be >= {minimum}")
+            raise BadValue(f"bench.{key}={value}: must be >= {minimum}")
     return values
 
 
@@ -179,7 +181,7 @@ def pick_device(cfg) -> torch.device:
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", 0)
     if accelerator in ("gpu", "cuda"):
-        raise ValueError(f"trainer.accelerator={accelerator} but this machine has no GPU; use trainer.accelerator=cpu")
+        raise BadValue(f"trainer.accelerator={accelerator} but this machine has no GPU; use trainer.accelerator=cpu")
     return torch.device("cpu")
 
 
@@ -196,7 +198,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     started = time.perf_counter()
     autocast_for(str(cfg.trainer.get("precision", "32-true")), torch.device("cpu"))  # refuses what it cannot pair
     if cfg.model.split == "two_gpu":
-        raise ValueError("split=two_gpu spans two devices; bench its one-device twin, split=grouped")
+        raise BadValue("split=two_gpu spans two devices; bench its one-device twin, split=grouped")
     device = pick_device(cfg)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -510,7 +512,7 @@ def autocast_for(precision: str, device: torch.device):
         return contextlib.nullcontext
     if precision == "bf16-mixed":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"trainer.precision={precision}: the bench compares 32-true or bf16-mixed")
+    raise BadValue(f"trainer.precision={precision}: the bench compares 32-true or bf16-mixed")
 
 
 def bench_data(cfg, device: torch.device, k: dict[str, int], consumed: float) -> dict:

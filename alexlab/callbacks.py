@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from alexlab.errors import Diverged
+from alexlab.errors import BadValue, Diverged
 
 log = logging.getLogger("alexlab")
 
@@ -78,7 +78,7 @@ class TrainingCurve(L.Callback):
 
     def __init__(self, every: int) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"train_curve_every must be a whole number >= 1, got {every!r}")
+            raise BadValue(f"train_curve_every must be a whole number >= 1, got {every!r}")
         self.every = every
         self.curve: list[dict[str, float]] = []
         self._open: list[list[float]] = []  # the open bin's [top1_err, loss, step] per batch, as numbers

@@ -38,6 +38,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alexlab.errors import BadValue
 from alexlab.report import (
     Report,
     Row,
@@ -328,7 +329,7 @@ def build_wandb_report(report: Report, runs: list[DashboardRun], wandb_runs: lis
 
     name = report.sweep_dir.name
     if "'" in name:  # wandb-workspaces parses filters as Python source and cannot quote one
-        raise ValueError(f"the W&B group {name!r} has a quote, which a W&B report filter cannot name")
+        raise BadValue(f"the W&B group {name!r} has a quote, which a W&B report filter cannot name")
     owner = {"entity": entity} if entity else {}
 
     def runset(**kwargs):  # the sweep's finished runs, as the offline page averages
@@ -405,7 +406,7 @@ def main(argv: list[str]) -> int:
         print("alexlab: error: the W&B report needs wandb-workspaces: pip install wandb-workspaces", file=sys.stderr)
         return 2
     if not wandb_logged_in():
-        raise ValueError("--online needs a W&B login (`wandb login` or WANDB_API_KEY); --offline writes the page")
+        raise BadValue("--online needs a W&B login (`wandb login` or WANDB_API_KEY); --offline writes the page")
     saved = build_wandb_report(report, runs, wandb_runs, args.entity).save()
     print(saved.url)
     return 0

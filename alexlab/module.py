@@ -14,6 +14,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from alexlab.errors import BadValue
+
 SCHEDULES = ("paper", "step", "cosine", "constant")
 
 
@@ -56,13 +58,13 @@ class AlexNetModule(L.LightningModule):
     ):
         super().__init__()
         if schedule["name"] not in SCHEDULES:
-            raise ValueError(f"schedule={schedule['name']!r} is not one of {', '.join(SCHEDULES)}")
+            raise BadValue(f"schedule={schedule['name']!r} is not one of {', '.join(SCHEDULES)}")
         self.model = prepare_network(model, channels_last=channels_last, compile=compile)
         self.channels_last = channels_last
         self._logged: dict[str, int] = {}  # split -> the epoch its metric objects were last handed to Lightning
         self.optimizer_factory = optimizer
         if not isinstance(decay_biases, bool):
-            raise ValueError(f"decay_biases must be true or false, got {decay_biases!r}")
+            raise BadValue(f"decay_biases must be true or false, got {decay_biases!r}")
         self.decay_biases = decay_biases
         self.schedule = dict(schedule)
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
@@ -213,7 +215,7 @@ def prepare_network(network: nn.Module, channels_last: bool = False, compile: bo
     copy the same way."""
     for name, value in (("channels_last", channels_last), ("compile", compile)):
         if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
+            raise BadValue(f"{name} must be true or false, got {value!r}")
     if channels_last:
         network = network.to(memory_format=torch.channels_last)
     if compile:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from alexlab.errors import BadValue
+
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 MAX_SEEDS_NEEDED = 1000  # beyond this, "seeds needed" is reported as more than it
@@ -87,7 +89,7 @@ def compare(variant: dict, baseline: dict, log_scale: bool = False) -> Compariso
 
 def _log(value: float) -> float:
     if not value > 0:
-        raise ValueError(f"a ratio needs values > 0, got {value}")
+        raise BadValue(f"a ratio needs values > 0, got {value}")
     return math.log(value)
 
 
@@ -155,7 +157,7 @@ def verdict(comparison: Comparison, direction: int, margin: float) -> str:
     steps, a larger gap); -1: lower. `margin`: the half-width of "no effect", in the comparison's own units (points;
     for a log-scale comparison, a log ratio)."""
     if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1, got {direction}")
+        raise BadValue(f"direction must be +1 or -1, got {direction}")
     if comparison.low is None or comparison.high is None:
         return "undecided"
     low, high = comparison.low * direction, comparison.high * direction  # the claim's side is positive

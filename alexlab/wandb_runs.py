@@ -37,6 +37,8 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
+from alexlab.errors import BadValue, NotFound
+
 BLOCK_SIZE = 32 * 1024
 FILE_HEADER = struct.pack("<4sHB", b":W&B", 0xBEE1, 0)
 CHUNK = struct.Struct("<IHB")  # crc32, payload length, chunk type
@@ -67,7 +69,7 @@ def read_records(path: str | Path) -> tuple[list[pb.Record], bool]:
     """The records of a run file, and whether it was cut short (a partial or damaged chunk or record at the end)."""
     data = Path(path).read_bytes()
     if data[: len(FILE_HEADER)] != FILE_HEADER[: len(data)]:
-        raise ValueError(f"{path} is not a W&B run file (it does not start with the ':W&B' version 0 header)")
+        raise BadValue(f"{path} is not a W&B run file (it does not start with the ':W&B' version 0 header)")
     records: list[pb.Record] = []
     pos, parts = len(FILE_HEADER), None  # parts: the chunks read so far of a record that spans blocks
     while True:
@@ -103,7 +105,7 @@ def read_run(path: str | Path) -> WandbRun:
     if path.is_dir():
         files = sorted(path.glob("run-*.wandb"))
         if not files:
-            raise FileNotFoundError(f"no run-*.wandb file in {path}")
+            raise NotFound(f"no run-*.wandb file in {path}")
         path = files[0]
     records, truncated = read_records(path)
     run = WandbRun(path=path, id=path.stem.removeprefix("run-"), truncated=truncated)

@@ -35,6 +35,7 @@ from alexlab.data.transforms import (
     pixel_pca,
     train_transform,
 )
+from alexlab.errors import BadFile, BadValue, NotFound
 
 __all__ = ["BadImageError", "DataNotFoundError", "EncodedBatch", "ImageDataModule", "InMemoryImages"]
 log = logging.getLogger("alexlab")
@@ -44,12 +45,12 @@ DECODES = ("auto", "loader", "device")
 SPLITS = ("train", "val", "train_eval", "test")
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(NotFound):
     """A data set is not on disk (or could not be downloaded); the one-line message says where it was looked for
     and how to get it."""
 
 
-class BadImageError(ValueError):
+class BadImageError(BadFile):
     """An image file that cannot be decoded (truncated, not an image, unreadable); the message names it."""
 
     def __init__(self, message: str, path: str | None = None, reason: str | None = None):
@@ -97,7 +98,7 @@ class InMemoryImages(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str]):
         if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
-            raise ValueError(
+            raise BadValue(
                 f"InMemoryImages needs uint8 [N, C, H, W] images and N labels, got "
                 f"{images.dtype} {tuple(images.shape)} and {len(labels)} labels"
             )
@@ -317,7 +318,7 @@ class ImageDataModule(L.LightningDataModule):
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise BadValue(message)
         self.source = source
         self.image_size = image_size  # the source's native side; model=small takes it as its input size
         self.num_classes = num_classes
@@ -358,21 +359,21 @@ class ImageDataModule(L.LightningDataModule):
         train, test = self.source.load()
         name = type(self.source).__name__
         if self.source.num_classes != self.num_classes:
-            raise ValueError(f"{name} has {self.source.num_classes} classes but num_classes={self.num_classes}")
+            raise BadValue(f"{name} has {self.source.num_classes} classes but num_classes={self.num_classes}")
         val_count = round(self.val_size * len(train)) if isinstance(self.val_size, float) else self.val_size
         if val_count >= len(train):
-            raise ValueError(f"val_size={self.val_size} leaves no training images out of {len(train)}")
+            raise BadValue(f"val_size={self.val_size} leaves no training images out of {len(train)}")
         generator = torch.Generator().manual_seed(self.seed)
         fit, val = random_split(train, [len(train) - val_count, val_count], generator=generator)
         if len(fit) < self.batch_size:  # drop_last would leave no training batch at all
-            raise ValueError(f"batch_size={self.batch_size} is more than the {len(fit)} training images")
+            raise BadValue(f"batch_size={self.batch_size} is more than the {len(fit)} training images")
         encoded = self._encoded_splits(fit, val, test)
         if self.bad_images == "skip":  # each split apart: the place of a left-out image goes to one of its own split
             fit, val, test = _SkipUnreadable(fit, "train"), _SkipUnreadable(val, "val"), _SkipUnreadable(test, "test")
             self.skipping = [fit, val, test]
         image_channels = fit[0][0].shape[0]
         if image_channels != self.channels:
-            raise ValueError(f"{name} images have {image_channels} channel(s) but channels={self.channels}")
+            raise BadValue(f"{name} images have {image_channels} channel(s) but channels={self.channels}")
         if encoded is not None:  # the device decodes and counts what it leaves out
             self.skipping = []
 

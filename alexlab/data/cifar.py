@@ -9,6 +9,7 @@ import torchvision
 from torch.utils.data import Dataset
 
 from alexlab.data import DataNotFoundError, InMemoryImages
+from alexlab.errors import BadValue
 
 
 class CIFAR:
@@ -17,7 +18,7 @@ class CIFAR:
 
     def __init__(self, num_classes: int = 10, root: str = "~/.cache/alexlab/data", download: bool = False):
         if num_classes not in (10, 100):
-            raise ValueError(f"CIFAR has 10 or 100 classes, got num_classes={num_classes}")
+            raise BadValue(f"CIFAR has 10 or 100 classes, got num_classes={num_classes}")
         self.num_classes = num_classes
         self.root = Path(root).expanduser()
         self.download = download

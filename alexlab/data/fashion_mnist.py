@@ -15,6 +15,7 @@ import torchvision
 from torch.utils.data import Dataset
 
 from alexlab.data import DataNotFoundError, InMemoryImages
+from alexlab.errors import BadValue
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -26,13 +27,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file")
+        raise BadValue(f"{path} is not an IDX file")
     ndim = data[3]
     shape = tuple(int(n) for n in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     array = np.frombuffer(bytearray(data), dtype=dtype, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path} holds {array.size} values but its header says shape {shape}")
+        raise BadValue(f"{path} holds {array.size} values but its header says shape {shape}")
     return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 

@@ -18,6 +18,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from alexlab.data import BadImageError, DataNotFoundError
+from alexlab.errors import BadValue
 
 JPEG_START = [0xFF, 0xD8, 0xFF]  # the first bytes of every JPEG file (SOI marker + the next marker's 0xFF)
 
@@ -68,7 +69,7 @@ def encoded_files(dataset: Dataset) -> Dataset:
         return Subset(encoded_files(dataset.dataset), dataset.indices)
     samples = getattr(dataset, "samples", None) or getattr(dataset, "_samples", None)
     if samples is None:
-        raise ValueError(
+        raise BadValue(
             f"data.decode=device decodes image files on the training device, but {type(dataset).__name__} holds "
             "decoded images; use data.decode=loader"
         )
@@ -214,7 +215,7 @@ class Imagenette:
 
     def __init__(self, root: str = "~/.cache/alexlab/data", size: str = "320px", download: bool = False):
         if size not in ("full", "320px", "160px"):
-            raise ValueError(f"Imagenette size must be full|320px|160px, got {size!r}")
+            raise BadValue(f"Imagenette size must be full|320px|160px, got {size!r}")
         self.root = Path(root).expanduser()
         self.size = size
         self.download = download
@@ -250,7 +251,7 @@ class ImageFolder:
 
     def __init__(self, root: str, test_fraction: float = 0.1, seed: int = 0):
         if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+            raise BadValue(f"test_fraction must be in (0, 1), got {test_fraction}")
         self.root = Path(root).expanduser()
         self.test_fraction = test_fraction
         self.seed = seed
@@ -269,7 +270,7 @@ class ImageFolder:
             everything = _class_folders(self.root, layout)
             test_count = max(1, round(self.test_fraction * len(everything)))
             if test_count >= len(everything):
-                raise ValueError(
+                raise BadValue(
                     f"{self.root} has {len(everything)} images, too few to hold out test_fraction={self.test_fraction}"
                 )
             order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(self.seed)).tolist()

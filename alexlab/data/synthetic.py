@@ -16,6 +16,8 @@ import math
 import torch
 from torch.utils.data import Dataset
 
+from alexlab.errors import BadValue
+
 SHAPES = ("disc", "square", "diamond", "ring", "cross", "triangle", "bar", "frame")
 STRIPE_FREQUENCIES = (1.5, 2.5, 3.5)  # stripe periods across the shape's radius
 TEST_START = 2**31  # test items are drawn from global indices TEST_START, TEST_START + 1, ...
@@ -66,13 +68,13 @@ class SyntheticShapes:
         seed: int = 0,
     ):
         if num_classes < 2:
-            raise ValueError(f"SyntheticShapes needs num_classes >= 2, got {num_classes}")
+            raise BadValue(f"SyntheticShapes needs num_classes >= 2, got {num_classes}")
         if image_size < 8:
-            raise ValueError(f"SyntheticShapes needs image_size >= 8, got {image_size}")
+            raise BadValue(f"SyntheticShapes needs image_size >= 8, got {image_size}")
         if channels not in (1, 3):
-            raise ValueError(f"SyntheticShapes draws 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
+            raise BadValue(f"SyntheticShapes draws 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
         if not 0 < train_size <= TEST_START or not 0 < test_size <= TEST_START:
-            raise ValueError(f"SyntheticShapes sizes must be in 1..2**31, got {train_size=} {test_size=}")
+            raise BadValue(f"SyntheticShapes sizes must be in 1..2**31, got {train_size=} {test_size=}")
         self.num_classes = num_classes
         self.image_size = image_size
         self.channels = channels

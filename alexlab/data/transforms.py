@@ -18,6 +18,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from alexlab.errors import BadValue
+
 AUGMENTS = ("none", "flip_crop", "paper")
 TEST_VIEWS = ("centre", "ten_crop")
 PCAS = ("imagenet", "data")
@@ -54,11 +56,11 @@ class PCALighting(nn.Module):
         eigval = torch.as_tensor(eigval, dtype=torch.float32)
         eigvec = torch.as_tensor(eigvec, dtype=torch.float32)
         if eigvec.shape != (len(eigval), len(eigval)):
-            raise ValueError(
+            raise BadValue(
                 f"PCALighting needs a CxC eigvec for C eigenvalues, got {tuple(eigvec.shape)} and {len(eigval)}"
             )
         if std < 0:
-            raise ValueError(f"PCALighting std must be >= 0, got {std}")
+            raise BadValue(f"PCALighting std must be >= 0, got {std}")
         self.register_buffer("eigval", eigval)
         self.register_buffer("eigvec", eigvec)
         self.std = std
@@ -84,7 +86,7 @@ def pixel_pca(dataset: Dataset, max_images: int = 2000, seed: int = 0) -> tuple[
     from a seeded sample of up to `max_images` images of `dataset` (items (uint8 [C, H, W], label))."""
     count = min(len(dataset), max_images)
     if count == 0:
-        raise ValueError("pca=data needs at least one training image")
+        raise BadValue("pca=data needs at least one training image")
     indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
     total, outer, pixels = 0.0, 0.0, 0
     for index in indices:
@@ -114,7 +116,7 @@ def train_transform(
     """Training pipeline. augment="none": resize + centre crop; "flip_crop": resize + random crop + horizontal
     flip; "paper": flip_crop + PCA colour noise (`lighting`). Crops come from `crop_region` (module docstring)."""
     if augment not in AUGMENTS:
-        raise ValueError(f"augment must be one of {'|'.join(AUGMENTS)}, got {augment!r}")
+        raise BadValue(f"augment must be one of {'|'.join(AUGMENTS)}, got {augment!r}")
     if augment == "none":
         return eval_transform(crop_size, resize_size, mean, std)
     steps = [
@@ -125,7 +127,7 @@ def train_transform(
     ]
     if augment == "paper":
         if lighting is None:
-            raise ValueError("augment=paper needs a PCALighting")
+            raise BadValue("augment=paper needs a PCALighting")
         steps.append(lighting)
     return v2.Compose([*steps, v2.Normalize(mean, std)])
 
@@ -172,7 +174,7 @@ def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list
 def _region(resize_size: int, crop_region: str) -> list:
     """Resize the short side to `resize_size`, then (centre_square) cut the central resize x resize square."""
     if crop_region not in CROP_REGIONS:
-        raise ValueError(f"crop_region must be one of {'|'.join(CROP_REGIONS)}, got {crop_region!r}")
+        raise BadValue(f"crop_region must be one of {'|'.join(CROP_REGIONS)}, got {crop_region!r}")
     return [v2.Resize(resize_size), *([v2.CenterCrop(resize_size)] if crop_region == "centre_square" else [])]
 
 
@@ -187,7 +189,7 @@ def eval_transform(
     """Evaluation pipeline. views="centre": resize + centre crop -> [C, crop, crop]; "ten_crop": the paper's ten
     views (corners, centre and their mirror images, of `crop_region`) -> [10, C, crop, crop]."""
     if views not in TEST_VIEWS:
-        raise ValueError(f"test_views must be one of {'|'.join(TEST_VIEWS)}, got {views!r}")
+        raise BadValue(f"test_views must be one of {'|'.join(TEST_VIEWS)}, got {views!r}")
     to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     if views == "centre":  # the centre crop is the same in either region
         return v2.Compose([v2.Resize(resize_size), v2.CenterCrop(crop_size), *to_float])

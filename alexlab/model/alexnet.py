@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from alexlab.errors import BadValue
 from alexlab.model.layers import MaxPool, TowerLRN
 from alexlab.model.split import TwoDeviceLayer, check_devices
 
@@ -113,15 +114,15 @@ class AlexNet(nn.Module):
         _check_choice("split", split, SPLITS)
         _check_choice("init", init, INITS)
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise BadValue(f"dropout must be in [0, 1), got {dropout}")
         if len(widths) != 5:
-            raise ValueError(f"widths must list the 5 conv widths conv1..conv5, got {list(widths)}")
+            raise BadValue(f"widths must list the 5 conv widths conv1..conv5, got {list(widths)}")
         if min(widths) < 1 or (split == "half" and min(widths[:4]) < 2):
             halved = " (>= 2 in conv1..conv4 with split=half, which halves them)" if split == "half" else ""
-            raise ValueError(f"widths must be >= 1{halved}, got {list(widths)}")
+            raise BadValue(f"widths must be >= 1{halved}, got {list(widths)}")
         towers = 2 if split in ("grouped", "two_gpu") else 1
         if towers == 2 and any(w % 2 for w in widths):
-            raise ValueError(
+            raise BadValue(
                 f"split={split} puts half of each layer in each tower: widths must be even, got {list(widths)}"
             )
         if split == "two_gpu":
@@ -161,7 +162,7 @@ class AlexNet(nn.Module):
             try:
                 flat = self.avgpool(self.features(probe)).numel()
             except RuntimeError as error:  # a map smaller than conv1's kernel or a pooling window
-                raise ValueError(
+                raise BadValue(
                     f"input_size={input_size} is too small for conv1 (kernel {stem_kernel}, stride {stem_stride}, "
                     f"padding {padding}) and three poolings={pooling}: {str(error).splitlines()[0]}"
                 ) from error
@@ -221,7 +222,7 @@ class AlexNet(nn.Module):
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
+        raise BadValue(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
 
 
 # torchvision.models.alexnet's state_dict names -> ours (model=torchvision builds the same layers).

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from alexlab.errors import BadValue
+
 # On a CPU the LRN works through the batch in blocks of whole samples of about this many bytes of maps, so that the
 # dozen passes over one block find it in the cache (2 MiB: the L2 of the CI machine's two cores together) instead of
 # streaming conv1's whole output (51 MB in the quickstart) from memory a dozen times. Measured on the quickstart's
@@ -116,7 +118,7 @@ class _LocalResponseNorm(torch.autograd.Function):
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
     """nn.LocalResponseNorm(size, alpha, beta, k) applied inside each of `towers` channel groups of x [N, C, H, W]."""
     if x.shape[1] % towers:
-        raise ValueError(f"LRN over {towers} towers needs a channel count divisible by {towers}, got {x.shape[1]}")
+        raise BadValue(f"LRN over {towers} towers needs a channel count divisible by {towers}, got {x.shape[1]}")
     return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers)
 
 

@@ -17,15 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alexlab.errors import BadValue
+
 
 def check_devices(devices: Sequence[str]) -> None:
     if len(devices) != 2:
-        raise ValueError(f"split=two_gpu needs exactly two devices, got {list(devices)}")
+        raise BadValue(f"split=two_gpu needs exactly two devices, got {list(devices)}")
     cuda = [torch.device(d) for d in devices if torch.device(d).type == "cuda"]
     needed = max((d.index or 0 for d in cuda), default=-1) + 1
     available = torch.cuda.device_count()
     if needed > available:
-        raise ValueError(
+        raise BadValue(
             f"split=two_gpu places the towers on {', '.join(devices)} but this machine has {available} GPU(s); "
             "use split=grouped for the same network on one device"
         )
@@ -41,7 +43,7 @@ class TwoDeviceLayer(nn.Module):
         self.own_tower = self.is_conv and layer.groups == 2
         if self.is_conv:
             if layer.groups not in (1, 2):
-                raise ValueError(f"a two-tower conv has groups 1 or 2, got {layer.groups}")
+                raise BadValue(f"a two-tower conv has groups 1 or 2, got {layer.groups}")
             self.conv_args = {"stride": layer.stride, "padding": layer.padding}
         half = layer.weight.shape[0] // 2 + layer.weight.shape[0] % 2
         self.weight_a = nn.Parameter(layer.weight.detach()[:half].to(self.devices[0]))

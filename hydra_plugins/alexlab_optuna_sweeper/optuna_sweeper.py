@@ -40,7 +40,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from alexlab import record
-from alexlab.errors import BadFile, SweepFailed
+from alexlab.errors import BadFile, BadValue, SweepFailed
 from alexlab.masking import mask, mask_text
 from alexlab.optuna_storage import PRUNER_ATTR, load_trial, open_storage, study_lock
 from alexlab.record import Record, Status
@@ -70,16 +70,16 @@ class OptunaSweeper(Sweeper):
         search_space: DictConfig | None = None,
     ) -> None:
         if search_space:
-            raise ValueError(
+            raise BadValue(
                 "hydra.sweeper.search_space is no longer read (Hydra 1.2 replaced it): write hydra.sweeper.params, "
                 "e.g. params: {optimizer.lr: 'tag(log, interval(1e-4, 0.1))', data.batch_size: 'choice(64, 128)'}"
             )
         self.direction = parse_direction(direction)
         for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
             if value < 1:
-                raise ValueError(f"hydra.sweeper.{key} must be at least 1, got {value}")
+                raise BadValue(f"hydra.sweeper.{key} must be at least 1, got {value}")
         if not 0.0 <= max_failure_rate <= 1.0:
-            raise ValueError(f"hydra.sweeper.max_failure_rate must be between 0 and 1, got {max_failure_rate}")
+            raise BadValue(f"hydra.sweeper.max_failure_rate must be between 0 and 1, got {max_failure_rate}")
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.storage_spec, self.study_name = storage, study_name or DEFAULT_STUDY_NAME
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
@@ -90,7 +90,7 @@ class OptunaSweeper(Sweeper):
             try:
                 self.custom_search_space = getattr(importlib.import_module(module), name)
             except (ImportError, AttributeError, ValueError) as exc:
-                raise ValueError(
+                raise BadValue(
                     f"hydra.sweeper.custom_search_space={custom_search_space}: cannot import it ({first_line(exc)})"
                 ) from None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -111,7 +111,7 @@ class OptunaSweeper(Sweeper):
         sweeps = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
         space, fixed = parse_search_space(sweeps)
         if not space and self.custom_search_space is None:
-            raise ValueError(
+            raise BadValue(
                 "the Optuna sweeper has nothing to search: give params as hydra.sweeper.params or on the command "
                 "line, e.g. 'optimizer.lr=tag(log, interval(1e-4, 0.1))'"
             )
@@ -149,7 +149,7 @@ class OptunaSweeper(Sweeper):
                 study_name=self.study_name, storage=storage, direction=self.direction, load_if_exists=True
             )
             if study.direction.name.lower() != self.direction:
-                raise ValueError(
+                raise BadValue(
                     f"the study '{self.study_name}' in {self.storage_spec} has direction "
                     f"{study.direction.name.lower()}, not hydra.sweeper.direction={self.direction}; "
                     "choose another study_name or storage for a new study"
@@ -183,7 +183,7 @@ class OptunaSweeper(Sweeper):
             try:
                 import cmaes  # noqa: F401
             except ImportError:
-                raise ValueError("hydra/sweeper/sampler=cmaes needs the cmaes package: pip install cmaes") from None
+                raise BadValue("hydra/sweeper/sampler=cmaes needs the cmaes package: pip install cmaes") from None
         if target != "optuna.samplers.GridSampler":
             return {}
         grid = grid_of(space)
@@ -382,7 +382,7 @@ def parse_search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution
             (override,) = parser.parse_overrides([text])
         except OverrideParseException as exc:
             reason = [line for line in str(exc).splitlines() if line.strip()][1:2] or ["syntax error"]
-            raise ValueError(f"cannot parse the sweep param '{text}': {reason[0].strip()}") from None
+            raise BadValue(f"cannot parse the sweep param '{text}': {reason[0].strip()}") from None
         key = override.get_key_element()
         space.pop(key, None)
         fixed.pop(key, None)
@@ -399,14 +399,14 @@ def to_distribution(override: Override, text: str) -> BaseDistribution:
     same on a log scale; shuffle(...): categorical."""
     value = override.value()
     if isinstance(value, Glob):
-        raise ValueError(f"sweep param '{text}': glob() is not supported by the Optuna sweeper; list the options")
+        raise BadValue(f"sweep param '{text}': glob() is not supported by the Optuna sweeper; list the options")
     try:
         if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
             return CategoricalDistribution([choice_value(x) for x in override.sweep_iterator()])
         if override.is_range_sweep():
             values = list(override.sweep_iterator())
             if not values:
-                raise ValueError("the range is empty")
+                raise BadValue("the range is empty")
             low, high, step = min(values), max(values), abs(value.step)
             if all(isinstance(x, int) for x in (value.start, value.stop, value.step)):
                 return IntDistribution(low, high, step=step)
@@ -414,7 +414,7 @@ def to_distribution(override: Override, text: str) -> BaseDistribution:
         assert override.is_interval_sweep()
         return FloatDistribution(value.start, value.end, log="log" in value.tags)
     except ValueError as exc:
-        raise ValueError(f"sweep param '{text}': {str(exc).strip()}") from None
+        raise BadValue(f"sweep param '{text}': {str(exc).strip()}") from None
 
 
 def choice_value(element: Any) -> Any:
@@ -472,7 +472,7 @@ def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
             n = round((distribution.high - distribution.low) / distribution.step) + 1
             grid[name] = [distribution.low + i * distribution.step for i in range(n)]
         else:
-            raise ValueError(
+            raise BadValue(
                 f"hydra/sweeper/sampler=grid needs discrete params (choice, a,b,c or range); '{name}' is an interval"
             )
     return grid
@@ -528,13 +528,13 @@ def objective_name(job_return: JobReturn | None, ended: Record | None) -> str | 
 
 def parse_direction(direction: Any) -> str:
     if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction):
-        raise ValueError(
+        raise BadValue(
             f"hydra.sweeper.direction={list(direction)}: multi-objective studies are not supported; "
             "give one direction: minimize or maximize"
         )
     name = getattr(direction, "name", direction)  # the official plugin's Direction enum, or a string
     if name not in ("minimize", "maximize"):
-        raise ValueError(f"hydra.sweeper.direction={name} is not a direction; choose one of: minimize, maximize")
+        raise BadValue(f"hydra.sweeper.direction={name} is not a direction; choose one of: minimize, maximize")
     return name
 
 

@@ -29,6 +29,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from alexlab.errors import BadValue
+
 log = logging.getLogger("alexlab")
 
 
@@ -65,14 +67,14 @@ class SeedRoundsSweeper(BasicSweeper):
         super().__init__(max_batch_size=None, params=dict(params or {}))
         self.auto = str(seeds) == "auto"
         if not self.auto and not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
-            raise ValueError(f"seeds={seeds}: give a number of seeds (>= 1) or seeds=auto")
+            raise BadValue(f"seeds={seeds}: give a number of seeds (>= 1) or seeds=auto")
         for name, value in (("min_seeds", min_seeds), ("max_seeds", max_seeds)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value}: must be a whole number >= 1")
+                raise BadValue(f"{name}={value}: must be a whole number >= 1")
         if self.auto and min_seeds > max_seeds:
-            raise ValueError(f"min_seeds={min_seeds} is more than max_seeds={max_seeds}")
+            raise BadValue(f"min_seeds={min_seeds} is more than max_seeds={max_seeds}")
         if time_budget_h is not None and not time_budget_h > 0:
-            raise ValueError(f"time_budget_h={time_budget_h}: a number of hours > 0, or null for no limit")
+            raise BadValue(f"time_budget_h={time_budget_h}: a number of hours > 0, or null for no limit")
         self.rounds = max_seeds if self.auto else seeds
         self.min_seeds, self.time_budget_h, self.seed_key = min_seeds, time_budget_h, seed_key
 
@@ -80,7 +82,7 @@ class SeedRoundsSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         if any(override.get_key_element().lstrip("+~") == self.seed_key for override in overrides):
-            raise ValueError(f"{self.seed_key} is set by the rounds of this sweep: give seeds=N or seeds=auto instead")
+            raise BadValue(f"{self.seed_key} is set by the rounds of this sweep: give seeds=N or seeds=auto instead")
         (grid,) = self.split_arguments(overrides, None)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
