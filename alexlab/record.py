@@ -383,6 +383,22 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
     return max(whole, key=lambda path: path.stat().st_mtime, default=None)
 
 
+def file_away_hpc_checkpoints(run_dir: Path) -> dict[Path, Path]:
+    """Move the hpc_ckpt_<n>.ckpt of `run_dir` into its checkpoints/ (old path -> new path). Under SLURM, Lightning
+    restores the newest hpc checkpoint of the run directory whenever it is not told a checkpoint, and so also in
+    trainer.test(): the test would then see the requeue's mid-epoch weights instead of the best checkpoint's, and
+    the run would lose the epochs it trained after the requeue from its history. Called once fit has chosen where
+    it starts (resume_checkpoint still finds them in checkpoints/); a new pre-emption writes a new one."""
+    run_dir = Path(run_dir)
+    moved = {}
+    for path in sorted(run_dir.glob("hpc_ckpt_*.ckpt")):
+        target = run_dir / "checkpoints" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved[path] = target
+    return moved
+
+
 def find_resumable(output_root: Path, overrides: list[str]) -> Path | None:
     """`alexlab train OVERRIDES resume=true`: the newest run under output_root/runs with these overrides that did not
     finish (interrupted, killed, failed) and left a whole checkpoint, or None."""

@@ -157,6 +157,9 @@ class Job:
         ckpt_path = fit_checkpoint(cfg, run_dir) if self.fit else None
         if ckpt_path is not None:  # a missing, corrupt or unsafe checkpoint, or another network's: one line
             check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
+        if self.fit:  # out of the way of Lightning's own SLURM resume, which would also restore them in the test
+            moved = record.file_away_hpc_checkpoints(run_dir)
+            ckpt_path = str(moved.get(Path(ckpt_path), ckpt_path)) if ckpt_path else None
         self.loggers = build_loggers(cfg, job_type=self.task)
         self.trainer = trainer = self.build_trainer()
         with ddp_processes_run_this_job(self.task):
@@ -328,7 +331,9 @@ def load_tensors(path: str, what: str):
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        unsafe = re.search(r"unsupported GLOBAL (\S+)", str(exc))
+        # torch's words: "Unsupported global: GLOBAL argparse.Namespace was not an allowed global" (a class), or
+        # "Trying to load unsupported GLOBAL posix.system" (a function, from an object's __reduce__)
+        unsafe = re.search(r"(?i)unsupported global:? (?:GLOBAL )?([\w.]+)", str(exc))
         if unsafe:
             raise BadFile(
                 f"{what} {path} holds a Python object ({unsafe.group(1)}), not only weights: refused, as unpickling "

@@ -192,13 +192,14 @@ def test_slurm_job_requeued_on_sigusr1_resumes_from_lightnings_checkpoint(tmp_pa
     assert int(pid_file.read_text()) != first_pid  # the job ran twice
 
     job_dir = sweep_dir / "0"
-    saved = torch.load(job_dir / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)
+    # filed into checkpoints/ once the requeued run chose where to start (alexlab.record.file_away_hpc_checkpoints)
+    saved = torch.load(job_dir / "checkpoints" / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)
     assert saved["global_step"] >= batches  # saved after the first epoch
     log = job_log.read_text()
     assert "Handling auto-requeue signal: 10" in log and "Requeued SLURM job: 4242" in log
     # from the hpc checkpoint, or from last.ckpt when the kill that followed the requeue was a SIGTERM (saved later)
     restored = [f"Restoring states from the checkpoint path at {job_dir / name}" in log
-                for name in ("hpc_ckpt_1.ckpt", "checkpoints/last.ckpt")]  # fmt: skip
+                for name in ("checkpoints/hpc_ckpt_1.ckpt", "checkpoints/last.ckpt")]  # fmt: skip
     assert any(restored)
     assert log.count("epoch 0 ") == 1  # the second run went on from the checkpoint, not from the start
     assert [f"epoch {e} " in log for e in range(epochs)] == [True] * epochs

@@ -515,15 +515,15 @@ class ImageDataModule(L.LightningDataModule):
 
 def worker_init(worker_id: int) -> None:
     """Each DataLoader worker: the signals meant for the job are the main process's to handle. SLURM signals every
-    process of a job (`scancel --signal=USR1`, `#SBATCH --signal=USR1@120` before the time limit), a terminal every
-    process of its foreground group (Ctrl-C): a worker that died of them would end the run as failed ("DataLoader
-    worker killed by signal") before the main process could save its checkpoint. The workers stop when the main
-    process does. (SIGTERM stays: it is how the loader stops a worker that would not stop.) Then Lightning's seeding
-    of the worker's random generators (seed_everything(workers=True)), which Lightning adds only to loaders without
-    a worker_init_fn of their own."""
+    process of a job (`scancel --signal=USR1`, `#SBATCH --signal=USR1@120` before the time limit, and SIGTERM when
+    Lightning's auto-requeue requeues it), a terminal every process of its foreground group (Ctrl-C): a worker that
+    died of them would end the run as failed ("DataLoader worker killed by signal: Terminated") before the main
+    process could save its checkpoint and stop at the step's end. The workers stop when the loader or the main
+    process does (PyTorch's workers watch their parent). Then Lightning's seeding of the worker's random generators
+    (seed_everything(workers=True)), which Lightning adds only to loaders without a worker_init_fn of their own."""
     import signal
 
-    for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT):
+    for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
     if int(os.environ.get("PL_SEED_WORKERS", "0")):
         from lightning.fabric.utilities.seed import pl_worker_init_function
