@@ -290,6 +290,19 @@ def hydra_overrides(run_dir: Path) -> list[str] | None:
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
 
 
+def held_identity(run_dir: Path) -> list[str] | None:
+    """The identity of the job a directory holds: from its record, else from what Hydra saved when the job
+    started (a job killed before it wrote one, or a record that is not one); None for a directory without a job."""
+    try:
+        held = read(run_dir)
+    except BadFile:
+        held = None
+    if held is not None:
+        return held.overrides
+    saved = hydra_overrides(run_dir)
+    return identity(saved) if saved is not None else None
+
+
 # --- claiming a directory ---------------------------------------------------------------------------------------------
 
 
@@ -383,20 +396,17 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
     return max(whole, key=lambda path: path.stat().st_mtime, default=None)
 
 
-def file_away_hpc_checkpoints(run_dir: Path) -> dict[Path, Path]:
-    """Move the hpc_ckpt_<n>.ckpt of `run_dir` into its checkpoints/ (old path -> new path). Under SLURM, Lightning
-    restores the newest hpc checkpoint of the run directory whenever it is not told a checkpoint, and so also in
-    trainer.test(): the test would then see the requeue's mid-epoch weights instead of the best checkpoint's, and
-    the run would lose the epochs it trained after the requeue from its history. Called once fit has chosen where
-    it starts (resume_checkpoint still finds them in checkpoints/); a new pre-emption writes a new one."""
+def file_away_hpc_checkpoints(run_dir: Path) -> None:
+    """Move the hpc_ckpt_<n>.ckpt of `run_dir` into its checkpoints/. Under SLURM, Lightning restores the newest hpc
+    checkpoint of the run directory whenever it is not told a checkpoint, and so also in trainer.test(): the test
+    would then see the requeue's mid-epoch weights instead of the best checkpoint's, and the run would lose the
+    epochs it trained after the requeue from its history. Called before fit chooses where it starts
+    (resume_checkpoint finds them in checkpoints/ as well); a new pre-emption writes a new one."""
     run_dir = Path(run_dir)
-    moved = {}
     for path in sorted(run_dir.glob("hpc_ckpt_*.ckpt")):
         target = run_dir / "checkpoints" / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
-        moved[path] = target
-    return moved
 
 
 def find_resumable(output_root: Path, overrides: list[str]) -> Path | None:
@@ -409,8 +419,8 @@ def find_resumable(output_root: Path, overrides: list[str]) -> Path | None:
         except BadFile:
             continue
         if record is None:  # killed before its record: Hydra's saved overrides say which run it was
-            saved = hydra_overrides(run_dir)
-            same = saved is not None and sorted(identity(saved)) == sorted(identity(overrides))
+            held = held_identity(run_dir)
+            same = held is not None and sorted(held) == sorted(identity(overrides))
         else:
             same = record.same_run(overrides, "train") and not record.finished
         if same and resume_checkpoint(run_dir) is not None:

@@ -76,19 +76,17 @@ def check_yaml(path: Path) -> None:
     """A sweep file that is not YAML (or not a mapping) is refused in one line naming the file and the place."""
     import yaml
 
+    from alexlab.cli import first_line
+
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or first_line(str(exc))
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise BadFile(f"sweep file {path} is not valid YAML{where}: {problem}") from exc
     if not isinstance(data, dict):
         raise BadFile(f"sweep file {path} holds a YAML {type(data).__name__}, not a mapping of config keys")
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None = None) -> str | None:
@@ -98,7 +96,7 @@ def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None
     directories (`planned_jobs`: what Hydra will write where, against what each job directory holds)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from alexlab.record import identity
+    from alexlab.record import held_identity, identity
 
     words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
     overrides = OverridesParser.create().parse_overrides(words)
@@ -117,7 +115,7 @@ def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None
         )
     jobs = planned_jobs(master, Path(sweep_dir)) if master is not None else None
     for name, planned in (jobs or {}).items():
-        held = job_overrides(Path(sweep_dir) / name)
+        held = held_identity(Path(sweep_dir) / name)
         if held is not None and sorted(held) != sorted(identity(planned)):
             order = " ".join(OmegaConf.select(previous, "hydra.overrides.task", default=None) or [])
             raise DirectoryTaken(
@@ -125,21 +123,6 @@ def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None
                 f"{' '.join(identity(planned))} there: give the sweep's overrides in their first order ({order})"
             )
     return sweep_dir
-
-
-def job_overrides(job_dir: Path) -> list[str] | None:
-    """The identity of the job a job directory holds: from its record, else from what Hydra saved when it started;
-    None for a directory that holds no job yet."""
-    from alexlab import record
-
-    try:
-        held = record.read(job_dir)
-    except BadFile:
-        held = None
-    if held is not None:
-        return held.overrides
-    saved = record.hydra_overrides(job_dir)
-    return record.identity(saved) if saved is not None else None
 
 
 def planned_jobs(master: DictConfig, sweep_dir: Path) -> dict[str, list[str]] | None:

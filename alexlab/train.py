@@ -154,12 +154,11 @@ class Job:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
         module = self.build_module()
+        if self.fit:  # out of the way of Lightning's own SLURM resume, which would also restore them in the test
+            record.file_away_hpc_checkpoints(run_dir)
         ckpt_path = fit_checkpoint(cfg, run_dir) if self.fit else None
         if ckpt_path is not None:  # a missing, corrupt or unsafe checkpoint, or another network's: one line
             check_fits(module, load_checkpoint_state(ckpt_path), ckpt_path)
-        if self.fit:  # out of the way of Lightning's own SLURM resume, which would also restore them in the test
-            moved = record.file_away_hpc_checkpoints(run_dir)
-            ckpt_path = str(moved.get(Path(ckpt_path), ckpt_path)) if ckpt_path else None
         self.loggers = build_loggers(cfg, job_type=self.task)
         self.trainer = trainer = self.build_trainer()
         with ddp_processes_run_this_job(self.task):
