@@ -115,6 +115,8 @@ class Job:
             status, error = record.ending(exc)
             oom = oom_message(exc, self.cfg.data.batch_size)
             error = oom or error
+            if status == Status.INTERRUPTED and self.signals.preempted:
+                error = "pre-empted by SLURM (SIGUSR1): requeued"
             ended = self.record(status, error)
             if status in (Status.FAILED, Status.DIVERGED):
                 ended.traceback = traceback.format_exc()

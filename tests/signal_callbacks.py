@@ -5,6 +5,7 @@ own process SIGTERM at one moment of the run, as `kill` or a cluster's time limi
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import lightning as L
@@ -34,3 +35,4 @@ class ScancelAt(SigtermAt):
         if not self.once.exists():
             self.once.touch()
             subprocess.run(["scancel", "--signal=USR1", os.environ["SLURM_JOB_ID"]], check=True)
+            time.sleep(5)  # the signal arrives at this moment of the run (slurmd delivers it a little later)

@@ -259,6 +259,43 @@ def test_a_signal_outside_the_training_loop_ends_the_run_interrupted_and_resumab
     assert csv_after[: len(csv_before)] == csv_before and len(csv_after) > len(csv_before)
 
 
+def test_a_signal_while_fit_loads_stops_the_run_there_not_after_the_whole_fit(tmp_path):
+    """SIGTERM in fit's setup (the data loads, before Lightning's own handler is in place): the run stops at once,
+    recorded interrupted with no epoch trained, instead of noting the signal and training every epoch first."""
+    args = (*FAST, "+callbacks.signal._target_=signal_callbacks.SigtermAt", "+callbacks.signal.hook=setup")
+    args += (f"+callbacks.signal.once={tmp_path / 'sent'}", f"paths.output_root={tmp_path}")
+    stopped = run_alexlab("train", *args, cwd=tmp_path, env={"PYTHONPATH": str(TESTS)})
+    assert stopped.returncode == 75, stopped.stdout + stopped.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    interrupted = read_metrics(run_dir)
+    assert interrupted["status"] == "interrupted" and interrupted["error"].startswith("Interrupted: SIGTERM")
+    assert interrupted["history"] == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB filesystem (tmpfs) that fills up during a smoke run's first checkpoint; needs root, as CI has."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_ends_the_run_in_one_line_with_no_checkpoint_cut_short(small_disk, tmp_path):
+    result = run_alexlab("train", *FAST, f"paths.output_root={small_disk}", cwd=tmp_path)
+    last = one_line(result)
+    assert last.startswith("alexlab: error: cannot write ") and "No space left on device" in last, last
+    (run_dir,) = run_dirs(small_disk)
+    checkpoints = list(run_dir.rglob("*.ckpt"))
+    assert all(record.readable_checkpoint(path) for path in checkpoints), checkpoints  # whole, or not there
+    assert not [path for path in run_dir.rglob("*") if path.name.startswith(".") and ".tmp" in path.name]
+    ended = record.read(run_dir)
+    assert ended is None or ended.status == Status.FAILED  # the record, when it fits, says so; never `running`
+
+
 def test_a_diverged_single_run_is_recorded_and_ends_in_one_line(tmp_path):
     result = run_alexlab("train", *FAST, "optimizer.lr=1e12", f"paths.output_root={tmp_path}", cwd=tmp_path)
     output = result.stdout + result.stderr
