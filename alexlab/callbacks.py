@@ -235,17 +235,16 @@ class StopOnDivergence(L.Callback):
 
 class OptunaPruning(L.Callback):
     """Reports the objective to an Optuna trial after every validation and stops the run when the study's pruner
-    says so. Set up by train.py when the Optuna sweeper runs this job as a trial (cfg.trial). The trial is reached
-    through its storage, so this works whether the job runs in the sweeper's process or in another one."""
+    says so. Set up by train.py when the Optuna sweeper runs this job as a trial (alexlab.optuna_storage.
+    current_trial). The trial is reached through its storage, so this works whether the job runs in the sweeper's
+    process or in another one. A multi-objective study is not pruned (Optuna cannot): nothing is reported."""
 
-    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str) -> None:
-        from alexlab.optuna_storage import load_trial
-
-        self.trial = load_trial(storage, study_name, trial_number)
+    def __init__(self, trial, monitor: str) -> None:
+        self.trial = trial if len(trial.study.directions) == 1 else None
         self.monitor = monitor
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        if self.trial is None or trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         import optuna
 

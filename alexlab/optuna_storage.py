@@ -119,3 +119,16 @@ def load_trial(spec: str, study_name: str, number: int) -> optuna.Trial:
         study.pruner = instantiate(pruner_config)
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     return optuna.Trial(study, trial_id)
+
+
+# The trial a job runs as: the sweeper puts these in the job's environment (hydra.job.env_set), so that any Hydra
+# app's jobs take them without a config node, and alexlab's training finds its trial whichever process runs it.
+TRIAL_ENV = {"storage": "ALEXLAB_OPTUNA_STORAGE", "study": "ALEXLAB_OPTUNA_STUDY", "trial": "ALEXLAB_OPTUNA_TRIAL"}
+
+
+def current_trial() -> optuna.Trial | None:
+    """The live trial of the Optuna sweeper that this job runs as, None outside one."""
+    storage, study, number = (os.environ.get(TRIAL_ENV[key]) for key in ("storage", "study", "trial"))
+    if not (storage and study and number):
+        return None
+    return load_trial(storage, study, int(number))

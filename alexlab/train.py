@@ -35,6 +35,7 @@ from alexlab.errors import BadFile, BadValue, CannotWrite, DirectoryBusy, NotFou
 from alexlab.masking import mask, mask_text, masked_argv
 from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
+from alexlab.optuna_storage import current_trial
 from alexlab.record import Record, Status
 from alexlab.wandb_runs import wandb_logged_in
 
@@ -197,8 +198,8 @@ class Job:
         callbacks = [self.history, self.curve, StopOnDivergence()]
         if self.fit:
             callbacks.append(CheckpointOnInterrupt(str(record.last_checkpoint(self.run_dir))))
-        if cfg.trial.number is not None:
-            callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.objective))
+        if (trial := current_trial()) is not None:  # a trial of the Optuna sweeper: its pruner may stop this run
+            callbacks.append(OptunaPruning(trial, cfg.objective))
         for name, callback_cfg in (cfg.callbacks or {}).items():
             if name == "lr_monitor" and not self.loggers:
                 continue  # Lightning's LearningRateMonitor refuses to run without a logger

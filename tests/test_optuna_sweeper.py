@@ -28,15 +28,15 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from alexlab.errors import SweepFailed
 from alexlab.optuna_storage import open_storage
 from alexlab.record import Record
+from hydra_plugins.alexlab_optuna_sweeper.config import Direction
 from hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper import (
     OptunaSweeper,
     count_done,
     grid_of,
     override_value,
-    parse_direction,
+    parse_directions,
     parse_search_space,
     quote,
     trial_outcome,
@@ -59,22 +59,24 @@ LR_DISTRIBUTION = FloatDistribution(1e-4, 1e-1, log=True)
     [
         ("lr=interval(0.001, 0.1)", FloatDistribution(0.001, 0.1)),
         ("lr=tag(log, interval(1e-4, 1e-1))", FloatDistribution(1e-4, 0.1, log=True)),
-        # Hydra reads interval()'s ends as floats (as the official plugin does, an interval is continuous): for ints,
-        # use range()
+        # Hydra reads interval()'s ends as floats (an interval is continuous); int() makes it integers
         ("x=interval(1, 5)", FloatDistribution(1.0, 5.0)),
         ("x=tag(log, interval(1, 1024))", FloatDistribution(1.0, 1024.0, log=True)),
+        ("x=int(interval(1, 5))", IntDistribution(1, 5)),
+        ("x=tag(log, int(interval(1, 1024)))", IntDistribution(1, 1024, log=True)),
         ("bs=choice(32, 64, 128)", CategoricalDistribution([32, 64, 128])),
         ("opt=sgd,adam,adamw", CategoricalDistribution(["sgd", "adam", "adamw"])),
-        ("n=range(1, 5)", IntDistribution(1, 4)),  # Hydra's range: the stop is excluded, as the basic sweeper runs it
-        ("n=range(0, 10, 3)", IntDistribution(0, 9, step=3)),
-        ("n=range(5, 1, -2)", IntDistribution(3, 5, step=2)),
-        ("x=range(0.5, 2.0, 0.5)", FloatDistribution(0.5, 1.5, step=0.5)),
+        # as the official plugin samples a range: from its start to its stop *included*, by its step
+        ("n=range(1, 5)", IntDistribution(1, 5)),
+        ("n=range(0, 9, 3)", IntDistribution(0, 9, step=3)),
+        ("n=range(5, 1, -2)", IntDistribution(1, 5, step=2)),
+        ("x=range(0.5, 2.0, 0.5)", FloatDistribution(0.5, 2.0, step=0.5)),
         ("flag=true,false", CategoricalDistribution([True, False])),
     ],
 )
 def test_each_sweep_syntax_becomes_its_distribution(override, expected):
     space, fixed = parse_search_space([override])
-    assert fixed == []
+    assert fixed == {}
     assert space == {override.split("=")[0]: expected}
     assert type(space[override.split("=")[0]]) is type(expected)
 
@@ -90,7 +92,7 @@ def test_plain_overrides_pass_through_and_later_ones_win():
     command_line = ["optimizer.lr=0.01", "experiment=smoke", "data.batch_size=choice(16, 32)"]
     space, fixed = parse_search_space(params + command_line)
     assert space == {"data.batch_size": CategoricalDistribution([16, 32])}
-    assert fixed == ["seed=1", "optimizer.lr=0.01", "experiment=smoke"]
+    assert list(fixed.values()) == ["seed=1", "optimizer.lr=0.01", "experiment=smoke"]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +101,7 @@ def test_plain_overrides_pass_through_and_later_ones_win():
         ("optimizer.lr=interval(0.1", "optimizer.lr=interval(0.1"),
         ("optimizer.lr=tag(log, interval(0, 1))", "low > 0"),
         ("optimizer.lr=interval(0.1, 0.01)", "low <= high"),
-        ("depth=range(3, 3)", "the range is empty"),
+        ("depth=range(5, 3)", "the range is empty"),
         ("depth=glob(*)", "glob() is not supported"),
     ],
 )
@@ -151,18 +153,19 @@ def test_quote_round_trips_through_hydras_grammar(text):
 
 
 def test_grid_of_lists_every_point():
+    # the official plugin's grid: a range's values below its stop (as Hydra's basic sweeper runs them)
     space, _ = parse_search_space(["a=range(1, 4)", "b=x,y"])
     assert grid_of(space) == {"a": [1, 2, 3], "b": ["x", "y"]}
     with pytest.raises(ValueError, match="grid needs discrete params"):
         grid_of(parse_search_space(["c=interval(0.1, 1.0)"])[0])
 
 
-def test_direction_is_one_of_two_and_not_a_list():
-    assert parse_direction("maximize") == "maximize"
-    with pytest.raises(ValueError, match="multi-objective"):
-        parse_direction(OmegaConf.create(["minimize", "maximize"]))
-    with pytest.raises(ValueError, match="choose one of: minimize, maximize"):
-        parse_direction("up")
+def test_direction_is_one_or_a_list_of_two_names():
+    assert parse_directions("maximize") == ["maximize"]
+    assert parse_directions(Direction.minimize) == ["minimize"]
+    assert parse_directions(OmegaConf.create(["minimize", "maximize"])) == ["minimize", "maximize"]
+    with pytest.raises(ValueError, match="choose minimize or maximize"):
+        parse_directions("up")
 
 
 def sweeper(**kwargs) -> OptunaSweeper:
@@ -176,6 +179,7 @@ def sweeper(**kwargs) -> OptunaSweeper:
         "n_jobs": 1,
         "max_failure_rate": 1.0,
         "params": None,
+        "search_space": None,
         "custom_search_space": None,
     }
     return OptunaSweeper(**(config | kwargs))
@@ -187,7 +191,6 @@ def sweeper(**kwargs) -> OptunaSweeper:
         ({"n_trials": 0}, "n_trials must be at least 1"),
         ({"n_jobs": 0}, "n_jobs must be at least 1"),
         ({"max_failure_rate": 1.5}, "max_failure_rate must be between 0 and 1"),
-        ({"search_space": {"x": {"type": "float"}}}, "search_space is no longer read"),
         ({"custom_search_space": "nosuch.module.fn"}, "custom_search_space=nosuch.module.fn: cannot import"),
     ],
 )
@@ -205,20 +208,48 @@ def test_a_study_keeps_its_direction(tmp_path):
         maximizing.open_study(parse_search_space([LR])[0])
 
 
-def test_the_failure_rate_stops_the_study_after_four_trials():
-    tolerant = sweeper(max_failure_rate=0.5)
-    tolerant.sweep_dir = Path("SWEEP")
-    tolerant.outcomes.update(FAIL=2, COMPLETE=1)
-    tolerant.check_failure_rate()  # 3 trials: too few to judge
-    tolerant.outcomes.update(COMPLETE=1)
-    tolerant.check_failure_rate()  # 2 of 4: not more than half
-    tolerant.outcomes.update(FAIL=1)
-    with pytest.raises(SweepFailed, match="3 of the 5 trials it ran failed, more than max_failure_rate=0.5"):
-        tolerant.check_failure_rate()
-    never = sweeper()
-    never.sweep_dir = Path("SWEEP")
-    never.outcomes.update(FAIL=10)
-    never.check_failure_rate()
+def test_hydra_1_1_search_space_is_read_with_the_official_warning():
+    old = sweeper(search_space=OmegaConf.create({"x": {"type": "float", "low": -5.5, "high": 5.5, "step": 0.5}}))
+    with pytest.warns(UserWarning, match="`hydra.sweeper.search_space` is deprecated"):
+        old._process_searchspace_config()
+    assert old.search_space_distributions == {"x": FloatDistribution(-5.5, 5.5, step=0.5)}
+    both = sweeper(search_space=OmegaConf.create({"x": {"type": "int", "low": 1, "high": 3}}), params={"y": "1,2"})
+    with pytest.warns(UserWarning, match="Both hydra.sweeper.params and hydra.sweeper.search_space"):
+        both._process_searchspace_config()
+    assert both.search_space_distributions == {}  # params win
+
+
+def test_the_official_samplers_keys_are_taken(tmp_path):
+    """motpe (Optuna 4 folded it into TPESampler), nsgaii's constraints_func as "module.function", and cmaes'
+    independent_sampler as a sampler config."""
+    from hydra.utils import instantiate
+
+    from hydra_plugins.alexlab_optuna_sweeper.config import CmaEsSamplerConfig, MOTPESamplerConfig
+
+    motpe = instantiate(OmegaConf.structured(MOTPESamplerConfig(n_ehvi_candidates=7, seed=1)))
+    assert isinstance(motpe, optuna.samplers.TPESampler) and motpe._n_ei_candidates == 7
+    nsgaii = sweeper(
+        sampler=OmegaConf.create({"_target_": "optuna.samplers.NSGAIISampler", "constraints_func": "math.fabs"})
+    )
+    assert nsgaii.sampler_arguments({}) == {"constraints_func": math.fabs}
+    with pytest.raises(ValueError, match="constraints_func=nosuch.fn: cannot import it"):
+        sweeper(sampler=OmegaConf.create({"_target_": "x", "constraints_func": "nosuch.fn"})).sampler_arguments({})
+    cmaes = OmegaConf.structured(CmaEsSamplerConfig(independent_sampler={"_target_": "optuna.samplers.RandomSampler"}))
+    assert cmaes.independent_sampler._target_ == "optuna.samplers.RandomSampler"  # instantiated with the sampler
+
+
+def test_a_study_with_two_directions_writes_its_pareto_front(tmp_path):
+    pareto = sweeper(direction=["minimize", "maximize"])
+    pareto.sweep_dir, pareto.storage_spec = tmp_path, str(tmp_path / "optuna.journal")
+    pareto.config = OmegaConf.create({})
+    study = pareto.open_study({"x": FloatDistribution(0, 1)})
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    for values in ([1.0, 1.0], [2.0, 2.0], [3.0, 0.5]):  # the third is dominated by the second
+        study.tell(study.ask({"x": FloatDistribution(0, 1)}), values)
+    pareto.write_results(study)
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna" and "best_value" not in results
+    assert sorted(s["values"] for s in results["solutions"]) == [[1.0, 1.0], [2.0, 2.0]]
 
 
 # --- a job's outcome --------------------------------------------------------------------------------------------------
@@ -239,33 +270,47 @@ def as_record(metrics: dict | None) -> Record | None:
 @pytest.mark.parametrize(
     ("job_return", "metrics", "expected"),
     [
-        (completed(0.3), {"status": "finished", "best": {OBJ: 0.25}, "final": {OBJ: 0.3}}, (TrialState.COMPLETE, 0.25)),
-        (completed(0.3), {"status": "finished", "best": {}, "final": {OBJ: 0.3}}, (TrialState.COMPLETE, 0.3)),
-        (completed(0.4), {"status": "finished", "best": {}, "final": {}}, (TrialState.COMPLETE, 0.4)),
-        (None, {"status": "finished", "best": {OBJ: 0.2}}, (TrialState.COMPLETE, 0.2)),
+        # the value is what the task returned (alexlab's task returns its record's objective)
+        (
+            completed(0.25),
+            {"status": "finished", "best": {OBJ: 0.25}, "final": {OBJ: 0.3}},
+            (TrialState.COMPLETE, [0.25]),
+        ),
+        (completed(0.4), None, (TrialState.COMPLETE, [0.4])),  # any Hydra app: no record
+        (completed("0.5"), None, (TrialState.COMPLETE, [0.5])),  # float-castable, as the official plugin takes it
+        (None, {"status": "finished", "best": {OBJ: 0.2}}, (TrialState.COMPLETE, [0.2])),  # launch cut short after
         (completed(math.nan), {"status": "pruned", "error": "TrialPruned: epoch 1"}, (TrialState.PRUNED, None)),
+        (JobReturn(status=JobStatus.FAILED, _return_value=optuna.TrialPruned("x")), None, (TrialState.PRUNED, None)),
     ],
 )
 def test_finished_and_pruned_jobs(job_return, metrics, expected):
-    state, value, error = trial_outcome(job_return, as_record(metrics), OBJ)
-    assert (state, value) == expected
+    state, values, error = trial_outcome(job_return, as_record(metrics))
+    assert (state, values) == expected
     assert error is None
+
+
+def test_a_multi_objective_trial_takes_one_value_per_direction():
+    assert trial_outcome(completed((1.0, 2)), None, 2) == (TrialState.COMPLETE, [1.0, 2.0], None)
+    state, _, error = trial_outcome(completed((1.0, 2.0, 3.0)), None, 2)
+    assert state == TrialState.FAIL and "Expect 2, but actually 3" in error
+    state, _, error = trial_outcome(completed(1.0), None, 2)
+    assert state == TrialState.FAIL and "list or tuple of float-castable values" in error
 
 
 @pytest.mark.parametrize(
     ("job_return", "metrics", "reason"),
     [
         (completed(math.nan), {"status": "failed", "error": "ValueError: batch_size must be >= 1"}, "batch_size"),
-        (completed(math.nan), None, "no metrics.json"),
         (completed(0.3), {"status": "running"}, "status 'running'"),
         (completed(math.nan), {"status": "finished", "best": {OBJ: math.nan}}, "is nan"),
-        (completed(0.1), {"status": "finished", "best": {OBJ: math.inf}}, "is inf"),
-        (completed(None), {"status": "finished", "best": {}, "final": {}}, "no value of the objective"),
+        (completed(math.inf), None, "is inf"),
+        (completed(None), None, "Return value must be float-castable. Got 'None'"),
+        (completed("abc"), None, "Got 'abc'"),
         (JobReturn(status=JobStatus.FAILED, _return_value=RuntimeError("boom\nmore")), None, "RuntimeError: boom"),
     ],
 )
 def test_every_other_outcome_is_a_failure_with_its_reason(job_return, metrics, reason):
-    state, value, error = trial_outcome(job_return, as_record(metrics), OBJ)
+    state, value, error = trial_outcome(job_return, as_record(metrics))
     assert state == TrialState.FAIL and value is None
     assert reason in error and "\n" not in error
 
@@ -314,6 +359,11 @@ def load_study(sweep_dir) -> optuna.Study:
     return optuna.load_study(study_name="alexlab", storage=open_storage(str(sweep_dir / "optuna.journal")))
 
 
+def job_env(job_dir: Path) -> dict:
+    """The environment Hydra set for a job (hydra.job.env_set in its .hydra/hydra.yaml): the trial's handle."""
+    return yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["env_set"]
+
+
 def run_metrics(sweep_dir, number) -> dict:
     return json.loads((sweep_dir / str(number) / "metrics.json").read_text())
 
@@ -338,8 +388,9 @@ def test_a_resumed_sweep_ends_with_all_its_trials_none_repeated(alexlab, tmp_pat
         metrics = run_metrics(sweep, trial.number)
         assert metrics["status"] == "finished"
         assert metrics["best"]["val/top1_err"] == pytest.approx(trial.value)
-        assert f"trial.number={trial.number}" in metrics["overrides"]
         assert f"optimizer.lr={trial.params['optimizer.lr']!r}" in metrics["overrides"]
+        assert not [o for o in metrics["overrides"] if o.startswith("trial.")]  # no config node for the handle
+        assert job_env(sweep / str(trial.number))["ALEXLAB_OPTUNA_TRIAL"] == str(trial.number)
 
     study_file = yaml.safe_load((sweep / "optuna_study.yaml").read_text())
     assert study_file["storage"] == str(sweep / "optuna.journal")
@@ -418,6 +469,7 @@ def test_the_pruner_stops_a_trial_that_is_worse_than_the_median(alexlab, tmp_pat
         "hydra.sweeper.pruner.n_startup_trials=2",
         "hydra.sweeper.pruner.n_warmup_steps=0",
         "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_jobs=1",  # trial 1 told before trial 2 runs (a batch is told at its end)
         *FAST,
         "trainer.max_epochs=2",  # (one epoch each in the other tests)
         LR,
@@ -446,6 +498,7 @@ def test_a_crashing_trial_is_recorded_and_the_study_finishes(alexlab, tmp_path):
         ONE_EPOCH,
         "data.batch_size=choice(16,-1)",
         "depth=choice(4)",  # a number for a config group reaches the job as the option '4'
+        "hydra.sweeper.max_failure_rate=0.5",  # the official default 0.0 stops at the first failed trial
         f"hydra.sweep.dir={sweep}",
     )
     trials = {t.params["data.batch_size"]: t for t in load_study(sweep).trials}
@@ -481,9 +534,11 @@ def test_too_many_failed_trials_stop_the_study_with_one_line(alexlab, tmp_path):
     )
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("alexlab: error:")]
-    assert "the Optuna study stopped: 4 of the 4 trials it ran failed, more than max_failure_rate=0.5" in line
-    assert [t.state for t in load_study(sweep).trials] == [TrialState.FAIL] * 4
-    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["states"] == {"FAIL": 4}
+    # as the official plugin judges it: per batch (n_jobs=2 trials), with the failed job's error in the line
+    assert "the Optuna study stopped: 2 of the 2 trials of a batch failed, more than max_failure_rate=0.5" in line
+    assert "batch_size" in line
+    assert [t.state for t in load_study(sweep).trials] == [TrialState.FAIL] * 2
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["states"] == {"FAIL": 2}
 
 
 @pytest.mark.parametrize(
@@ -623,4 +678,4 @@ def test_two_workers_started_at_once_run_one_study_together(alexlab, tmp_path, r
     for job_dir in job_dirs:
         metrics = json.loads((job_dir / "metrics.json").read_text())
         assert metrics["status"] == "finished"
-        assert f"trial.number={job_dir.name}" in metrics["overrides"]
+        assert job_env(job_dir)["ALEXLAB_OPTUNA_TRIAL"] == job_dir.name

@@ -1,15 +1,44 @@
 """The sweeper's config: `hydra/sweeper=optuna`, with the groups `hydra/sweeper/sampler` and `hydra/sweeper/pruner`.
 
-The keys are those of Hydra's official hydra-optuna-sweeper (sampler, direction, storage, study_name, n_trials,
-n_jobs, max_failure_rate, params, custom_search_space), plus `pruner`. Each sampler and pruner takes the constructor
-arguments it has in Optuna 5 (arguments Optuna deprecated default to None, which means Optuna's own default).
+The keys and defaults are those of Hydra's official hydra-optuna-sweeper 1.3 (sampler, direction, storage,
+study_name, n_trials, n_jobs, max_failure_rate, search_space, params, custom_search_space), plus `pruner`. Each
+sampler and pruner takes the constructor arguments it has in Optuna 5 (arguments Optuna deprecated default to None,
+which means Optuna's own default); the official `motpe` is Optuna's TPESampler, which took it over.
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+
+class Direction(Enum):
+    """hydra.sweeper.direction: one of these, or a list of them (one per value the task returns)."""
+
+    minimize = 1
+    maximize = 2
+
+
+class DistributionType(Enum):
+    """The `type` of a Hydra 1.1 `search_space` entry (still read, with a deprecation warning)."""
+
+    int = 1
+    float = 2
+    categorical = 3
+
+
+@dataclass
+class DistributionConfig:
+    """One entry of Hydra 1.1's `hydra.sweeper.search_space` (replaced by `params` in Hydra 1.2)."""
+
+    type: DistributionType
+    choices: list[Any] | None = None  # categorical
+    low: float | None = None  # int or float
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
 
 
 @dataclass
@@ -57,6 +86,10 @@ class CmaEsSamplerConfig(SamplerConfig):
     use_separable_cma: bool = False
     with_margin: bool = False
     lr_adapt: bool = False
+    # a sampler config ({_target_: optuna.samplers.RandomSampler}) for the params CMA-ES does not cover
+    independent_sampler: Any = None
+    # warm start from earlier trials: a list of FrozenTrials (e.g. from another study), as Optuna takes them
+    source_trials: Any = None
 
 
 @dataclass
@@ -66,6 +99,23 @@ class NSGAIISamplerConfig(SamplerConfig):
     mutation_prob: float | None = None
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
+    # "module.function" (or a {_target_: ..., _partial_: true} config) called as function(frozen_trial) -> the
+    # constraint values (feasible where all are <= 0)
+    constraints_func: Any = None
+
+
+@dataclass
+class MOTPESamplerConfig(SamplerConfig):
+    """The official plugin's `motpe`: Optuna 4 folded MOTPESampler into TPESampler, which handles several
+    directions itself; n_ehvi_candidates becomes its n_ei_candidates."""
+
+    _target_: str = "hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper.motpe_sampler"
+    consider_prior: bool | None = None
+    prior_weight: float | None = None
+    consider_magic_clip: bool | None = None
+    consider_endpoints: bool | None = None
+    n_startup_trials: int = 10
+    n_ehvi_candidates: int = 24
 
 
 @dataclass
@@ -129,8 +179,9 @@ class OptunaSweeperConf:
 
     sampler: SamplerConfig = MISSING
     pruner: PrunerConfig = MISSING
-    # minimize or maximize the job's return value (alexlab's `objective`, e.g. val/top1_err: minimize)
-    direction: Any = "minimize"
+    # minimize or maximize what the task function returns (alexlab: its `objective`, e.g. val/top1_err); a list of
+    # directions when it returns that many values (a multi-objective study: the Pareto front is the result)
+    direction: Any = Direction.minimize
     # null: the journal file <hydra.sweep.dir>/optuna.journal; a URL (sqlite:///x.db, postgresql://...): that
     # database; any other string: the path of a journal file. Re-running with the same storage resumes the study.
     storage: str | None = None
@@ -139,16 +190,16 @@ class OptunaSweeperConf:
     # the number of trials the study ends with (trials left interrupted are run again and not counted)
     n_trials: int = 20
     # trials asked per launcher batch (the basic launcher runs them one after another)
-    n_jobs: int = 1
-    # stop asking new trials once this fraction of this run's ended trials (at least 4) failed; 1.0: never stop
-    max_failure_rate: float = 1.0
+    n_jobs: int = 2
+    # stop when more than this fraction of a batch's trials failed (the last failure's error in the message)
+    max_failure_rate: float = 0.0
+    # Hydra 1.1's search space ({name: {type, low, high, step, log, choices}}): read with a deprecation warning
+    search_space: dict[str, Any] | None = None
     # param -> Hydra sweep syntax: interval(0.001, 0.1), tag(log, interval(1e-4, 0.1)), choice(32, 64), range(1, 5),
     # a,b,c. A plain value is a fixed override for every trial.
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] | None = None
     # "module.function" called as function(cfg, trial) to suggest more params (their values in override syntax)
     custom_search_space: str | None = None
-    # Hydra 1.1's search_space was replaced by params; kept only to say so
-    search_space: dict[str, Any] | None = None
 
 
 def register() -> None:
@@ -159,6 +210,7 @@ def register() -> None:
         "random": RandomSamplerConfig,
         "cmaes": CmaEsSamplerConfig,
         "nsgaii": NSGAIISamplerConfig,
+        "motpe": MOTPESamplerConfig,
         "grid": GridSamplerConfig,
         "qmc": QMCSamplerConfig,
         "gp": GPSamplerConfig,

@@ -1,26 +1,33 @@
 """The Optuna sweeper: each trial is one Hydra job, asked from a study in a storage and told its outcome.
 
-A trial's job gets the trial's params as overrides, plus `trial.storage=... trial.study_name=... trial.number=N`
-(so that its pruning callback reports to this trial) and `hydra.sweep.subdir=N`: trial N runs in `<sweep dir>/N`.
-The outcome is read from the job's `metrics.json` (status finished / failed / pruned); a failed trial is recorded
-as FAIL with its error and the study goes on. The study lives in a storage, so re-running the same command resumes
-it: trials left unfinished by an interrupted or killed sweep are failed as `interrupted`, asked again first, and
-not counted towards `n_trials`.
+A drop-in for Hydra's official hydra-optuna-sweeper (1.3.x: the same keys, search expressions, warnings and
+`optimization_results.yaml`, its test suite in tests/optuna_official), for any Hydra app: a trial's value is what
+the task function returns (a number, or one per direction of a multi-objective study), and a trial's job gets only
+its params as overrides. What alexlab adds:
 
-Several workers (the same command started several times, on one machine or many) share a study: each new trial
-is reserved under the storage's lock (alexlab.optuna_storage.study_lock) only while the study holds fewer than
-`n_trials` trials that count, so that together they run exactly `n_trials`, each trial in one worker.
+- The trial handle reaches the job through its environment (hydra.job.env_set: ALEXLAB_OPTUNA_STORAGE, _STUDY,
+  _TRIAL; alexlab.optuna_storage.current_trial), so that alexlab's pruning callback reports to its trial whether
+  the job runs in this process or another one, and no app needs a config node for it. Trial N runs in
+  `<sweep dir>/N` (hydra.sweep.subdir).
+- A job that wrote an alexlab run record (metrics.json) is classified by it: pruned (by the study's pruner),
+  failed or diverged, with its error; any app whose task raises optuna.TrialPruned is pruned too.
+- The study lives in a storage (by default the journal file <sweep dir>/optuna.journal), so re-running the same
+  command resumes it: trials left unfinished by an interrupted or killed sweep are failed as `interrupted`, asked
+  again first, and not counted towards `n_trials`.
+- Several workers (the same command started several times, on one machine or many) share a study: each new trial
+  is reserved under the storage's lock (alexlab.optuna_storage.study_lock) only while the study holds fewer than
+  `n_trials` trials that count, so that together they run exactly `n_trials`, each trial in one worker.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import logging
 import math
 import os
 import re
 import socket
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,13 +35,13 @@ from typing import Any
 import optuna
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, Override, QuotedString, Transformer
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override, QuotedString, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import OverrideParseException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
@@ -42,59 +49,79 @@ from optuna.trial import FrozenTrial, TrialState
 from alexlab import record
 from alexlab.errors import BadFile, BadValue, SweepFailed
 from alexlab.masking import mask, mask_text
-from alexlab.optuna_storage import PRUNER_ATTR, load_trial, open_storage, study_lock
+from alexlab.optuna_storage import PRUNER_ATTR, TRIAL_ENV, load_trial, open_storage, study_lock
 from alexlab.record import Record, Status
+from hydra_plugins.alexlab_optuna_sweeper.config import Direction, DistributionConfig, DistributionType
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STUDY_NAME = "alexlab"
-# max_failure_rate is judged once this many trials of this run have ended
-MIN_ENDED_FOR_FAILURE_RATE = 4
+SEARCH_SPACE_URL = "https://hydra.cc/docs/upgrades/1.1_to_1.2/changes_to_sweeper_config/"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STARTED_ATTR = "sweeps_started"  # the study's count of the sweeps (workers) that opened it
 
 
-class OptunaSweeper(Sweeper):
+class OptunaSweeperImpl(Sweeper):
+    """The sweeper, under the official plugin's name for its implementation (OptunaSweeper below is what
+    hydra/sweeper=optuna instantiates)."""
+
     def __init__(
         self,
-        sampler: DictConfig,
-        pruner: DictConfig,
+        sampler: Any,
         direction: Any,
         storage: str | None,
         study_name: str | None,
         n_trials: int,
         n_jobs: int,
         max_failure_rate: float,
-        params: DictConfig | None,
+        search_space: DictConfig | None,
         custom_search_space: str | None,
-        search_space: DictConfig | None = None,
+        params: DictConfig | None,
+        pruner: Any = None,
     ) -> None:
-        if search_space:
-            raise BadValue(
-                "hydra.sweeper.search_space is no longer read (Hydra 1.2 replaced it): write hydra.sweeper.params, "
-                "e.g. params: {optimizer.lr: 'tag(log, interval(1e-4, 0.1))', data.batch_size: 'choice(64, 128)'}"
-            )
-        self.direction = parse_direction(direction)
+        self.directions = parse_directions(direction)
         for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
             if value < 1:
                 raise BadValue(f"hydra.sweeper.{key} must be at least 1, got {value}")
         if not 0.0 <= max_failure_rate <= 1.0:
             raise BadValue(f"hydra.sweeper.max_failure_rate must be between 0 and 1, got {max_failure_rate}")
-        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.sampler_cfg = sampler  # a sampler config (instantiated in open_study) or a sampler
+        self.pruner_cfg = pruner if pruner is not None else OmegaConf.create({"_target_": "optuna.pruners.NopPruner"})
         self.storage_spec, self.study_name = storage, study_name or DEFAULT_STUDY_NAME
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
-        self.params = {str(k): str(v) for k, v in (params or {}).items()}
+        self.search_space, self.params = search_space, params
+        self.search_space_distributions: dict[str, BaseDistribution] = {}
         self.custom_search_space = None
         if custom_search_space:
-            module, _, name = custom_search_space.rpartition(".")
             try:
-                self.custom_search_space = getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError, ValueError) as exc:
+                self.custom_search_space = get_method(custom_search_space)
+            except Exception as exc:
                 raise BadValue(
                     f"hydra.sweeper.custom_search_space={custom_search_space}: cannot import it ({first_line(exc)})"
                 ) from None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.outcomes: Counter[str] = Counter()  # the states of the trials this run told
+
+    def _process_searchspace_config(self) -> None:
+        """Hydra 1.1's `search_space`: read, with the official plugin's warnings (`params` wins over it)."""
+        if self.search_space is None:
+            return
+        if self.params is not None:
+            warnings.warn(
+                "Both hydra.sweeper.params and hydra.sweeper.search_space are configured.\nHydra will use "
+                f"hydra.sweeper.params for defining search space.\n{SEARCH_SPACE_URL}",
+                stacklevel=2,
+            )
+            return
+        warnings.warn(
+            "`hydra.sweeper.search_space` is deprecated and will be removed in the next major release.\n"
+            f"Please configure with `hydra.sweeper.params`.\n{SEARCH_SPACE_URL}\n",
+            UserWarning,
+            stacklevel=2,
+        )
+        self.search_space_distributions = {
+            str(name): create_optuna_distribution_from_config(entry) for name, entry in self.search_space.items()
+        }
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -108,15 +135,12 @@ class OptunaSweeper(Sweeper):
             self.storage_spec = os.path.abspath(os.path.expanduser(self.storage_spec))
 
     def sweep(self, arguments: list[str]) -> None:
-        sweeps = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
+        self._process_searchspace_config()
+        sweeps = [f"{key}={value}" for key, value in (self.params or {}).items()] + list(arguments)
         space, fixed = parse_search_space(sweeps)
-        if not space and self.custom_search_space is None:
-            raise BadValue(
-                "the Optuna sweeper has nothing to search: give params as hydra.sweeper.params or on the command "
-                "line, e.g. 'optimizer.lr=tag(log, interval(1e-4, 0.1))'"
-            )
+        space = {name: d for name, d in self.search_space_distributions.items() if name not in fixed} | space
         study = self.open_study(space)
-        self.write_study_file(space, sweeps, fixed)
+        self.write_study_file(space, sweeps, list(fixed.values()))
         self.recover(study)
         self.write_results(study)
         log.info(
@@ -127,17 +151,22 @@ class OptunaSweeper(Sweeper):
             self.n_trials,
             type(study.sampler).__name__,
             type(study.pruner).__name__,
-            self.direction,
+            " and ".join(self.directions),
         )
         try:
             while trials := self.ask_batch(study, space):
-                self.run_batch(study, trials, fixed)
+                self.run_batch(study, trials, list(fixed.values()))
                 self.write_results(study)
         finally:
             self.write_results(study)
-        best = best_trial(study)
-        if best is not None:
+        if len(self.directions) > 1:
+            log.info("Pareto front: %d trials", len(study.best_trials))
+        elif (best := best_trial(study)) is not None:
             log.info("Best trial %d: value %.6g, params %s", best.number, best.value, format_params(best.params))
+
+
+class OptunaSweeper(OptunaSweeperImpl):
+    """hydra/sweeper=optuna (config.OptunaSweeperConf)."""
 
     def open_study(self, space: dict[str, BaseDistribution]) -> optuna.Study:
         """The study, created or loaded (resumed), with the configured sampler and pruner."""
@@ -146,27 +175,29 @@ class OptunaSweeper(Sweeper):
         with study_lock(self.storage_spec, self.study_name):  # workers starting at once: one creates the tables
             storage = optuna.storages.get_storage(open_storage(self.storage_spec))
             study = optuna.create_study(
-                study_name=self.study_name, storage=storage, direction=self.direction, load_if_exists=True
+                study_name=self.study_name, storage=storage, directions=self.directions, load_if_exists=True
             )
-            if study.direction.name.lower() != self.direction:
+            held = [direction.name.lower() for direction in study.directions]
+            if held != self.directions:
                 raise BadValue(
-                    f"the study '{self.study_name}' in {self.storage_spec} has direction "
-                    f"{study.direction.name.lower()}, not hydra.sweeper.direction={self.direction}; "
-                    "choose another study_name or storage for a new study"
+                    f"the study '{self.study_name}' in {self.storage_spec} has direction {' and '.join(held)}, not "
+                    f"hydra.sweeper.direction={' and '.join(self.directions)}; choose another study_name or storage "
+                    "for a new study"
                 )
             started = study.user_attrs.get(STARTED_ATTR, 0)  # the sweeps (workers) of this study before this one
             study.set_user_attr(STARTED_ATTR, started + 1)
             # a resumed study, or another worker of it: seeded as the first sweep, the sampler would propose the same
             # params again; this sum grows with each sweep that opens the study
             seed_offset = len(study.trials) + started
-        seed = self.sampler_cfg.get("seed")
-        if seed is not None:
-            sampler_kwargs["seed"] = seed + seed_offset
+        if isinstance(self.sampler_cfg, optuna.samplers.BaseSampler):
+            sampler = self.sampler_cfg  # given as a sampler (the official tests build the sweeper so)
+        else:
+            seed = self.sampler_cfg.get("seed")
+            if seed is not None:
+                sampler_kwargs["seed"] = seed + seed_offset
+            sampler = instantiate(self.sampler_cfg, **sampler_kwargs)
         study = optuna.load_study(
-            study_name=self.study_name,
-            storage=storage,
-            sampler=instantiate(self.sampler_cfg, **sampler_kwargs),
-            pruner=instantiate(self.pruner_cfg),
+            study_name=self.study_name, storage=storage, sampler=sampler, pruner=instantiate(self.pruner_cfg)
         )
         # the jobs load their trial from the storage (load_trial) and ask this pruner whether to stop
         study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_cfg, resolve=True))
@@ -177,13 +208,24 @@ class OptunaSweeper(Sweeper):
         return study
 
     def sampler_arguments(self, space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        """What the configured sampler needs besides its config: the grid for GridSampler (which caps n_trials)."""
+        """What the configured sampler needs besides its config: the grid for GridSampler (which caps n_trials),
+        NSGA-II's constraints_func given as "module.function"."""
+        if isinstance(self.sampler_cfg, optuna.samplers.BaseSampler):
+            return {}
         target = self.sampler_cfg._target_
         if target == "optuna.samplers.CmaEsSampler":
             try:
                 import cmaes  # noqa: F401
             except ImportError:
                 raise BadValue("hydra/sweeper/sampler=cmaes needs the cmaes package: pip install cmaes") from None
+        constraints = self.sampler_cfg.get("constraints_func")
+        if isinstance(constraints, str):
+            try:
+                return {"constraints_func": get_method(constraints)}
+            except Exception as exc:
+                raise BadValue(
+                    f"hydra.sweeper.sampler.constraints_func={constraints}: cannot import it ({first_line(exc)})"
+                ) from None
         if target != "optuna.samplers.GridSampler":
             return {}
         grid = grid_of(space)
@@ -222,7 +264,6 @@ class OptunaSweeper(Sweeper):
         with study_lock(self.storage_spec, self.study_name):
             if count_done(study) >= self.n_trials:
                 return None
-            self.check_failure_rate()  # only while there is a trial to run
             trial = study.ask()
             trial.set_user_attr("worker", self.worker)  # before the lock is let go: recover() reads it
             return trial
@@ -251,15 +292,12 @@ class OptunaSweeper(Sweeper):
         return trial
 
     def job_overrides(self, trial: optuna.Trial, fixed: list[str]) -> list[str]:
+        """The trial's params and the fixed overrides; its handle only in Hydra's part of the config (the job's
+        environment), which every app has: no app needs a node for it."""
         params = [f"{name}={self.override_value(name, value)}" for name, value in trial.params.items()]
-        return [
-            *fixed,
-            *params,
-            f"trial.storage={quote(self.storage_spec)}",
-            f"trial.study_name={quote(self.study_name)}",
-            f"trial.number={trial.number}",
-            f"hydra.sweep.subdir={trial.number}",
-        ]
+        handle = {"storage": self.storage_spec, "study": self.study_name, "trial": str(trial.number)}
+        env = [f"++hydra.job.env_set.{TRIAL_ENV[key]}={quote(value)}" for key, value in handle.items()]
+        return [*fixed, *params, *env, f"hydra.sweep.subdir={trial.number}"]
 
     def override_value(self, name: str, value: Any) -> str:
         """`value` in override syntax; a number chosen for a config group (depth=5) becomes the option name '5'."""
@@ -273,20 +311,30 @@ class OptunaSweeper(Sweeper):
 
     def run_batch(self, study: optuna.Study, trials: list[optuna.Trial], fixed: list[str]) -> None:
         """Run the trials as one launcher batch and tell the study each outcome. On an interrupt (Ctrl-C, SIGTERM),
-        the trials whose run did not finish are failed as interrupted before the interrupt goes on."""
+        the trials whose run did not finish are failed as interrupted before the interrupt goes on. More failed
+        trials in the batch than max_failure_rate allows stop the sweep, with the last failure's error."""
         overrides = [self.job_overrides(trial, fixed) for trial in trials]
         try:
             returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
         except Exception as exc:  # e.g. a trial's overrides do not compose: those trials fail, the study goes on
-            for trial in trials:
-                self.conclude(study, trial, None, launch_error=f"the job did not run: {first_line(exc)}")
-            return
+            returns = [None] * len(trials)
+            errors = [
+                self.conclude(study, t, None, launch_error=f"the job did not run: {first_line(exc)}") for t in trials
+            ]
         except BaseException as exc:
             for trial in trials:
                 self.conclude(study, trial, None, interrupted=type(exc).__name__)
             raise
-        for trial, job_return in zip(trials, returns, strict=True):
-            self.conclude(study, trial, job_return)
+        else:
+            errors = [self.conclude(study, t, r) for t, r in zip(trials, returns, strict=True)]
+        failed = [error for error in errors if error is not None]
+        if failed and len(failed) / len(trials) > self.max_failure_rate:
+            raised = [r._return_value for r in returns if r is not None and r.status == JobStatus.FAILED]
+            raise SweepFailed(
+                f"the Optuna study stopped: {len(failed)} of the {len(trials)} trials of a batch failed, more than "
+                f"max_failure_rate={self.max_failure_rate:g} (the last: {failed[-1]}); see "
+                f"{self.sweep_dir / 'trials.csv'}"
+            ) from (raised[-1] if raised else None)
 
     def conclude(
         self,
@@ -295,50 +343,44 @@ class OptunaSweeper(Sweeper):
         job_return: JobReturn | None,
         launch_error: str | None = None,
         interrupted: str | None = None,
-    ) -> None:
-        """Tell the study the outcome of one trial and log it in one line."""
+    ) -> str | None:
+        """Tell the study the outcome of one trial and log it in one line; the error when it failed."""
         run_dir = self.run_dir(trial.number, job_return)
         ended = read_record(run_dir)
-        objective = objective_name(job_return, ended) or self.objective()
-        state, value, error = trial_outcome(job_return, ended, objective)
+        state, values, error = trial_outcome(job_return, ended, len(self.directions))
         if job_return is None and (
             ended is None or ended.status not in (Status.FINISHED, Status.PRUNED, Status.FAILED)
         ):
             # the launch was cut short and this trial's job did not end (or did not start)
-            state, value = TrialState.FAIL, None
+            state, values = TrialState.FAIL, None
             error = f"interrupted ({interrupted})" if interrupted else launch_error
             if interrupted:
                 trial.set_user_attr("interrupted", True)
         if error:
             trial.set_user_attr("error", error)
-        tell(study, trial, state, value)
+        tell(study, trial, state, values)
         self.outcomes[state.name] += 1
-        outcome = f"{objective}={value:.6g}" if state == TrialState.COMPLETE else error or (ended and ended.error)
+        if state == TrialState.COMPLETE:
+            outcome = " ".join(f"{v:.6g}" for v in values)
+        else:
+            outcome = error or (ended and ended.error) or ""
         log.info("Trial %d %s  %s  %s  (%s)", trial.number, state.name, format_params(trial.params), outcome, run_dir)
+        return error if state == TrialState.FAIL else None
 
     def run_dir(self, number: int, job_return: JobReturn | None) -> Path:
         output_dir = OmegaConf.select(job_return.hydra_cfg, "hydra.runtime.output_dir") if job_return else None
         return Path(output_dir) if output_dir else self.sweep_dir / str(number)
 
     def objective(self) -> str | None:
+        """alexlab's name for what its task returns (None for other apps)."""
         return OmegaConf.select(self.config, "objective", default=None)
-
-    def check_failure_rate(self) -> None:
-        ended = sum(self.outcomes.values())
-        failed = self.outcomes[TrialState.FAIL.name]
-        if ended >= MIN_ENDED_FOR_FAILURE_RATE and failed / ended > self.max_failure_rate:
-            raise SweepFailed(
-                f"the Optuna study stopped: {failed} of the {ended} trials it ran failed, more than "
-                f"max_failure_rate={self.max_failure_rate:g}; see {self.sweep_dir / 'trials.csv'} and the "
-                "failed trials' metrics.json"
-            )
 
     def write_study_file(self, space: dict[str, BaseDistribution], sweeps: list[str], fixed: list[str]) -> None:
         given = dict(override.partition("=")[::2] for override in sweeps)
         study_file = {
             "study_name": self.study_name,
             "storage": self.storage_spec,
-            "direction": self.direction,
+            "direction": self.directions[0] if len(self.directions) == 1 else self.directions,
             "objective": self.objective(),
             "n_trials": self.n_trials,
             "params": {name: given.get(name) for name in space},
@@ -349,31 +391,40 @@ class OptunaSweeper(Sweeper):
         write_yaml(self.sweep_dir / "optuna_study.yaml", study_file)
 
     def write_results(self, study: optuna.Study) -> None:
+        """optimization_results.yaml as the official plugin writes it (name, best_params, best_value; or the Pareto
+        front as `solutions` for several directions), and what alexlab adds: the study, its trials' states."""
         trials = study.get_trials(deepcopy=False)
-        best = best_trial(study)
-        write_yaml(
-            self.sweep_dir / "optimization_results.yaml",
-            {
+        if len(self.directions) > 1:
+            front = study.best_trials if any(t.state == TrialState.COMPLETE for t in trials) else []
+            results: dict[str, Any] = {"name": "optuna", "solutions": [
+                {"params": dict(t.params), "values": list(t.values), "trial": t.number} for t in front
+            ]}  # fmt: skip
+        else:
+            best = best_trial(study)
+            results = {
                 "name": "optuna",
                 "best_params": dict(best.params) if best else None,
                 "best_value": best.value if best else None,
                 "best_trial": best.number if best else None,
-                "study_name": self.study_name,
-                "storage": self.storage_spec,
-                "n_trials": self.n_trials,  # the study's target; interrupted trials ran again and do not count
-                "states": dict(Counter(t.state.name for t in trials)),
-                "interrupted": sum(1 for t in trials if t.user_attrs.get("interrupted")),
-            },
-        )
+            }
+        results |= {
+            "study_name": self.study_name,
+            "storage": self.storage_spec,
+            "n_trials": self.n_trials,  # the study's target; interrupted trials ran again and do not count
+            "states": dict(Counter(t.state.name for t in trials)),
+            "interrupted": sum(1 for t in trials if t.user_attrs.get("interrupted")),
+        }
+        write_yaml(self.sweep_dir / "optimization_results.yaml", results)
         write_trials_csv(self.sweep_dir / "trials.csv", trials)
 
 
 # --- the search space: Hydra's sweep syntax -> Optuna distributions --------------------------------------------------
 
 
-def parse_search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
+def parse_search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """Sweep overrides become Optuna distributions, keyed by the override's key; plain overrides stay as they are
-    and go to every trial. A later override of the same key replaces an earlier one."""
+    (name -> the override's text) and go to every trial. A later override of the same key replaces an earlier one.
+    A param that does not parse is refused in one line naming it."""
     parser = OverridesParser.create()
     space: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
@@ -387,34 +438,65 @@ def parse_search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution
         space.pop(key, None)
         fixed.pop(key, None)
         if override.is_sweep_override():
-            space[key] = to_distribution(override, text)
+            try:
+                space[key] = create_optuna_distribution_from_override(override)
+            except ValueError as exc:
+                raise BadValue(f"sweep param '{text}': {str(exc).strip()}") from None
         else:
             fixed[key] = text
-    return space, list(fixed.values())
+    return space, fixed
 
 
-def to_distribution(override: Override, text: str) -> BaseDistribution:
-    """choice(...) and a,b,c: categorical; range(a, b[, step]): ints (or floats) from a to b excluded, as Hydra's
-    basic sweeper runs them; interval(a, b): floats (Hydra reads its ends as floats); tag(log, interval(...)): the
-    same on a log scale; shuffle(...): categorical."""
+def create_params_from_overrides(arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
+    """The official plugin's split of overrides: (name -> distribution, name -> the fixed value as a string)."""
+    space, fixed = parse_search_space(arguments)
+    return space, {name: text.partition("=")[2] for name, text in fixed.items()}
+
+
+def create_optuna_distribution_from_override(override: Override) -> Any:
+    """A sweep override as an Optuna distribution, as the official plugin reads each expression:
+    choice(...) and a,b,c: categorical; shuffle(...): categorical; range(a, b[, step]): ints from a to b, *b
+    included* (floats when any of the three is one); interval(a, b): floats, ints when cast (int(interval(1, 5)));
+    tag(log, ...): the same on a log scale. A plain override gives its value as a string."""
+    if not override.is_sweep_override():
+        return override.get_value_element_as_str()
     value = override.value()
     if isinstance(value, Glob):
-        raise BadValue(f"sweep param '{text}': glob() is not supported by the Optuna sweeper; list the options")
-    try:
-        if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
-            return CategoricalDistribution([choice_value(x) for x in override.sweep_iterator()])
-        if override.is_range_sweep():
-            values = list(override.sweep_iterator())
-            if not values:
-                raise BadValue("the range is empty")
-            low, high, step = min(values), max(values), abs(value.step)
-            if all(isinstance(x, int) for x in (value.start, value.stop, value.step)):
-                return IntDistribution(low, high, step=step)
-            return FloatDistribution(low, high, step=step)
-        assert override.is_interval_sweep()
-        return FloatDistribution(value.start, value.end, log="log" in value.tags)
-    except ValueError as exc:
-        raise BadValue(f"sweep param '{text}': {str(exc).strip()}") from None
+        raise ValueError("glob() is not supported by the Optuna sweeper; list the options")
+    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+        return CategoricalDistribution([choice_value(x) for x in override.sweep_iterator()])
+    if override.is_range_sweep():
+        assert isinstance(value, RangeSweep)
+        start, stop, step = value.start, value.stop, value.step
+        if step < 0:  # range(5, 1, -2): the same values as range(1, 5, 2) walked backwards
+            start, stop, step = stop, start, -step
+        if start > stop:
+            raise ValueError("the range is empty")
+        if any(isinstance(x, float) for x in (start, stop, step)):
+            return FloatDistribution(start, stop, step=step)
+        return IntDistribution(int(start), int(stop), step=int(step))
+    assert isinstance(value, IntervalSweep)
+    log_scale = "log" in value.tags
+    if isinstance(value.start, int) and isinstance(value.end, int):
+        return IntDistribution(value.start, value.end, log=log_scale)
+    return FloatDistribution(value.start, value.end, log=log_scale)
+
+
+def create_optuna_distribution_from_config(config: Any) -> BaseDistribution:
+    """One entry of Hydra 1.1's search_space ({type, choices, low, high, step, log}) as an Optuna distribution."""
+    entry = dict(config)
+    if isinstance(entry.get("type"), str):
+        entry["type"] = DistributionType[entry["type"]]
+    param = DistributionConfig(**entry)
+    if param.type == DistributionType.categorical:
+        return CategoricalDistribution(param.choices)
+    if param.low is None or param.high is None:
+        raise BadValue(f"hydra.sweeper.search_space: a {param.type.name} entry needs low and high, got {entry}")
+    if param.type == DistributionType.int:
+        if param.log:
+            return IntDistribution(int(param.low), int(param.high), log=True)
+        return IntDistribution(int(param.low), int(param.high), step=int(param.step or 1))
+    return FloatDistribution(param.low, param.high, log=param.log, step=None if param.log else param.step)
 
 
 def choice_value(element: Any) -> Any:
@@ -463,14 +545,17 @@ def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> A
 
 
 def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
-    """The GridSampler's grid: the choices, or every value of a range."""
+    """The GridSampler's grid, as the official plugin builds it: the choices, or a range's values from its start up
+    to its stop *excluded* (the values Hydra's basic sweeper runs; the sampled distribution includes the stop)."""
     grid = {}
     for name, distribution in space.items():
         if isinstance(distribution, CategoricalDistribution):
             grid[name] = list(distribution.choices)
         elif isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step is not None:
-            n = round((distribution.high - distribution.low) / distribution.step) + 1
+            n = int((distribution.high - distribution.low) // distribution.step)
             grid[name] = [distribution.low + i * distribution.step for i in range(n)]
+            if not grid[name]:
+                raise BadValue(f"hydra/sweeper/sampler=grid: the range of '{name}' holds no value below its stop")
         else:
             raise BadValue(
                 f"hydra/sweeper/sampler=grid needs discrete params (choice, a,b,c or range); '{name}' is an interval"
@@ -482,29 +567,44 @@ def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
 
 
 def trial_outcome(
-    job_return: JobReturn | None, ended: Record | None, objective: str | None
-) -> tuple[TrialState, float | None, str | None]:
-    """(state, value, error) of a trial from its job's return and its run record. Finished with a finite objective:
-    COMPLETE; pruned: PRUNED; anything else (failed, crashed, no record, NaN or inf): FAIL with the reason."""
+    job_return: JobReturn | None, ended: Record | None, n_objectives: int = 1
+) -> tuple[TrialState, list[float] | None, str | None]:
+    """(state, values, error) of a trial. The values are what the task function returned: a number, or one per
+    direction. A job that raised optuna.TrialPruned, or whose alexlab record says pruned: PRUNED. A job that raised,
+    whose record says it did not finish, or whose return is not that many finite numbers: FAIL with the reason."""
     if job_return is not None and job_return.status == JobStatus.FAILED:
-        error = (ended.error if ended else None) or first_line(job_return._return_value)
-        return TrialState.FAIL, None, error
-    if ended is None:
-        return TrialState.FAIL, None, "the job wrote no metrics.json"
-    if ended.status == Status.PRUNED:
+        raised = job_return._return_value
+        if isinstance(raised, optuna.TrialPruned):
+            return TrialState.PRUNED, None, None
+        return TrialState.FAIL, None, (ended.error if ended else None) or first_line(raised)
+    if ended is not None and ended.status == Status.PRUNED:
         return TrialState.PRUNED, None, None
-    if not ended.finished:
+    if ended is not None and not ended.finished:
         return TrialState.FAIL, None, ended.error or f"the job ended with status {ended.status.value!r}"
-    value = ended.value(objective)
-    if math.isnan(value) and job_return is not None and job_return.status == JobStatus.COMPLETED:
-        value = job_return.return_value
+    if job_return is None:  # the launch was cut short after the job finished: its record has the value
+        if ended is None:
+            return TrialState.FAIL, None, "the job returned nothing and wrote no metrics.json"
+        returned: Any = ended.value()
+    else:
+        returned = job_return.return_value
     try:
-        value = float(value)
+        values = [float(returned)] if n_objectives == 1 else [float(v) for v in returned]
     except (TypeError, ValueError):
-        return TrialState.FAIL, None, f"no value of the objective {objective} (got {value!r})"
-    if not math.isfinite(value):
-        return TrialState.FAIL, None, f"the objective {objective} is {value}"
-    return TrialState.COMPLETE, value, None
+        want = "float-castable" if n_objectives == 1 else "a list or tuple of float-castable values"
+        return TrialState.FAIL, None, f"Return value must be {want}. Got '{returned}'."
+    if len(values) != n_objectives:
+        return (
+            TrialState.FAIL,
+            None,
+            (
+                "The number of the values and the number of the objectives are mismatched. "
+                f"Expect {n_objectives}, but actually {len(values)}."
+            ),
+        )
+    if not all(math.isfinite(v) for v in values):
+        name = (ended.objective if ended else None) or "the return value"
+        return TrialState.FAIL, None, f"{name} is {returned}"
+    return TrialState.COMPLETE, values, None
 
 
 def read_record(run_dir: Path) -> Record | None:
@@ -515,27 +615,20 @@ def read_record(run_dir: Path) -> Record | None:
         return None
 
 
-def objective_name(job_return: JobReturn | None, ended: Record | None) -> str | None:
-    if job_return is not None and job_return.cfg is not None:
-        name = OmegaConf.select(job_return.cfg, "objective", default=None)
-        if name:
-            return name
-    return ended.objective if ended else None
-
-
 # --- the study --------------------------------------------------------------------------------------------------------
 
 
-def parse_direction(direction: Any) -> str:
-    if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction):
+def parse_directions(direction: Any) -> list[str]:
+    """hydra.sweeper.direction: minimize or maximize (a string or the Direction enum), or a list of them."""
+    given = list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
+    names = [getattr(d, "name", d) for d in given]  # Direction.minimize, or "minimize"
+    wrong = [str(name) for name in names if name not in Direction.__members__]
+    if wrong or not names:
         raise BadValue(
-            f"hydra.sweeper.direction={list(direction)}: multi-objective studies are not supported; "
-            "give one direction: minimize or maximize"
+            f"hydra.sweeper.direction={direction} is not a direction; choose minimize or maximize, or a list of them "
+            "(one per value the task returns)"
         )
-    name = getattr(direction, "name", direction)  # the official plugin's Direction enum, or a string
-    if name not in ("minimize", "maximize"):
-        raise BadValue(f"hydra.sweeper.direction={name} is not a direction; choose one of: minimize, maximize")
-    return name
+    return names
 
 
 def count_done(study: optuna.Study) -> int:
@@ -546,14 +639,15 @@ def count_done(study: optuna.Study) -> int:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    """The best trial of a single-objective study, None before one completed (or with several objectives)."""
+    if len(study.directions) > 1 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     return study.best_trial
 
 
-def tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState, value: float | None = None) -> None:
+def tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState, values: list[float] | None = None) -> None:
     try:
-        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
     except RuntimeError as exc:
         # GridSampler asks the study to stop once the grid is covered, which only works inside study.optimize;
         # the trial is already stored, and our loop ends by itself
@@ -596,7 +690,8 @@ def write_trials_csv(path: Path, trials: list[FrozenTrial]) -> None:
         writer.writerow(header)
         for t in trials:
             duration = t.duration.total_seconds() if t.duration is not None else None
-            row = [t.number, t.state.name, t.value, t.datetime_start, t.datetime_complete, duration]
+            value = t.values[0] if t.values and len(t.values) == 1 else (" ".join(map(str, t.values or [])) or None)
+            row = [t.number, t.state.name, value, t.datetime_start, t.datetime_complete, duration]
             row += [t.params.get(name) for name in param_names]
             row += [t.user_attrs.get("error"), t.user_attrs.get("interrupted", False)]
             writer.writerow(["" if v is None else v for v in row])
@@ -610,3 +705,10 @@ def format_params(params: dict[str, Any]) -> str:
 def first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
+    """hydra/sweeper/sampler=motpe: Optuna's TPESampler, which took over MOTPESampler's multi-objective search."""
+    return optuna.samplers.TPESampler(
+        n_ei_candidates=n_ehvi_candidates, **{k: v for k, v in kwargs.items() if v is not None}
+    )
