@@ -17,6 +17,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from alexlab.errors import BadValue, Diverged
+from alexlab.terminal import is_fraction, percent
 
 log = logging.getLogger("alexlab")
 
@@ -33,16 +34,23 @@ class EpochHistory(L.Callback):
         self.history: list[dict[str, float]] = []
         self._start = self._last = 0.0
         self._images = 0
+        self._epoch_lr: tuple[int | None, float] = (None, math.nan)
 
     def state_dict(self) -> dict:
-        return {"history": self.history}  # in every checkpoint: a resumed run keeps the epochs before it
+        # in every checkpoint: a resumed run keeps the epochs before it, and the lr its unfinished epoch started at
+        return {"history": self.history, "epoch_lr": self._epoch_lr}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict["history"])
+        self._epoch_lr = tuple(state_dict.get("epoch_lr") or (None, math.nan))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._last = time.perf_counter()
         self._images = 0
+        # the lr this epoch started at (as LearningRateMonitor logs it): a per-step schedule has moved on by the
+        # epoch's end, to 0 after the last step of a cosine one. An epoch resumed in its middle keeps its own.
+        if self._epoch_lr[0] != trainer.current_epoch:
+            self._epoch_lr = (trainer.current_epoch, trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[1])
@@ -57,7 +65,7 @@ class EpochHistory(L.Callback):
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/", "train_eval/", "perf/")):
                 row[key] = float(value)
-        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        row["lr"] = self._epoch_lr[1]
         self.history.append(row)
         if trainer.is_global_zero:
             shown = "  ".join(_fmt(k, v) for k, v in row.items() if "/" in k or k == "lr")
@@ -143,8 +151,8 @@ class TrainingCurve(L.Callback):
 def _fmt(key: str, value: float) -> str:
     if math.isnan(value):
         return f"{key}=nan"
-    if key.endswith("_err"):
-        return f"{key}={100 * value:.2f}%"
+    if is_fraction(key):
+        return f"{key}={percent(value)}"
     if key == "lr":
         return f"lr={value:.3g}"
     return f"{key}={value:.4g}"
@@ -201,6 +209,16 @@ class CheckpointOnInterrupt(L.Callback):
 
         self._restore_sigint()
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            if trainer.validating:
+                # Lightning stops a validation between two batches; a checkpoint of that moment holds an epoch whose
+                # training is done and whose validation is not, and a run resumed from it goes on past the
+                # validation: that epoch would have no validation error and no training metrics. Not saved: the
+                # run goes on from the checkpoint of the epoch before (ModelCheckpoint's last.ckpt) and trains this
+                # epoch again, or starts again in its first epoch.
+                if trainer.is_global_zero:
+                    log.warning("interrupted while validating epoch %d: it is trained again on resume (%s is the "
+                                "epoch before's)", trainer.current_epoch, self.path)  # fmt: skip
+                return
             trainer.save_checkpoint(self.path)  # every rank calls it (a collective); rank zero writes
             if trainer.is_global_zero:
                 log.warning("interrupted at epoch %d, step %d: saved %s", trainer.current_epoch,
