@@ -96,6 +96,11 @@ def main(argv: list[str] | None = None) -> None:
         command = argv.pop(0)
     elif os.environ.get("LOCAL_RANK") and os.environ.get(COMMAND_ENV):
         command = os.environ[COMMAND_ENV]
+    else:
+        exit_on_user_error(lambda: check_command(argv[:1]))
+    if command in COMMAND_HELP and {"-h", "--help"} & set(argv):
+        print(command_help(command))
+        return
     os.environ[COMMAND_ENV] = command
     argv = quote_numeric_options(argv)
     if command == "train" and not {"-m", "--multirun"} & set(argv) and asks_to_resume(argv):
@@ -107,6 +112,52 @@ def main(argv: list[str] | None = None) -> None:
         with masked_stdout():
             return dispatch(command, argv)
     dispatch(command, argv)
+
+
+def check_command(first: list[str]) -> None:
+    """A first word that is neither a command nor an override (key=value, ~key, a flag) is a mistyped command."""
+    import difflib
+
+    if not first or "=" in first[0] or first[0].startswith(("-", "~", "+")):
+        return
+    word = first[0]
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise BadValue(f"'{word}' is not a command: {hint}the commands: {', '.join(COMMANDS)} (alexlab --help)")
+
+
+# Help of the commands that Hydra or argparse do not answer `--help` for (train and test: Hydra's; report and
+# dashboard: argparse's)
+COMMAND_HELP = ("info", "sweep", "bench")
+
+
+def command_help(command: str) -> str:
+    if command == "info":
+        lines = [
+            "usage: alexlab info [GROUP=OPTION ...] [KEY=VALUE ...]",
+            "",
+            COMMANDS["info"] + ", for the network the same overrides would train.",
+            "",
+            "examples:",
+            "  alexlab info model=paper",
+            "  alexlab info model=paper split=half depth=3",
+        ]
+    elif command == "sweep":
+        from alexlab.sweep import named_sweeps
+
+        lines = ["usage: alexlab sweep NAME|FILE.yaml [overrides]", "", COMMANDS["sweep"], "", "the sweeps:"]
+        lines += [f"  {name:<16} {text}" for name, text in named_sweeps().items()]
+        lines += [
+            "",
+            "examples:",
+            "  alexlab sweep paper_ablations seeds=2",
+            "  alexlab sweep search hydra.sweeper.n_trials=50",
+        ]
+    else:
+        from alexlab import bench
+
+        lines = [bench.__doc__.strip()]
+    return "\n".join(lines)
 
 
 # Hydra's flags that print the config (or facts about it) instead of running the job

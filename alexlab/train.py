@@ -37,14 +37,13 @@ from alexlab.model.alexnet import from_torchvision_state_dict
 from alexlab.module import AlexNetModule
 from alexlab.optuna_storage import current_trial
 from alexlab.record import Record, Status
+from alexlab.terminal import PercentProgressBar, ProgressLines, headline
 from alexlab.wandb_runs import wandb_logged_in
 
 log = logging.getLogger("alexlab")
 # `import lightning` gives its logger a stderr handler of its own; Hydra's root handlers already print these lines
 # (and write them to the run's alexlab.log), so without this every Lightning message shows twice.
 logging.getLogger("lightning").handlers.clear()
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
-warnings.filterwarnings("ignore", message="'set_vital' is deprecated")  # torchdata 0.11's loader on torch 2.14
 for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
     # Lightning 2.6 advertises its cloud logger on every run ("💡 Tip: ... litlogger")
     logging.getLogger(name).addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
@@ -138,8 +137,8 @@ class Job:
             return ended
         ended = self.record(Status.FINISHED)
         self.end(ended)
-        objective = ended.objective
-        log.info("%s = %.4f  (run dir: %s)", objective, ended.value(), self.run_dir)
+        for line in headline(ended, self.run_dir):
+            log.info("%s", line)
         return ended
 
     def end(self, ended: Record) -> None:
@@ -204,9 +203,8 @@ class Job:
             if name == "lr_monitor" and not self.loggers:
                 continue  # Lightning's LearningRateMonitor refuses to run without a logger
             callbacks.append(instantiate(callback_cfg))
-        show_bar = sys.stderr.isatty()
-        if show_bar:
-            callbacks.append(L.pytorch.callbacks.RichProgressBar())
+        show_bar = sys.stderr.isatty()  # a live bar on a terminal; lines every progress_every_s seconds elsewhere
+        callbacks.append(PercentProgressBar() if show_bar else ProgressLines(cfg.progress_every_s))
         return instantiate(
             cfg.trainer,
             callbacks=callbacks,
@@ -446,6 +444,9 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
                 }
             ),
         )
+        # Lightning 2.6 always passes anonymous=None to wandb.init, which wandb 0.31 answers with "The anonymous
+        # setting has no effect and will be removed" on every run: left out, wandb's default is the same
+        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
         with masked_argv():  # W&B keeps the command line in the run's metadata
             run = logger.experiment  # starts the run now, so a failure is caught here and not mid-training
         if hasattr(run, "define_metric"):  # not on DDP ranks other than zero (a dummy there)

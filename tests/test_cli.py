@@ -1,5 +1,7 @@
 """The real `alexlab` command in a subprocess: help, info, bad input, smoke trainings, test, multirun."""
 
+import re
+
 import pytest
 from conftest import FASHION_MNIST, read_metrics, run_alexlab, run_alexlab_here, run_dirs
 
@@ -53,10 +55,37 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, expected):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("word", "hint"), [("trian", "did you mean 'train'?"), ("raport", "did you mean 'report'?"), ("xyz", "")]
+)
+def test_a_mistyped_command_is_named_with_the_nearest_one(tmp_path, word, hint):
+    result = run_alexlab_here(word, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"alexlab: error: '{word}' is not a command: {hint}") and "the commands: train" in line
+
+
+@pytest.mark.parametrize("command", ["train", "test", "info", "sweep", "report", "dashboard", "bench"])
+def test_every_command_answers_help(tmp_path, command):
+    result = run_alexlab_here(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower() or "== Config groups ==" in result.stdout, result.stdout
+    assert not list(tmp_path.rglob("*.yaml"))  # nothing ran
+
+
 def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
-    result = alexlab("experiment=smoke", "logger=wandb", "seed=3")
+    result = alexlab("experiment=smoke", "logger=wandb", "seed=3", env={"WANDB_SILENT": "false"})
     output = result.stdout + result.stderr
     assert "litlogger" not in output and "set_vital" not in output  # libraries' adverts and internal deprecations
+    assert not [line for line in output.splitlines() if "warn" in line.lower()], output  # no warning line at all
+    # one unit, percent, for every error in the terminal; the headline last: what the run measured, and where
+    assert re.search(r"^epoch 1  .*val/top1_err=\d+\.\d\d%", result.stdout, re.M), result.stdout
+    *_, measured, where = result.stdout.strip().splitlines()
+    assert re.fullmatch(
+        r"finished in \d+ s: test top-1 error \d+\.\d\d% \(accuracy \d+\.\d\d%\), top-5 error \d+\.\d\d%; "
+        r"best val/top1_err \d+\.\d\d% at epoch [01]",
+        measured,
+    ), measured
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "finished"
@@ -70,7 +99,21 @@ def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
     assert metrics["checkpoints"]["best"] and (run_dir / "checkpoints").glob("epoch*.ckpt")
     offline_runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
-    assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert where == f"run dir: {run_dir}"
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()  # a row per epoch, the test's in the last
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"] and "test/top1_err" in rows[0]
+
+
+def test_logger_tensorboard_works_from_the_readmes_install(alexlab, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    alexlab(*SMOKE[:1], "logger=tensorboard", "trainer.limit_train_batches=4", "trainer.limit_val_batches=1")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"))  # every event file of the run
+    accumulator.Reload()
+    assert [event.step for event in accumulator.Scalars("val/top1_err")] == [3, 7]  # one per epoch, at its step
+    assert (run_dir / "csv" / "metrics.csv").is_file()  # with the CSV log beside it
 
 
 def test_test_command_evaluates_a_checkpoint(alexlab, tmp_path):

@@ -65,7 +65,7 @@ def test_submitit_local_runs_each_job_in_a_process_of_its_own(alexlab, tmp_path)
         job_id = re.search(r"^\s+id: '(\d+)'", (sweep_dir / job / ".hydra" / "hydra.yaml").read_text(), re.M)[1]
         submitit = sweep_dir / ".submitit" / job_id
         assert (submitit / f"{job_id}_submitted.pkl").exists() and (submitit / f"{job_id}_0_result.pkl").exists()
-        assert f"(run dir: {sweep_dir / job})" in (submitit / f"{job_id}_0_log.out").read_text()
+        assert f"run dir: {sweep_dir / job}" in (submitit / f"{job_id}_0_log.out").read_text()
 
 
 def test_joblib_runs_two_jobs_at_once_in_worker_processes(alexlab, tmp_path):

@@ -252,6 +252,29 @@ def test_a_study_with_two_directions_writes_its_pareto_front(tmp_path):
     assert sorted(s["values"] for s in results["solutions"]) == [[1.0, 1.0], [2.0, 2.0]]
 
 
+def test_a_job_finds_its_trial_in_its_environment(tmp_path, monkeypatch):
+    """What the sweeper puts in hydra.job.env_set is what alexlab's training reads (current_trial), in whichever
+    process Hydra's launcher runs the job; outside a trial there is none."""
+    from alexlab.optuna_storage import TRIAL_ENV, current_trial
+
+    spec = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(study_name="s", storage=open_storage(spec))
+    study.ask()
+    asked = study.ask()
+    monkeypatch.delenv(TRIAL_ENV["trial"], raising=False)
+    assert current_trial() is None
+    job = sweeper(study_name="s")
+    job.storage_spec = spec
+    job.hydra_context = None
+    overrides = job.job_overrides(asked, ["seed=1"])
+    assert overrides[0] == "seed=1" and not [o for o in overrides if o.startswith("trial.")]
+    env = dict(o.removeprefix("++hydra.job.env_set.").split("=", 1) for o in overrides if "env_set" in o)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.strip("'"))
+    trial = current_trial()
+    assert trial is not None and trial.number == asked.number == 1 and trial.study.study_name == "s"
+
+
 # --- a job's outcome --------------------------------------------------------------------------------------------------
 
 

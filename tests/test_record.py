@@ -255,8 +255,11 @@ def test_a_signal_outside_the_training_loop_ends_the_run_interrupted_and_resumab
     assert run_dirs(tmp_path) == [run_dir]
     done = read_metrics(run_dir)
     assert done["status"] == "finished" and "test/top1_err" in done["final"]
-    csv_after = csv_rows(run_dir / "csv" / "metrics.csv")  # the earlier rows, then the test's (new columns)
-    assert csv_after[: len(csv_before)] == csv_before and len(csv_after) > len(csv_before)
+    csv_after = csv_rows(run_dir / "csv" / "metrics.csv")  # the same epochs, kept; the test's in the last one
+    assert [row["epoch"] for row in csv_after] == [row["epoch"] for row in csv_before] == ["0", "1"]
+    for before, after in zip(csv_before, csv_after, strict=True):  # (the step: the test's, in the last row)
+        assert before.items() - {("step", before["step"])} <= after.items(), (before, after)
+    assert "test/top1_err" in csv_after[-1]
 
 
 def test_a_signal_while_fit_loads_stops_the_run_there_not_after_the_whole_fit(tmp_path):
@@ -270,6 +273,28 @@ def test_a_signal_while_fit_loads_stops_the_run_there_not_after_the_whole_fit(tm
     interrupted = read_metrics(run_dir)
     assert interrupted["status"] == "interrupted" and interrupted["error"].startswith("Interrupted: SIGTERM")
     assert interrupted["history"] == []
+
+
+def test_the_csv_log_has_one_row_per_epoch_and_keeps_it_on_resume(tmp_path):
+    from alexlab.csv_log import EpochRowsWriter
+
+    writer = EpochRowsWriter(str(tmp_path))
+    for epoch in (0, 1):
+        writer.log_metrics({"lr": 0.1 / (epoch + 1)}, step=10 * epoch)  # the lr monitor: no epoch, at its start
+        writer.log_metrics({"train/loss": 2.0 - epoch, "epoch": epoch}, step=10 * epoch + 9)
+        writer.log_metrics({"val/top1_err": 0.5 - 0.1 * epoch, "epoch": epoch}, step=10 * epoch + 9)
+        writer.save()
+    writer.log_metrics({"test/top1_err": 0.35, "epoch": 2}, step=19)  # Lightning's epoch counter after fit: 2
+    writer.save()
+    rows = csv_rows(tmp_path / "metrics.csv")
+    assert rows == [
+        {"epoch": "0", "step": "9", "lr": "0.1", "train/loss": "2.0", "val/top1_err": "0.5"},
+        {"epoch": "1", "step": "19", "lr": "0.05", "train/loss": "1.0", "val/top1_err": "0.4", "test/top1_err": "0.35"},
+    ]
+    resumed = EpochRowsWriter(str(tmp_path))  # a resumed run's writer: the rows stay, its epochs join them
+    resumed.log_metrics({"train/loss": 0.5, "epoch": 2}, step=29)
+    resumed.save()
+    assert [row["epoch"] for row in csv_rows(tmp_path / "metrics.csv")] == ["0", "1", "2"]
 
 
 @pytest.fixture
