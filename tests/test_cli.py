@@ -1,6 +1,7 @@
 """The real `alexlab` command in a subprocess: help, info, bad input, smoke trainings, test, multirun."""
 
 import re
+import sys
 
 import pytest
 from conftest import FASHION_MNIST, read_metrics, run_alexlab, run_alexlab_here, run_dirs
@@ -55,6 +56,22 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, expected):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_log_lines_go_to_the_stdout_of_the_moment(monkeypatch):
+    """Rich's live progress bar redirects sys.stdout while it runs: the log's lines must follow it there (printed
+    above the bar) instead of writing to the stream that was current when logging was set up (onto the bar)."""
+    import io
+    import logging
+
+    from alexlab.terminal import TerminalHandler
+
+    handler = TerminalHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", redirected)
+    handler.emit(logging.LogRecord("alexlab", logging.INFO, __file__, 1, "epoch 0  val/top1_err=50.00%", None, None))
+    assert redirected.getvalue() == "epoch 0  val/top1_err=50.00%\n"
+
+
 @pytest.mark.parametrize(
     ("word", "hint"), [("trian", "did you mean 'train'?"), ("raport", "did you mean 'report'?"), ("xyz", "")]
 )
@@ -74,12 +91,14 @@ def test_every_command_answers_help(tmp_path, command):
 
 
 def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
-    result = alexlab("experiment=smoke", "logger=wandb", "seed=3", env={"WANDB_SILENT": "false"})
+    # no TTY here: progress lines (progress_every_s=0: one after every step) instead of a bar
+    result = alexlab("experiment=smoke", "logger=wandb", "seed=3", "progress_every_s=0", env={"WANDB_SILENT": "false"})
     output = result.stdout + result.stderr
     assert "litlogger" not in output and "set_vital" not in output  # libraries' adverts and internal deprecations
     assert not [line for line in output.splitlines() if "warn" in line.lower()], output  # no warning line at all
     # one unit, percent, for every error in the terminal; the headline last: what the run measured, and where
     assert re.search(r"^epoch 1  .*val/top1_err=\d+\.\d\d%", result.stdout, re.M), result.stdout
+    assert re.search(r"^epoch 0  step 5/30  \d+ images/s  left: epoch \d+ s, run \d+ s$", result.stdout, re.M)
     *_, measured, where = result.stdout.strip().splitlines()
     assert re.fullmatch(
         r"finished in \d+ s: test top-1 error \d+\.\d\d% \(accuracy \d+\.\d\d%\), top-5 error \d+\.\d\d%; "
