@@ -45,9 +45,9 @@ from alexlab.report import (
     build_report,
     cell_seeds_needed,
     config_value,
+    distinguish_lines,
     measure_name,
     plot_verdicts,
-    short_label,
     shown,
     test_name,
     verdict_table,
@@ -154,10 +154,12 @@ def curve_panel(runs: list[DashboardRun], column: str) -> Panel:
     figure = Figure(figsize=(6, 3.6))
     axes = figure.subplots()
     for value, (epochs, means, n) in sorted(curves.items()):
-        axes.plot(epochs, means, marker=".", label=f"{column}={value} (n={n})")
+        axes.plot(epochs, means, label=f"{column}={value} (n={n})")
+    distinguish_lines(axes)
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylabel("val top-1 error, % (mean over runs)")
+    several = any(n >= 2 for _, _, n in curves.values())
+    axes.set_ylabel("val top-1 error, % " + ("(mean over runs)" if several else "(one run each)"))
     if curves:
         axes.legend(fontsize="small")
     else:
@@ -173,19 +175,22 @@ def final_error_panel(report: Report, runs: list[DashboardRun]) -> Panel:
     for row in report.rows:
         values = [r.test_top1 for r in runs if r.row is row and r.state == "finished" and r.test_top1 is not None]
         # against the baseline, as report_diff.png labels them; an Optuna trial's baseline is just its first trial
-        labels.append(row.label if report.study is not None else short_label(report, row))
+        # the chart and the table name a configuration alike
+        labels.append(row.label + (" (baseline)" if row is report.baseline else ""))
         means.append(statistics.fmean(values) if values else math.nan)
         stds.append(statistics.stdev(values) if len(values) >= 2 else 0.0)
         cell = f"{means[-1]:.2f}" + (f" ± {stds[-1]:.2f}" if len(values) > 1 else "") if values else "no finished run"
-        table.append((row.label + (" (baseline)" if row is report.baseline else ""), str(len(values)), cell))
+        table.append((labels[-1], str(len(values)), cell))
     figure = Figure(figsize=(7, 1.2 + 0.4 * len(labels)))
     axes = figure.subplots()
     drawn = [i for i, mean in enumerate(means) if not math.isnan(mean)]
-    bars = axes.barh(drawn, [means[i] for i in drawn], xerr=[stds[i] for i in drawn], color="C0", capsize=3)
+    spread = any(std > 0 for std in stds)  # error bars only where a configuration has several runs
+    bars = axes.barh(drawn, [means[i] for i in drawn], xerr=[stds[i] for i in drawn] if spread else None,
+                     color="C0", capsize=3)  # fmt: skip
     axes.bar_label(bars, fmt="%.2f", label_type="center", color="white")
     axes.set_yticks(range(len(labels)), labels)
     axes.invert_yaxis()
-    axes.set_xlabel("test top-1 error, % (mean ± std over seeds)")
+    axes.set_xlabel("test top-1 error, % " + ("(mean ± std over seeds)" if spread else "(one run each)"))
     used = [run for run in runs if run.state == "finished" and run.test_top1 is not None]
     source, note = source_note(used)
     attributes = {"source": source, "bars": str(len(drawn)), "configurations": str(len(report.rows))}
@@ -211,6 +216,19 @@ def verdicts_panel(report: Report) -> Panel:
     return Panel("verdicts", "the paper's claims: verdicts", buffer.getvalue(), note, attributes, table)
 
 
+def make_room_for_the_colour_bar(figure) -> None:
+    """Optuna's parallel coordinates put the last parameter's tick labels right of its axis, where the colour bar
+    sits: the figure is widened and the bar moved right by as much, so that it covers none of them."""
+    width, height = figure.get_size_inches()
+    figure.set_size_inches(width * 1.2, height)
+    for axes in figure.axes:
+        box = axes.get_position()
+        if axes.get_label() == "<colorbar>":
+            axes.set_position([box.x0 / 1.2 + 0.16, box.y0, box.width / 1.2, box.height])
+        else:
+            axes.set_position([box.x0 / 1.2, box.y0, box.width / 1.2, box.height])
+
+
 def parallel_coordinates_panel(report: Report) -> Panel:
     study = report.study
     figure, note = None, f"Optuna study {study.name} in {study.storage}: {len(study.trials)} trial(s)"
@@ -223,6 +241,7 @@ def parallel_coordinates_panel(report: Report) -> Panel:
             axes = optuna.visualization.matplotlib.plot_parallel_coordinate(study.study, target_name=study.objective)
         figure = axes.figure
         plt.close(figure)
+        make_room_for_the_colour_bar(figure)
     if figure is None:
         figure = Figure(figsize=(6, 2))
         why = study.error or "no completed trial yet"
@@ -254,14 +273,18 @@ def states_line(runs: list[DashboardRun]) -> str:
 RENDER_CHECK = """
 for (const panel of document.querySelectorAll(".panel")) {
   const image = panel.querySelector("img");
-  const check = () => { panel.dataset.rendered = String(image.naturalWidth > 0); };
+  // rendered: the image decoded; top: where the panel sits (panels side by side share it: the tests' layout check)
+  const check = () => {
+    panel.dataset.rendered = String(image.naturalWidth > 0);
+    panel.dataset.top = String(panel.offsetTop);
+  };
   if (image.complete) check(); else { image.addEventListener("load", check); image.addEventListener("error", check); }
 }
 """
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
-main { display: flex; flex-wrap: wrap; gap: 1em; }
-.panel { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em; max-width: 760px; }
+main { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; align-items: start; }
+.panel { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em; min-width: 0; }
 .panel h2 { font-size: 1em; margin: 0 0 0.5em; } .panel img { max-width: 100%; }
 .note { font-size: 0.8em; color: #555; } table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; } code { background: #f3f3f3; }

@@ -766,8 +766,8 @@ def report_markdown(report: Report, pngs: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def study_lines(study: StudySummary) -> list[str]:
-    lines = [f"Study `{study.name}`: {len(study.trials)} trials, storage {study.storage}; see trials.md."]
+def study_lines(study: StudySummary, where: str = "; see trials.md") -> list[str]:
+    lines = [f"Study `{study.name}`: {len(study.trials)} trials, storage {study.storage}{where}."]
     if study.error:
         return [*lines, f"The study could not be loaded: {study.error}"]
     if study.best is None:
@@ -790,12 +790,14 @@ def write_study(study: StudySummary, out: Path) -> list[Path]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 axes = optuna.visualization.matplotlib.plot_param_importances(study.study)
+            if axes.get_legend() is not None:  # Optuna puts it over the longest bar: beside the plot instead
+                axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
             axes.figure.savefig(out / "param_importances.png", dpi=120, bbox_inches="tight")
             plt.close(axes.figure)
             written.append(out / "param_importances.png")
         except Exception as exc:  # e.g. an importance evaluator that cannot fit these trials
             study.importance_skipped = f"{type(exc).__name__}: {exc}"
-    lines = [f"# Trials of `{study.name}`", "", *study_lines(study), ""]
+    lines = [f"# Trials of `{study.name}`", "", *study_lines(study, where=""), ""]
     lines += ["| number | state | value | params | error | duration s |", "|---|---|---|---|---|---|"]
     for trial in study.trials:
         duration = "" if trial.duration is None else f"{trial.duration.total_seconds():.1f}"
@@ -963,6 +965,31 @@ def plot_differences(report: Report, path: Path) -> None:
     figure.savefig(path, dpi=120, bbox_inches="tight")
 
 
+# Lines drawn one over another stay visible: each its own marker and dash, the later ones thinner and on top
+LINE_STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", (0, (5, 1))), ("P", (0, (3, 1, 1, 1)))]
+
+
+def distinguish_lines(axes) -> None:
+    """Give every line of `axes` its own marker and dash pattern, and name in its legend label the line it lies on
+    when two draw the same values (identical curves would otherwise hide each other with no hint)."""
+    lines = list(axes.get_lines())
+    for i, line in enumerate(lines):
+        marker, dashes = LINE_STYLES[i % len(LINE_STYLES)]
+        line.set_marker(marker)
+        line.set_markersize(max(3.0, 6.0 - i))
+        line.set_linestyle(dashes)
+        line.set_linewidth(max(0.8, 2.0 - 0.3 * i))
+        line.set_zorder(2 + i)
+        same = [
+            other.get_label()
+            for other in lines[:i]
+            if list(other.get_xdata()) == list(line.get_xdata())
+            and all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(other.get_ydata(), line.get_ydata(), strict=True))
+        ]
+        if same:
+            line.set_label(f"{line.get_label()} (the same values as {same[0]})")
+
+
 def plot_curves(report: Report, path: Path) -> None:
     figure = Figure(figsize=(8, 5))
     axes = figure.subplots()
@@ -983,7 +1010,9 @@ def plot_curves(report: Report, path: Path) -> None:
             axes.fill_between(epochs, lower, upper, color=line.get_color(), alpha=0.2)
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylabel("val top-1 error, % (mean over seeds, ±1 std)")
+    several = any(len(row.runs) >= 2 for row in report.rows)  # no spread claimed where every row has one run
+    axes.set_ylabel("val top-1 error, % " + ("(mean over seeds, ±1 std)" if several else "(one run each)"))
+    distinguish_lines(axes)
     if axes.lines:
         axes.legend(fontsize="small")
     figure.savefig(path, dpi=120, bbox_inches="tight")

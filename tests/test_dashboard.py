@@ -239,9 +239,12 @@ def test_real_sweep_page_renders_in_headless_chromium(alexlab, tmp_path, monkeyp
         cell = f"{statistics.fmean(errors):.2f} ± {statistics.stdev(errors):.2f}"
         assert re.search(rf"<td>dropout={dropout}( \(baseline\))?</td><td>2</td><td>{cell}</td>", page)
 
-    dom = chromium("--virtual-time-budget=5000", "--dump-dom", page_path.as_uri(), profile=tmp_path / "p1").stdout
+    wide = "--window-size=1400,1000"
+    dom = chromium("--virtual-time-budget=5000", wide, "--dump-dom", page_path.as_uri(), profile=tmp_path / "p1").stdout
     rendered = re.findall(r'<section class="panel" data-panel="([^"]+)"[^>]*data-rendered="(\w+)"', dom)
     assert rendered == [("verdicts", "true"), ("curves-dropout", "true"), ("test-error", "true")]
+    tops = [int(top) for top in re.findall(r'<section class="panel"[^>]*data-top="(\d+)"', dom)]
+    assert len(tops) == 3 and len(set(tops)) < 3  # side by side on a wide screen, not one narrow column
 
     broken = tmp_path / "broken.html"  # the check can fail: an image that does not decode stays unrendered
     broken.write_text(page.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))

@@ -492,3 +492,20 @@ def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
     assert build_report(sweep, threshold=50).threshold == 50
     with pytest.raises(ValueError, match="between 0 and 100"):
         build_report(sweep, threshold=150)
+
+
+def test_identical_curves_stay_visible_and_say_so():
+    from matplotlib.figure import Figure
+
+    from alexlab.report import distinguish_lines
+
+    axes = Figure().subplots()
+    axes.plot([0, 1], [50.0, 40.0], label="dropout=on")
+    axes.plot([0, 1], [50.0, 40.0], label="dropout=off")  # drawn over the first
+    axes.plot([0, 1], [50.0, 30.0], label="depth=4")
+    distinguish_lines(axes)
+    first, second, third = axes.get_lines()
+    assert second.get_label() == "dropout=off (the same values as dropout=on)"
+    assert third.get_label() == "depth=4"
+    assert len({line.get_marker() for line in axes.get_lines()}) == 3  # each its own marker and dash
+    assert len({str(line.get_linestyle()) for line in axes.get_lines()}) == 3

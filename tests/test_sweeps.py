@@ -175,6 +175,10 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
     assert quick["lrn"] == "on" and quick["data"] == "fashion_mnist"
 
 
+# what these sweeps check is the sweep (its jobs, rounds, report), not learning: a few batches a run
+FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
+
+
 def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_results(alexlab, tmp_path):
     sweep_dir = tmp_path / "ablations"
     result = run_alexlab(
@@ -184,6 +188,7 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
         "experiment=smoke",
         "logger=none",
         "trainer.max_epochs=1",
+        *FEW_BATCHES,
         f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
     )
@@ -212,6 +217,7 @@ TWO_ABLATIONS = (
     "experiment=smoke",
     "logger=none",
     "trainer.max_epochs=1",
+    *FEW_BATCHES,
     "hydra.sweeper.params={+ablation: 'baseline,lrn_off'}",
 )
 
