@@ -285,6 +285,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; align-items: start; }
 .panel { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em; min-width: 0; }
+.panel[data-panel="verdicts"] { grid-column: 1 / -1; } .panel table { display: block; overflow-x: auto; }
 .panel h2 { font-size: 1em; margin: 0 0 0.5em; } .panel img { max-width: 100%; }
 .note { font-size: 0.8em; color: #555; } table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; } code { background: #f3f3f3; }
