@@ -117,3 +117,11 @@ def smoke_grid(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, f"the smoke grid failed:\n{result.stdout}\n{result.stderr}"
     return sweep_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests of the shared 2x2 smoke grid run in one test process (pytest-xdist's loadgroup), which trains the
+    grid once, instead of once in each process."""
+    for item in items:
+        if "smoke_grid" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke_grid"))

@@ -83,6 +83,10 @@ def test_resume_without_an_unfinished_run_is_one_line(alexlab, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("alexlab: error: resume=true: no unfinished run")
 
 
+# slow: a sweep job's resume from its checkpoint is in the default run through the real-SLURM pre-emption tests
+# (tests/test_slurm.py: the requeued job goes on in its job directory), and the re-run sweep's path through
+# tests/test_sweeps.py (test_rerunning_an_interrupted_sweep_skips_finished_runs)
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_its_unfinished_job_from_its_checkpoint(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *RUN, "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.output_root={tmp_path / 'outputs'}"]

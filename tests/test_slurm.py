@@ -68,13 +68,16 @@ def test_a_sweeps_jobs_run_on_slurm(tmp_path):
     assert (tmp_path / "sweep" / "report.md").exists()
 
 
+# In the default run: loading and validating, the moments that need their own handling (before Lightning's loop,
+# and a validation cut short); training and testing are slow here, and in the default run as a SIGTERM at those
+# moments (tests/test_resume.py, tests/test_record.py), which is what the pre-emption becomes inside the job.
 @pytest.mark.parametrize(
     ("hook", "moment"),
     [
         ("setup", "loading"),
-        ("on_train_epoch_end", "training"),
+        pytest.param("on_train_epoch_end", "training", marks=pytest.mark.slow),
         ("on_validation_start", "validating"),
-        ("on_test_start", "testing"),
+        pytest.param("on_test_start", "testing", marks=pytest.mark.slow),
     ],
 )
 def test_a_preempted_job_is_requeued_and_finishes_from_its_checkpoint(tmp_path, hook, moment):
