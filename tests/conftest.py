@@ -119,9 +119,28 @@ def smoke_grid(tmp_path_factory) -> Path:
     return sweep_dir
 
 
+@pytest.fixture(scope="session")
+def seed_grid(tmp_path_factory) -> Path:
+    """One smoke sweep of dropout=on,off x seed=0,1 (W&B offline + CSV), for the report's and the dashboard's tests;
+    each copies it before writing into it."""
+    root = tmp_path_factory.mktemp("seed_grid")
+    sweep_dir = root / "sweep"
+    result = run_alexlab(
+        "-m", "experiment=smoke", "dropout=on,off", "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
+        f"paths.output_root={root / 'outputs'}", cwd=root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return sweep_dir
+
+
+SHARED_GRIDS = ("smoke_grid", "seed_grid")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """The tests of the shared 2x2 smoke grid run in one test process (pytest-xdist's loadgroup), which trains the
-    grid once, instead of once in each process."""
+    """The tests of a shared grid run in one test process (pytest-xdist's loadgroup), which trains the grid once,
+    instead of once in each process."""
     for item in items:
-        if "smoke_grid" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("smoke_grid"))
+        for grid in SHARED_GRIDS:
+            if grid in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(grid))
