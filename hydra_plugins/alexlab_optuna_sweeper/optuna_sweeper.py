@@ -385,7 +385,8 @@ class OptunaSweeper(OptunaSweeperImpl):
             "n_trials": self.n_trials,
             "params": {name: given.get(name) for name in space},
             "fixed": fixed,
-            "sampler": self.sampler_cfg._target_,
+            # a sampler config, or a sampler given as an object (as the official tests build the sweeper)
+            "sampler": getattr(self.sampler_cfg, "_target_", None) or type(self.sampler_cfg).__name__,
             "pruner": self.pruner_cfg._target_,
         }
         write_yaml(self.sweep_dir / "optuna_study.yaml", study_file)
