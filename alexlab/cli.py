@@ -143,10 +143,8 @@ def command_help(command: str) -> str:
             "  alexlab info model=paper split=half depth=3",
         ]
     elif command == "sweep":
-        from alexlab.sweep import named_sweeps
-
         lines = ["usage: alexlab sweep NAME|FILE.yaml [overrides]", "", COMMANDS["sweep"], "", "the sweeps:"]
-        lines += [f"  {name:<16} {text}" for name, text in named_sweeps().items()]
+        lines += sweep_lines()
         lines += [
             "",
             "examples:",
@@ -158,6 +156,13 @@ def command_help(command: str) -> str:
 
         lines = [bench.__doc__.strip()]
     return "\n".join(lines)
+
+
+def sweep_lines() -> list[str]:
+    """The named sweeps of sweeps/, a line each, as `alexlab --help` and `alexlab sweep --help` list them."""
+    from alexlab.sweep import named_sweeps
+
+    return [f"  {name:<16} {text}" for name, text in named_sweeps().items()]
 
 
 # Hydra's flags that print the config (or facts about it) instead of running the job
@@ -556,10 +561,7 @@ def usage() -> str:
     for group, options in group_options().items():
         marked = [f"{o}*" if defaults.get(group) == o else o for o in options]
         lines.append(f"  {group:<12} {', '.join(marked)}")
-    from alexlab.sweep import named_sweeps
-
-    lines += ["", "sweeps (alexlab sweep NAME [overrides]; the files are in sweeps/):"]
-    lines += [f"  {name:<16} {text}" for name, text in named_sweeps().items()]
+    lines += ["", "sweeps (alexlab sweep NAME [overrides]; the files are in sweeps/):", *sweep_lines()]
     lines += [
         "",
         "examples:",

@@ -174,7 +174,6 @@ def final_error_panel(report: Report, runs: list[DashboardRun]) -> Panel:
     labels, means, stds, table = [], [], [], [("configuration", "runs", f"{BAR_METRIC} %")]
     for row in report.rows:
         values = [r.test_top1 for r in runs if r.row is row and r.state == "finished" and r.test_top1 is not None]
-        # against the baseline, as report_diff.png labels them; an Optuna trial's baseline is just its first trial
         # the chart and the table name a configuration alike
         labels.append(row.label + (" (baseline)" if row is report.baseline else ""))
         means.append(statistics.fmean(values) if values else math.nan)
@@ -223,10 +222,8 @@ def make_room_for_the_colour_bar(figure) -> None:
     figure.set_size_inches(width * 1.2, height)
     for axes in figure.axes:
         box = axes.get_position()
-        if axes.get_label() == "<colorbar>":
-            axes.set_position([box.x0 / 1.2 + 0.16, box.y0, box.width / 1.2, box.height])
-        else:
-            axes.set_position([box.x0 / 1.2, box.y0, box.width / 1.2, box.height])
+        shift = 0.16 if axes.get_label() == "<colorbar>" else 0.0
+        axes.set_position([box.x0 / 1.2 + shift, box.y0, box.width / 1.2, box.height])
 
 
 def parallel_coordinates_panel(report: Report) -> Panel:

@@ -1002,7 +1002,7 @@ def plot_curves(report: Report, path: Path) -> None:
             continue
         epochs = sorted(by_epoch)
         means = [statistics.fmean(by_epoch[e]) for e in epochs]
-        (line,) = axes.plot(epochs, means, marker=".", label=f"{short_label(report, row)} (n={len(row.runs)})")
+        (line,) = axes.plot(epochs, means, label=f"{short_label(report, row)} (n={len(row.runs)})")
         if len(row.runs) >= 2:
             spread = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) >= 2 else 0.0 for e in epochs]
             lower = [m - s for m, s in zip(means, spread, strict=True)]

@@ -100,7 +100,6 @@ class OptunaSweeperImpl(Sweeper):
                     f"hydra.sweeper.custom_search_space={custom_search_space}: cannot import it ({first_line(exc)})"
                 ) from None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.outcomes: Counter[str] = Counter()  # the states of the trials this run told
 
     def _process_searchspace_config(self) -> None:
         """Hydra 1.1's `search_space`: read, with the official plugin's warnings (`params` wins over it)."""
@@ -359,7 +358,6 @@ class OptunaSweeper(OptunaSweeperImpl):
         if error:
             trial.set_user_attr("error", error)
         tell(study, trial, state, values)
-        self.outcomes[state.name] += 1
         if state == TrialState.COMPLETE:
             outcome = " ".join(f"{v:.6g}" for v in values)
         else:
