@@ -501,6 +501,51 @@ def test_module_on_image_folder_of_mixed_sizes(tmp_path):
     assert x.shape == (4, 3, 16, 16) and set(y.tolist()) <= {0, 1}
 
 
+def batches_at_once_and_image_by_image(module: ImageDataModule):
+    """Every batch of every loader of `module`, as the DataLoader fetches it (the dataset's __getitems__) and as
+    stacking the per-image pipeline's items (__getitem__) gives it."""
+    from torch.utils.data import default_collate
+
+    loaders = [module.train_dataloader(), *module.val_dataloader(), module.test_dataloader()]
+    for loader in loaders:
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(1)
+        for keys, batch in zip(loader.batch_sampler, loader, strict=True):
+            torch.manual_seed(0)  # (image by image, nothing may draw from the global generator either)
+            image_by_image = default_collate([loader.dataset[key] for key in keys])
+            yield batch, image_by_image
+
+
+@pytest.mark.parametrize(
+    ("augment", "test_views", "bad_images"),
+    [("none", "centre", "fail"), ("flip_crop", "ten_crop", "fail"), ("paper", "ten_crop", "skip")],
+)
+def test_a_batch_fetched_at_once_is_the_per_image_pipeline_bit_for_bit(augment, test_views, bad_images):
+    """In-memory images of one size (Fashion-MNIST, CIFAR, the built-in shapes): the loaders fetch a batch at once
+    (_Transformed.__getitems__: the resize, and without random steps every step, on the whole batch), and each
+    batch is the one the per-image pipeline gives, in every split, the crops, flips and colour noise included."""
+    module = shapes_module(augment=augment, test_views=test_views, pca="data", bad_images=bad_images)
+    module.setup("fit")
+    count = 0
+    for batch, image_by_image in batches_at_once_and_image_by_image(module):
+        assert torch.equal(batch[0], image_by_image[0]) and torch.equal(batch[1], image_by_image[1])
+        count += 1
+    assert count == 240 // 16 + 2 * (60 // 16 + 1) + 40 // 16 + 1
+    assert batch[0].shape[1:] == ((10, 3, 28, 28) if test_views == "ten_crop" else (3, 28, 28))  # the test split
+
+
+def test_batches_of_images_of_several_sizes_are_the_per_image_pipeline_bit_for_bit(tmp_path):
+    for index, name in enumerate(("a", "b")):
+        write_images(tmp_path / name, 10, (24 + 5 * index, 40 - 3 * index), seed=index)
+    for augment in ("none", "paper"):
+        module = folder_module(tmp_path, augment=augment, decode="loader")
+        module.setup("fit")
+        pairs = list(batches_at_once_and_image_by_image(module))
+        assert len(pairs) == 3 + 2 * 1 + 1
+        for batch, image_by_image in pairs:
+            assert torch.equal(batch[0], image_by_image[0]) and torch.equal(batch[1], image_by_image[1])
+
+
 def test_decode_on_device_gives_the_loaders_batches(tmp_path):
     """data.decode=device (here the device is the CPU): the workers hand over file bytes, transfer_batch_to_device
     decodes (JPEGs in one decode_jpeg call, PNGs one by one) and augments the batch; every batch of every split is

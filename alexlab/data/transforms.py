@@ -101,7 +101,8 @@ def pixel_pca(dataset: Dataset, max_images: int = 2000, seed: int = 0) -> tuple[
 
 
 def _stack(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return torch.stack(crops)
+    """TenCrop's ten views as one tensor: [10, C, h, w] of an image, [B, 10, C, h, w] of a batch [B, C, H, W]."""
+    return torch.stack(crops, dim=-4)
 
 
 def train_transform(
@@ -146,6 +147,16 @@ def drawing_from(seed: int) -> Iterator[None]:
         yield
 
 
+# The steps of train_transform that draw at random (from the CPU generator, seeded per image by drawing_from)
+RANDOM_STEPS = (v2.RandomCrop, v2.RandomHorizontalFlip, PCALighting)
+
+
+def draws_at_random(transform: v2.Compose) -> bool:
+    """Whether `transform` (one of this module's pipelines) makes random choices: augment=none and the evaluation
+    pipelines do not, so they give the same tensor applied to a whole batch [B, C, H, W] at once."""
+    return any(isinstance(step, RANDOM_STEPS) for step in transform.transforms)
+
+
 def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list[int]) -> torch.Tensor:
     """`transform` (a train_transform) applied to each of `images` (uint8 [C, H, W], any sizes, on any device) with
     its random choices drawn from `seeds` (augmentation_seed): the same tensor, bit for bit on one device, as
@@ -156,6 +167,11 @@ def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list
     """
     steps = list(transform.transforms)
     cut = next(i for i, step in enumerate(steps) if isinstance(step, v2.ToDtype))
+    first_draw = next((i for i, step in enumerate(steps[:cut]) if isinstance(step, RANDOM_STEPS)), cut)
+    if first_draw and all(image.shape == images[0].shape for image in images):
+        # the resize (and centre square) before the first random step, once on the whole batch of equal-sized images
+        images = list(v2.Compose(steps[:first_draw])(torch.stack(images)).unbind(0))
+        steps, cut = steps[first_draw:], cut - first_draw
     per_image, on_batch = v2.Compose(steps[:cut]), steps[cut:]
     lighting = next((step for step in on_batch if isinstance(step, PCALighting)), None)  # augment=paper only
     crops, shifts = [], []
