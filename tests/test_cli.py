@@ -92,7 +92,10 @@ def test_every_command_answers_help(tmp_path, command):
 
 def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
     # no TTY here: progress lines (progress_every_s=0: one after every step) instead of a bar
-    result = alexlab("experiment=smoke", "logger=wandb", "seed=3", "progress_every_s=0", env={"WANDB_SILENT": "false"})
+    # in a fresh process: a warning printed while a library is imported must show here too
+    result = alexlab(
+        "experiment=smoke", "logger=wandb", "seed=3", "progress_every_s=0", env={"WANDB_SILENT": "false"}, fresh=True
+    )
     output = result.stdout + result.stderr
     assert "litlogger" not in output and "set_vital" not in output  # libraries' adverts and internal deprecations
     assert not [line for line in output.splitlines() if "warn" in line.lower()], output  # no warning line at all

@@ -684,7 +684,9 @@ def test_two_workers_started_at_once_run_one_study_together(alexlab, tmp_path, r
     args += ("hydra.sweeper.sampler.seed=0", f"hydra.sweeper.n_jobs={2 if kind == 'journal' else 1}")
 
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda d: alexlab(*args, f"hydra.sweep.dir={d}", expect_ok=False), sweep_dirs))
+        # fresh processes, started alike: a second fork server would still be importing when the first run begins
+        run = lambda d: alexlab(*args, f"hydra.sweep.dir={d}", expect_ok=False, fresh=True)  # noqa: E731
+        results = list(pool.map(run, sweep_dirs))
 
     ran = []  # the trials each worker ran, from its log
     for result in results:
