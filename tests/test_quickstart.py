@@ -1,6 +1,6 @@
 """The README's quickstart, end to end on real Fashion-MNIST: a third of its first epoch in the default run (about
 20 s: it learns, to better than 65% test accuracy), and the whole quickstart reaching at least 90% as a slow test
-(about 8 min on 2 cores: `python3 -m pytest -m slow`)."""
+(about 7 min on 2 cores: `python3 -m pytest -m slow`)."""
 
 import pytest
 from conftest import FASHION_MNIST, read_metrics, run_dirs
