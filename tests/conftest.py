@@ -45,11 +45,13 @@ class ForkServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.pending = b""
+        self.argv0 = ""  # the installed command's path: the children's sys.argv[0]
 
     def start(self) -> None:
         command, env = alexlab_process(None)
+        self.argv0 = command[-1]
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("forkserver.py")), command[-1]],
+            [sys.executable, str(Path(__file__).with_name("forkserver.py")), self.argv0],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -76,7 +78,7 @@ class ForkServer:
         with tempfile.TemporaryDirectory() as scratch:
             out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
             request = {"args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
-            request["argv0"] = alexlab_process(None)[0][-1]
+            request["argv0"] = self.argv0
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             pid = self.answer(time.monotonic() + 60)["pid"]
             try:

@@ -109,5 +109,5 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    sys.path[0] = os.path.dirname(sys.argv[1]) if len(sys.argv) > 1 else sys.path[0]  # as the console script's
+    sys.path[0] = os.path.dirname(sys.argv[1])  # the installed command's folder, as the console script's
     serve()

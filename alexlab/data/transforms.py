@@ -157,6 +157,11 @@ def draws_at_random(transform: v2.Compose) -> bool:
     return any(isinstance(step, RANDOM_STEPS) for step in transform.transforms)
 
 
+def one_size(images: list[torch.Tensor]) -> bool:
+    """Whether `images` all have one shape, so that they stack into one batch tensor."""
+    return all(image.shape == images[0].shape for image in images)
+
+
 def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list[int]) -> torch.Tensor:
     """`transform` (a train_transform) applied to each of `images` (uint8 [C, H, W], any sizes, on any device) with
     its random choices drawn from `seeds` (augmentation_seed): the same tensor, bit for bit on one device, as
@@ -168,7 +173,7 @@ def augment_batch(transform: v2.Compose, images: list[torch.Tensor], seeds: list
     steps = list(transform.transforms)
     cut = next(i for i, step in enumerate(steps) if isinstance(step, v2.ToDtype))
     first_draw = next((i for i, step in enumerate(steps[:cut]) if isinstance(step, RANDOM_STEPS)), cut)
-    if first_draw and all(image.shape == images[0].shape for image in images):
+    if first_draw and one_size(images):
         # the resize (and centre square) before the first random step, once on the whole batch of equal-sized images
         images = list(v2.Compose(steps[:first_draw])(torch.stack(images)).unbind(0))
         steps, cut = steps[first_draw:], cut - first_draw
