@@ -175,13 +175,15 @@ class AlexNetModule(L.LightningModule):
 
 def parameter_groups(module: nn.Module, decay_biases: bool) -> list[dict]:
     """The optimiser's parameter groups: every parameter, or (decay_biases=False) the weights and, with weight
-    decay 0, the biases (`bias`, and split=two_gpu's `bias_a`/`bias_b`). `alexlab bench`'s plain loop uses it too."""
+    decay 0, the biases (`bias`, and split=two_gpu's `bias_a`/`bias_b`). `alexlab bench`'s plain loop uses it too.
+    The two groups are named: Lightning's LearningRateMonitor logs them as lr/weights and lr/biases (lr/pg1 and
+    lr/pg2 unnamed); with one group it logs plain `lr`."""
     if decay_biases:
         return [{"params": list(module.parameters())}]
     is_bias = {name: name.rpartition(".")[2].startswith("bias") for name, _ in module.named_parameters()}
     weights = [p for name, p in module.named_parameters() if not is_bias[name]]
     biases = [p for name, p in module.named_parameters() if is_bias[name]]
-    return [{"params": weights}, {"params": biases, "weight_decay": 0.0}]
+    return [{"params": weights, "name": "weights"}, {"params": biases, "weight_decay": 0.0, "name": "biases"}]
 
 
 def rng_states() -> dict:

@@ -455,7 +455,8 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
                 for metric in ("loss", "top1_err", "top5_err"):
                     run.define_metric(f"{split}/{metric}", step_metric="epoch", summary="min")
             run.define_metric("perf/images_per_sec", step_metric="epoch", summary="mean")
-            run.define_metric("lr", step_metric="epoch")
+            run.define_metric("lr", step_metric="epoch")  # one parameter group (decay_biases=true)
+            run.define_metric("lr/*", step_metric="epoch")  # lr/weights and lr/biases (module.parameter_groups)
             run.define_metric("trainer/global_step")
             run.define_metric("curve/*", step_metric="trainer/global_step")  # the training curve (TrainingCurve)
     except Exception as exc:
