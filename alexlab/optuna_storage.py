@@ -14,8 +14,10 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import optuna
+if TYPE_CHECKING:  # imported where a study is opened: every training job asks current_trial(), most are no trial
+    import optuna
 
 
 def open_storage(spec: str) -> str | optuna.storages.BaseStorage:
@@ -111,6 +113,8 @@ PRUNER_ATTR = "pruner"
 
 def load_trial(spec: str, study_name: str, number: int) -> optuna.Trial:
     """The live trial `number` of a study, to report intermediate values to and ask whether to prune."""
+    import optuna
+
     study = optuna.load_study(study_name=study_name, storage=open_storage(spec))
     pruner_config = study.user_attrs.get(PRUNER_ATTR)
     if pruner_config:

@@ -33,11 +33,12 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from google.protobuf.message import DecodeError
-from wandb.proto import wandb_internal_pb2 as pb
+from typing import TYPE_CHECKING
 
 from alexlab.errors import BadValue, NotFound
+
+if TYPE_CHECKING:  # imported where a file is read: wandb's protobufs take most of a second to import, and a run
+    from wandb.proto import wandb_internal_pb2 as pb  # logging to CSV or TensorBoard needs no wandb at all
 
 BLOCK_SIZE = 32 * 1024
 FILE_HEADER = struct.pack("<4sHB", b":W&B", 0xBEE1, 0)
@@ -67,6 +68,9 @@ class WandbRun:
 
 def read_records(path: str | Path) -> tuple[list[pb.Record], bool]:
     """The records of a run file, and whether it was cut short (a partial or damaged chunk or record at the end)."""
+    from google.protobuf.message import DecodeError
+    from wandb.proto import wandb_internal_pb2 as pb
+
     data = Path(path).read_bytes()
     if data[: len(FILE_HEADER)] != FILE_HEADER[: len(data)]:
         raise BadValue(f"{path} is not a W&B run file (it does not start with the ':W&B' version 0 header)")

@@ -138,6 +138,24 @@ def test_logger_tensorboard_works_from_the_readmes_install(alexlab, tmp_path):
     assert (run_dir / "csv" / "metrics.csv").is_file()  # with the CSV log beside it
 
 
+def test_a_run_logging_to_csv_needs_neither_wandb_nor_optuna(tmp_path):
+    """wandb (most of a second of protobufs) and Optuna are imported where a W&B logger, a W&B file or a study is
+    used, not by every run: a CSV run trains where neither is installed (e.g. a GPU machine's own image)."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['wandb'] = sys.modules['optuna'] = None\n"  # `import wandb` now raises ImportError
+        "from alexlab.cli import main\n"
+        "main(sys.argv[1:])"
+    )
+    args = ["experiment=smoke", "logger=csv", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    command = [sys.executable, "-c", code, *args]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    assert read_metrics(run_dir)["status"] == "finished" and not (run_dir / "wandb").exists()
+
+
 def test_test_command_evaluates_a_checkpoint(alexlab, tmp_path):
     alexlab(*SMOKE)
     (run_dir,) = run_dirs(tmp_path / "outputs")
