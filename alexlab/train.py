@@ -44,9 +44,17 @@ log = logging.getLogger("alexlab")
 # `import lightning` gives its logger a stderr handler of its own; Hydra's root handlers already print these lines
 # (and write them to the run's alexlab.log), so without this every Lightning message shows twice.
 logging.getLogger("lightning").handlers.clear()
+# Lightning's lines that tell an alexlab user nothing, left out of the terminal and alexlab.log: its cloud logger's
+# advert, accelerators this machine does not have, the count of batches it loads to size a per-step schedule, a
+# limit the user set (`Trainer(limit_val_batches=4)` was configured...), and why fit stopped (alexlab's headline
+# says how the run ended). What helps stays: a GPU that is there, used or not, restoring from a checkpoint, DDP.
+LIGHTNING_CHATTER = re.compile(
+    r"💡 Tip|GPU available: False, used: False|TPU available: False|HPU available: False"
+    r"|Loading `train_dataloader` to estimate number of stepping batches"
+    r"|`Trainer\(limit_\w+_batches=[^)]*\)` was configured|`Trainer.fit` stopped: "
+)
 for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-    # Lightning 2.6 advertises its cloud logger on every run ("💡 Tip: ... litlogger")
-    logging.getLogger(name).addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+    logging.getLogger(name).addFilter(lambda record: not LIGHTNING_CHATTER.match(record.getMessage()))
 
 # Exit status of a run stopped by SIGTERM or Ctrl-C after saving its checkpoint (sysexits' EX_TEMPFAIL: "try again"):
 # the same command with resume=true goes on from it.
