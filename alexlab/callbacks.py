@@ -26,6 +26,10 @@ class EpochHistory(L.Callback):
     """Measures training images/s, keeps every epoch's metrics (train, val, lr, images/s), logs them as one line.
 
     Images/s counts the training batches only (from the epoch's start to its last batch, validation excluded).
+    The lr is the one the epoch started at, of the first parameter group (every group follows one schedule from one
+    base lr: module.parameter_groups); it goes to the loggers as `lr` at the epoch's end, so that metrics.json, W&B,
+    TensorBoard and the CSV log all name it `lr` (Lightning's LearningRateMonitor names one per parameter group,
+    lr/pg1 and lr/pg2 with the biases in a group of their own).
     The line goes through Python logging, so it lands in the terminal and in the run directory's alexlab.log
     (Hydra's file handler) whether or not a progress bar is shown.
     """
@@ -47,8 +51,8 @@ class EpochHistory(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._last = time.perf_counter()
         self._images = 0
-        # the lr this epoch started at (as LearningRateMonitor logs it): a per-step schedule has moved on by the
-        # epoch's end, to 0 after the last step of a cosine one. An epoch resumed in its middle keeps its own.
+        # the lr this epoch started at: a per-step schedule has moved on by the epoch's end, to 0 after the last step
+        # of a cosine one. An epoch resumed in its middle keeps its own.
         if self._epoch_lr[0] != trainer.current_epoch:
             self._epoch_lr = (trainer.current_epoch, trainer.optimizers[0].param_groups[0]["lr"])
 
@@ -61,6 +65,10 @@ class EpochHistory(L.Callback):
             # under DDP each rank logs world_size x its own rate and sync_dist averages them: the job's total rate
             rate = self._images * trainer.world_size / (self._last - self._start)
             pl_module.log("perf/images_per_sec", rate, on_epoch=True, sync_dist=True)
+        # to the loggers as LearningRateMonitor does, a Python float (self.log would make 0.01 a float32 0.0099999998),
+        # with the epoch, so that W&B plots it against the epoch and the CSV log puts it in the epoch's row
+        for logger in trainer.loggers:
+            logger.log_metrics({"lr": self._epoch_lr[1], "epoch": trainer.current_epoch}, step=trainer.global_step)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/", "train_eval/", "perf/")):

@@ -176,8 +176,8 @@ class AlexNetModule(L.LightningModule):
 def parameter_groups(module: nn.Module, decay_biases: bool) -> list[dict]:
     """The optimiser's parameter groups: every parameter, or (decay_biases=False) the weights and, with weight
     decay 0, the biases (`bias`, and split=two_gpu's `bias_a`/`bias_b`). `alexlab bench`'s plain loop uses it too.
-    The two groups are named: Lightning's LearningRateMonitor logs them as lr/weights and lr/biases (lr/pg1 and
-    lr/pg2 unnamed); with one group it logs plain `lr`."""
+    The groups are named ("weights", "biases") in the optimiser's state, so a checkpoint says which is which; both
+    follow one schedule from one lr, logged once as `lr` (callbacks.EpochHistory)."""
     if decay_biases:
         return [{"params": list(module.parameters())}]
     is_bias = {name: name.rpartition(".")[2].startswith("bias") for name, _ in module.named_parameters()}

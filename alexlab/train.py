@@ -207,9 +207,7 @@ class Job:
             callbacks.append(CheckpointOnInterrupt(str(record.last_checkpoint(self.run_dir))))
         if (trial := current_trial()) is not None:  # a trial of the Optuna sweeper: its pruner may stop this run
             callbacks.append(OptunaPruning(trial, cfg.objective))
-        for name, callback_cfg in (cfg.callbacks or {}).items():
-            if name == "lr_monitor" and not self.loggers:
-                continue  # Lightning's LearningRateMonitor refuses to run without a logger
+        for callback_cfg in (cfg.callbacks or {}).values():
             callbacks.append(instantiate(callback_cfg))
         show_bar = sys.stderr.isatty()  # a live bar on a terminal; lines every progress_every_s seconds elsewhere
         callbacks.append(PercentProgressBar() if show_bar else ProgressLines(cfg.progress_every_s))
@@ -463,8 +461,7 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
                 for metric in ("loss", "top1_err", "top5_err"):
                     run.define_metric(f"{split}/{metric}", step_metric="epoch", summary="min")
             run.define_metric("perf/images_per_sec", step_metric="epoch", summary="mean")
-            run.define_metric("lr", step_metric="epoch")  # one parameter group (decay_biases=true)
-            run.define_metric("lr/*", step_metric="epoch")  # lr/weights and lr/biases (module.parameter_groups)
+            run.define_metric("lr", step_metric="epoch")
             run.define_metric("trainer/global_step")
             run.define_metric("curve/*", step_metric="trainer/global_step")  # the training curve (TrainingCurve)
     except Exception as exc:
