@@ -676,9 +676,11 @@ def test_name(c: Comparison) -> str:
 
 
 def cell_improvement(p: Improvement) -> str:
+    """The probability with its interval; "[n/a]" where one run a side leaves none (one pair's 0 or 1 is no
+    certainty), as the Δ columns say it."""
     if p.probability is None:
         return ""
-    return f"{p.probability:.2f}" + ("" if p.low is None else f" [{p.low:.2f}, {p.high:.2f}]")
+    return f"{p.probability:.2f}" + (" [n/a]" if p.low is None else f" [{p.low:.2f}, {p.high:.2f}]")
 
 
 def cell_seeds_needed(finding: Finding) -> str:

@@ -510,3 +510,14 @@ def test_identical_curves_stay_visible_and_say_so():
     assert third.get_label() == "depth=4"
     assert len({line.get_marker() for line in axes.get_lines()}) == 3  # each its own marker and dash
     assert len({str(line.get_linestyle()) for line in axes.get_lines()}) == 3
+
+
+def test_the_probability_of_improvement_says_when_it_has_no_interval():
+    from alexlab.report import cell_improvement
+    from alexlab.stats import Improvement, probability_of_improvement
+
+    one_pair = probability_of_improvement({0: 9.0}, {0: 9.5})  # one seed a side: the variant won its only pair
+    assert (one_pair.probability, one_pair.low, one_pair.high) == (1.0, None, None)
+    assert cell_improvement(one_pair) == "1.00 [n/a]"
+    assert cell_improvement(Improvement(0.75, 0.5, 1.0, paired=True)) == "0.75 [0.50, 1.00]"
+    assert cell_improvement(Improvement(None, None, None, paired=False)) == ""  # nothing to compare
