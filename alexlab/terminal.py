@@ -81,27 +81,32 @@ class ProgressLines(L.Callback):
     def __init__(self, every_s: float) -> None:
         self.every_s = every_s
         self._fit_start = self._epoch_start = self._last = 0.0
-        self._images = 0
+        self._images = self._batches = 0
         self._first_step = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._fit_start = time.perf_counter()
-        self._first_step = trainer.global_step  # a resumed run counts from where it went on
+        # a resumed run counts from where it went on; one resumed in the middle of an epoch gets no
+        # on_train_epoch_start for it (Lightning skips the hook), so its epoch's clock starts here too
+        self._fit_start = self._epoch_start = self._last = time.perf_counter()
+        self._first_step = trainer.global_step
+        self._images = self._batches = 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start = self._last = time.perf_counter()
-        self._images = 0
+        self._images = self._batches = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[1])
+        self._batches += 1  # since the epoch's start, or since the resume within it
         now = time.perf_counter()
         if now - self._last < self.every_s or not trainer.is_global_zero:
             return
         self._last = now
         batches = trainer.num_training_batches
         done = batch_idx + 1
-        rate = self._images * trainer.world_size / (now - self._epoch_start)
-        epoch_left = (now - self._epoch_start) / done * (batches - done) if math.isfinite(batches) else math.nan
+        took = now - self._epoch_start
+        rate = self._images * trainer.world_size / took
+        epoch_left = took / self._batches * (batches - done) if math.isfinite(batches) else math.nan
         steps_done = trainer.global_step - self._first_step
         steps_left = (trainer.estimated_stepping_batches or 0) - trainer.global_step
         run_left = (now - self._fit_start) / steps_done * steps_left if steps_done and steps_left >= 0 else math.nan

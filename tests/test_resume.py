@@ -67,7 +67,9 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     else:  # no chance to write anything: the run keeps its epoch-end checkpoint and says running
         assert stopped["status"] == "running"
 
+    began = time.monotonic()
     resumed = run_alexlab("train", *args, "resume=true", cwd=tmp_path)
+    took = time.monotonic() - began
     assert resumed.returncode == 0, resumed.stderr
     assert "alexlab: resuming" in resumed.stderr and "resuming from" in resumed.stdout + resumed.stderr
     assert run_dirs(tmp_path / "outputs") == [run_dir]  # went on in the same directory
@@ -75,6 +77,10 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     assert finished["status"] == "finished"
     assert [row["epoch"] for row in finished["history"]] == [0, 1, 2]
     assert comparable(finished) == comparable(unbroken)  # bit for bit: mid-epoch (SIGTERM) or from the epoch's end
+    # the epochs it trained (also the one resumed in its middle) measured images/s over their own time: at least one
+    # batch of 32 in the time the whole resumed process took (a clock never started gave 0.01 images/s)
+    for row in finished["history"][1:]:
+        assert row["perf/images_per_sec"] * took >= 32, row
 
 
 def test_resume_without_an_unfinished_run_is_one_line(alexlab, tmp_path):
@@ -140,3 +146,49 @@ def test_a_crash_while_writing_never_replaces_a_good_file(tmp_path, monkeypatch)
     assert checkpoint.read_bytes() == good
     assert torch.load(checkpoint, weights_only=True) == {"step": 1}
     assert sorted(os.listdir(tmp_path)) == ["last.ckpt", "metrics.json"]
+
+
+class Clock:
+    """time.perf_counter as a test sets it: 0 s means what a fresh process reads, far from any epoch's start."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_run_resumed_mid_epoch_measures_images_per_s_from_its_resume(monkeypatch, caplog):
+    """Lightning's fit loop calls no on_train_epoch_start for the epoch a run resumes in the middle of: the rate and
+    the time left must count from the resume (on_train_start), not from a clock that never started (which gave
+    0.1 images/s in metrics.json and 'left: epoch 3 h 59 min' for a 7-minute run)."""
+    from types import SimpleNamespace
+
+    from alexlab import callbacks, terminal
+
+    clock = Clock(10_000.0)  # a process's perf_counter is large and arbitrary
+    monkeypatch.setattr(callbacks.time, "perf_counter", clock)
+    monkeypatch.setattr(terminal.time, "perf_counter", clock)
+    logged = {}
+    module = SimpleNamespace(log=lambda key, value, **kw: logged.__setitem__(key, value))
+    trainer = SimpleNamespace(
+        current_epoch=1, global_step=429 + 364, world_size=1, is_global_zero=True, loggers=[],
+        num_training_batches=429, estimated_stepping_batches=2 * 429, callback_metrics={},
+    )  # fmt: skip
+    history, lines = callbacks.EpochHistory(), terminal.ProgressLines(every_s=5)
+    history.load_state_dict({"history": [{"epoch": 0}], "epoch_lr": (1, 0.01)})  # what the checkpoint held
+    for callback in (history, lines):
+        callback.on_train_start(trainer, module)  # and no on_train_epoch_start
+    batch = (None, [0] * 128)
+    with caplog.at_level("INFO", logger="alexlab"):
+        for batch_idx in range(364, 429):  # the epoch's last 65 batches, 0.125 s each
+            clock.now += 0.125
+            trainer.global_step += 1
+            for callback in (history, lines):
+                callback.on_train_batch_end(trainer, module, {}, batch, batch_idx)
+        history.on_train_epoch_end(trainer, module)
+    assert logged["perf/images_per_sec"] == pytest.approx(1024)  # 128 images per 0.125 s
+    progress = [r.getMessage() for r in caplog.records if "images/s" in r.getMessage()]
+    # after 40 batches (5 s): 1024 images/s, 25 batches (3.125 s) left in the epoch and in the run
+    assert progress == ["epoch 1  step 404/429  1024 images/s  left: epoch 3 s, run 3 s"]
+    assert history.history[-1]["lr"] == 0.01  # the lr the epoch started at, from the checkpoint
