@@ -16,10 +16,15 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from alexlab.config_groups import CONFIG_PACKAGE, default_choices, group_options
 from alexlab.errors import BadValue, CannotWrite, UserError
+from alexlab.record import configs_subdir
+
+# conf/config.yaml's hydra.output_subdir; registered where the task functions are, so that a launcher's worker
+# process (joblib, submitit, SLURM), which imports them, has it too
+OmegaConf.register_new_resolver("alexlab.configs_subdir", configs_subdir, replace=True)
 
 COMMANDS = {
     "train": "train, then test the best checkpoint (the default: any other first word means train)",
@@ -238,7 +243,6 @@ def asks_to_resume(argv: list[str]) -> bool:
 def check_run_dir(master: DictConfig, command: str) -> None:
     """Before Hydra writes into the run directory: it can be written, and it holds no other run (alexlab.record:
     check_claim). `master` is the composed config with Hydra's node (check_overrides)."""
-    from omegaconf import OmegaConf
 
     from alexlab.record import check_claim, identity
 

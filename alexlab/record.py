@@ -147,6 +147,18 @@ def read(run_dir: Path) -> Record | None:
     return Record.from_dict(data, str(path))
 
 
+def configs_subdir(run_dir: str) -> str | None:
+    """Where Hydra saves a job's configs (hydra.output_subdir, conf/config.yaml): `.hydra`, or nowhere (None) when
+    `run_dir` holds a finished run. Hydra saves config.yaml, hydra.yaml and overrides.yaml before the job starts,
+    also for a job that a resumed sweep then skips: without this they would say how the resuming command was
+    typed (its working directory, its sweep controls such as max_seeds=) instead of how the job ran."""
+    try:
+        held = read(Path(run_dir))
+    except BadFile:  # not a record: the job's own claim refuses the directory, with its reason
+        return ".hydra"
+    return None if held is not None and held.finished else ".hydra"
+
+
 def write(run_dir: Path, record: Record) -> None:
     """metrics.json, atomically, secrets masked (alexlab.masking)."""
     from alexlab.masking import mask

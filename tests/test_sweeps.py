@@ -5,6 +5,7 @@ import json
 
 from conftest import read_metrics, run_alexlab
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from alexlab.sweep import sweep_file
 from alexlab.wandb_runs import find_runs
@@ -96,12 +97,22 @@ def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
     for path in sorted((sweep_dir / "2").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     (sweep_dir / "2").rmdir()
+    saved = {p: p.read_bytes() for p in (sweep_dir / "0" / ".hydra").iterdir()}
+    assert sorted(p.name for p in saved) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
 
-    result = alexlab(*args)
+    elsewhere = tmp_path / "elsewhere"  # resumed from another working directory
+    elsewhere.mkdir()
+    result = run_alexlab(*args, f"paths.output_root={tmp_path / 'outputs'}", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "continuing the sweep" in out
     assert "already finished in" in out and str(sweep_dir / "0") in out
     assert read_metrics(sweep_dir / "0") == first  # untouched
+    # and so are the configs it ran with: Hydra saves a job's configs before the job starts, and would have written
+    # the resuming command's (its working directory in hydra.yaml) over them although the job did not run again
+    assert {p: p.read_bytes() for p in (sweep_dir / "0" / ".hydra").iterdir()} == saved
+    rerun = OmegaConf.load(sweep_dir / "1" / ".hydra" / "hydra.yaml")  # a job that ran again: its new configs
+    assert rerun.hydra.runtime.cwd == str(elsewhere)
     assert read_metrics(sweep_dir / "1")["status"] == "finished"
     assert read_metrics(sweep_dir / "2")["status"] == "finished"
     assert out.count("already finished in") == 1
