@@ -227,8 +227,8 @@ class CheckpointOnInterrupt(L.Callback):
                 # Lightning stops a validation between two batches; a checkpoint of that moment holds an epoch whose
                 # training is done and whose validation is not, and a run resumed from it goes on past the
                 # validation: that epoch would have no validation error and no training metrics. Not saved: the
-                # run goes on from the checkpoint of the epoch before (ModelCheckpoint's last.ckpt) and trains this
-                # epoch again, or starts again in its first epoch.
+                # run goes on from the checkpoint of the epoch before (last.ckpt, saved at every epoch's end) and
+                # trains this epoch again, or starts again in its first epoch.
                 if trainer.is_global_zero:
                     log.warning("interrupted while validating epoch %d: it is trained again on resume (%s is the "
                                 "epoch before's)", trainer.current_epoch, self.path)  # fmt: skip

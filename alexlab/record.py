@@ -431,8 +431,8 @@ def claim(run_dir: Path, overrides: list[str], task: str):
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    """Where a run's latest checkpoint goes: the checkpoint callback's save_last (conf/callbacks/default.yaml),
-    which CheckpointOnInterrupt overwrites when a signal stops the run."""
+    """Where a run's latest checkpoint goes: every epoch's end (conf/callbacks/default.yaml: last_checkpoint), and
+    the step a signal stopped the run at (CheckpointOnInterrupt)."""
     return Path(run_dir) / "checkpoints" / "last.ckpt"
 
 

@@ -176,8 +176,7 @@ class Job:
                 with self.signals.defer():
                     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
                 if cfg.test_after_fit:
-                    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-                    self.results.update(_test(trainer, module, datamodule, best or None))
+                    self.results.update(_test(trainer, module, datamodule, best_checkpoint(trainer)))
             else:
                 self.results.update(_test(trainer, module, datamodule, None))
         return self.record(Status.FINISHED)
@@ -232,7 +231,7 @@ class Job:
             best_row = min(history, key=lambda row: row.get(cfg.objective, float("inf")))
             best = {k: v for k, v in best_row.items() if k.startswith(("val/", "train_eval/"))}
             best["epoch"] = best_row["epoch"]
-        checkpoint = trainer.checkpoint_callback if trainer is not None else None
+        last = record.last_checkpoint(self.run_dir)
         resume = record.resume_checkpoint(self.run_dir) if self.fit and status != Status.FINISHED else None
         module = trainer.lightning_module if trainer is not None else None
         return Record(
@@ -249,8 +248,8 @@ class Job:
             history=history,
             curve=self.curve.curve,
             checkpoints={
-                "best": getattr(checkpoint, "best_model_path", "") or None,
-                "last": getattr(checkpoint, "last_model_path", "") or None,
+                "best": best_checkpoint(trainer) if trainer is not None else None,
+                "last": str(last) if self.fit and last.is_file() else None,
             },
             resume_from=str(resume) if resume else None,
             parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
@@ -258,6 +257,13 @@ class Job:
             versions={"torch": torch.__version__, "lightning": L.__version__},
             wall_time_s=round(time.time() - self.started, 2),
         )
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best epoch's checkpoint: of the checkpoint callback that monitors a metric (conf/callbacks/default.yaml:
+    `checkpoint`; `last_checkpoint` monitors none), None before it saved one or without it."""
+    monitoring = [callback for callback in trainer.checkpoint_callbacks if callback.monitor]
+    return (monitoring[0].best_model_path or None) if monitoring else None
 
 
 def fit_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:

@@ -192,3 +192,22 @@ def test_a_run_resumed_mid_epoch_measures_images_per_s_from_its_resume(monkeypat
     # after 40 batches (5 s): 1024 images/s, 25 batches (3.125 s) left in the epoch and in the run
     assert progress == ["epoch 1  step 404/429  1024 images/s  left: epoch 3 s, run 3 s"]
     assert history.history[-1]["lr"] == 0.01  # the lr the epoch started at, from the checkpoint
+
+
+def test_last_ckpt_holds_the_last_epoch_also_when_the_validation_error_did_not_improve(alexlab, tmp_path):
+    """lr=0: every epoch has the first one's validation error, so only epoch 0 is the best. last.ckpt, what a kill -9
+    resumes from and what metrics.json calls the last checkpoint, must still be the last epoch's (Lightning 2.6's
+    save_last writes it only at epochs that improved: a resume would have gone back to epoch 0)."""
+    import torch
+
+    alexlab("train", "experiment=smoke", "logger=none", "trainer.max_epochs=3", "optimizer.lr=0")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    metrics = read_metrics(run_dir)
+    assert len({row["val/top1_err"] for row in metrics["history"]}) == 1 and metrics["best"]["epoch"] == 0
+    assert metrics["checkpoints"] == {
+        "best": str(run_dir / "checkpoints" / "epoch000.ckpt"),
+        "last": str(run_dir / "checkpoints" / "last.ckpt"),
+    }
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, 3 * 30)  # 3 epochs of 30 steps
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
