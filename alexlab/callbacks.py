@@ -239,6 +239,22 @@ class CheckpointOnInterrupt(L.Callback):
                             trainer.global_step, self.path)  # fmt: skip
 
 
+class PlateauStep(L.Callback):
+    """Steps the paper's schedule (ReduceLROnPlateau on the validation error, module.configure_optimizers) at the end
+    of each validation, with its error. Lightning would step it at the training epoch's end, which comes after the
+    checkpoints of the epoch are saved (ModelCheckpoint saves at the validation's end; Lightning runs checkpoint
+    callbacks after all others, so after this one), and skips it in the epoch a run resumes in: a resumed run's
+    schedule would never see one epoch's validation error, and drop the lr at other epochs than an unbroken run's.
+    The module's lr_scheduler_step leaves the plateau scheduler to this callback."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config.scheduler.step(float(trainer.callback_metrics[config.monitor]))
+
+
 class StopOnDivergence(L.Callback):
     """Fails the run with one clear line when the training loss is NaN or infinite (a diverged run), instead of
     training on for hours and reporting a meaningless error. Checked every `log_every_n_steps` batches (each check

@@ -141,6 +141,13 @@ class AlexNetModule(L.LightningModule):
                 setattr(metric, key, value.to(self.device))
             metric._update_count = max(metric._update_count, 1)  # it has seen updates: compute() must not warn
 
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        # The paper's schedule (ReduceLROnPlateau) is stepped by callbacks.PlateauStep, as soon as the validation
+        # error is known and so before the epoch's checkpoint. Lightning steps it later, after that checkpoint, and not
+        # at all in the epoch a run resumes in: a resumed run would lose an epoch's validation error from it.
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step()
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(parameter_groups(self, self.decay_biases))
         base_lr = optimizer.param_groups[0]["lr"]

@@ -26,6 +26,7 @@ from alexlab.callbacks import (
     CheckpointOnInterrupt,
     EpochHistory,
     OptunaPruning,
+    PlateauStep,
     StopOnDivergence,
     TrainingCurve,
 )
@@ -201,7 +202,7 @@ class Job:
 
     def build_trainer(self) -> L.Trainer:
         cfg = self.cfg
-        callbacks = [self.history, self.curve, StopOnDivergence()]
+        callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep()]
         if self.fit:
             callbacks.append(CheckpointOnInterrupt(str(record.last_checkpoint(self.run_dir))))
         if (trial := current_trial()) is not None:  # a trial of the Optuna sweeper: its pruner may stop this run

@@ -38,6 +38,13 @@ def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig:
     return output
 
 
+def schedule_state(run_dir: Path) -> list[dict]:
+    """The lr schedulers' states in the run's last.ckpt."""
+    import torch
+
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["lr_schedulers"]
+
+
 def comparable(metrics: dict) -> list[dict]:
     """Every epoch's metrics but the timing, and the test metrics."""
     epochs = [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in metrics["history"]]
@@ -50,7 +57,7 @@ def unbroken(tmp_path_factory) -> dict:
     result = run_alexlab("train", *RUN, f"paths.output_root={root / 'outputs'}", cwd=root)
     assert result.returncode == 0, result.stderr
     (run_dir,) = run_dirs(root / "outputs")
-    return read_metrics(run_dir)
+    return {**read_metrics(run_dir), "schedule": schedule_state(run_dir)}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
@@ -77,6 +84,9 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     assert finished["status"] == "finished"
     assert [row["epoch"] for row in finished["history"]] == [0, 1, 2]
     assert comparable(finished) == comparable(unbroken)  # bit for bit: mid-epoch (SIGTERM) or from the epoch's end
+    # the paper's schedule (ReduceLROnPlateau) saw every epoch's validation error, as the unbroken run's did
+    assert schedule_state(run_dir) == unbroken["schedule"]
+    assert unbroken["schedule"][0]["last_epoch"] == 3
     # the epochs it trained (also the one resumed in its middle) measured images/s over their own time: at least one
     # batch of 32 in the time the whole resumed process took (a clock never started gave 0.01 images/s)
     for row in finished["history"][1:]:
@@ -211,3 +221,24 @@ def test_last_ckpt_holds_the_last_epoch_also_when_the_validation_error_did_not_i
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert (last["epoch"], last["global_step"]) == (2, 3 * 30)  # 3 epochs of 30 steps
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
+
+
+def test_the_papers_schedule_has_seen_each_epochs_validation_error_in_that_epochs_checkpoint(alexlab, tmp_path):
+    """last.ckpt after each epoch holds a ReduceLROnPlateau that has seen that epoch's validation error (Lightning
+    steps it only after the epoch's checkpoint is saved: a run resumed from it would never show it that epoch)."""
+    alexlab("train", "experiment=smoke", "logger=none", "schedule=paper", "trainer.max_epochs=2")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    (plateau,) = schedule_state(run_dir)
+    errors = [row["val/top1_err"] for row in read_metrics(run_dir)["history"]]
+    assert plateau["last_epoch"] == 2 and plateau["best"] == pytest.approx(min(errors), abs=1e-6)
+
+
+def test_the_papers_schedule_divides_the_lr_by_10_when_the_validation_error_stops_improving(alexlab, tmp_path):
+    """lr 1e-5: too small to change a prediction in 6 epochs of 30 steps, so the validation error stays; with patience
+    0 the lr is divided by 10 after every epoch but the first (which sets the best), at most max_drops=3 times."""
+    args = ("experiment=smoke", "logger=none", "schedule=paper", "schedule.patience=0", "optimizer.lr=1e-5")
+    alexlab("train", *args, "trainer.max_epochs=6")
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    history = read_metrics(run_dir)["history"]
+    assert len({row["val/top1_err"] for row in history}) == 1
+    assert [row["lr"] for row in history] == pytest.approx([1e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-8], rel=1e-6)
