@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import LambdaCallback
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import cli, config_groups, record
@@ -93,7 +94,7 @@ def _run(cfg: DictConfig, fit: bool, signals: record.Signals | None = None) -> f
                 value = previous.value(objective)
                 log.info("already finished in %s (%s = %.4f): not run again", run_dir, objective, value)
                 return value
-            return Job(cfg, fit, started, signals).record_run(multirun).value(objective)
+            return Job(cfg, fit, started, signals, previous).record_run(multirun).value(objective)
     except DirectoryBusy as exc:
         if not multirun:
             raise
@@ -104,8 +105,19 @@ def _run(cfg: DictConfig, fit: bool, signals: record.Signals | None = None) -> f
 class Job:
     """One run: build the data, network and Trainer from the config, fit and test, and the record of it."""
 
-    def __init__(self, cfg: DictConfig, fit: bool, started: float, signals: record.Signals | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        fit: bool,
+        started: float,
+        signals: record.Signals | None = None,
+        previous: Record | None = None,
+    ) -> None:
         self.cfg, self.fit, self.started = cfg, fit, started
+        # the record of this run's earlier stints (interrupted, killed, failed) that this one goes on from: the run
+        # started when they did, its wall time adds theirs (seeds=auto's time_budget_h sums it), and until this
+        # stint restores its checkpoint its record keeps their epochs
+        self.before = previous if fit and previous is not None and not previous.finished else None
         self.signals = signals or record.Signals()
         self.run_dir = Path(cfg.paths.run_dir)
         self.task = "train" if fit else "test"
@@ -204,6 +216,8 @@ class Job:
         cfg = self.cfg
         callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep()]
         if self.fit:
+            # the record after every epoch (after EpochHistory's row): a kill -9 leaves it at most an epoch old
+            callbacks.append(LambdaCallback(on_train_epoch_end=self.record_epoch))
             callbacks.append(CheckpointOnInterrupt(str(record.last_checkpoint(self.run_dir))))
         if (trial := current_trial()) is not None:  # a trial of the Optuna sweeper: its pruner may stop this run
             callbacks.append(OptunaPruning(trial, cfg.objective))
@@ -221,10 +235,14 @@ class Job:
             plugins=[AtomicCheckpointIO()],  # checkpoints are whole or absent, never cut short
         )
 
+    def record_epoch(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            record.write(self.run_dir, self.record(Status.RUNNING))
+
     def record(self, status: Status, error: str | None = None) -> Record:
         """The record of this run as far as it went."""
-        cfg = self.cfg
-        history, trainer = self.history.history, self.trainer
+        cfg, before = self.cfg, self.before
+        history, trainer = self.history.history or (before.history if before else []), self.trainer
         final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
         final.update(self.results)
         best: dict[str, float] = {}
@@ -241,13 +259,13 @@ class Job:
             overrides=record.identity(HydraConfig.get().overrides.task),
             seed=cfg.seed,
             switches=choices_of(config_groups.identity()),
-            started=self.started,
+            started=before.started if before and before.started else self.started,
             objective=cfg.objective if self.fit else "test/top1_err",
             error=error,
             final=final,
             best=best,
             history=history,
-            curve=self.curve.curve,
+            curve=self.curve.curve or (before.curve if before else []),
             checkpoints={
                 "best": best_checkpoint(trainer) if trainer is not None else None,
                 "last": str(last) if self.fit and last.is_file() else None,
@@ -256,7 +274,7 @@ class Job:
             parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
             git=git_state(),
             versions={"torch": torch.__version__, "lightning": L.__version__},
-            wall_time_s=round(time.time() - self.started, 2),
+            wall_time_s=round(((before.wall_time_s or 0.0) if before else 0.0) + time.time() - self.started, 2),
         )
 
 

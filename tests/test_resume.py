@@ -27,10 +27,20 @@ RUN = (
 )
 
 
+def first_epoch_saved(root: Path) -> bool:
+    """An epoch-end last.ckpt, and the record written after that epoch, exist somewhere under root."""
+    for checkpoint in root.rglob("last.ckpt"):
+        try:
+            return bool(read_metrics(checkpoint.parent.parent)["history"])
+        except (OSError, ValueError, KeyError):
+            return False
+    return False
+
+
 def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig: int) -> str:
-    """Wait until an epoch-end last.ckpt exists somewhere under root, then send `sig`; the process's output."""
+    """Wait until the first epoch's end is saved (checkpoint and record), then send `sig`; the process's output."""
     deadline = time.time() + 300
-    while not list(root.rglob("last.ckpt")) and process.poll() is None and time.time() < deadline:
+    while not first_epoch_saved(root) and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(sig)
@@ -71,8 +81,9 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
         assert "interrupted at epoch" in output and "resume=true" in output
         assert process.returncode == EXIT_INTERRUPTED
         assert stopped["status"] == "interrupted" and stopped["resume_from"].endswith("last.ckpt")
-    else:  # no chance to write anything: the run keeps its epoch-end checkpoint and says running
+    else:  # no chance to write anything: the run keeps its epoch-end checkpoint and record, which says running
         assert stopped["status"] == "running"
+    assert [row["epoch"] for row in stopped["history"]] == [0]  # the record after each epoch: kill -9 keeps it too
 
     began = time.monotonic()
     resumed = run_alexlab("train", *args, "resume=true", cwd=tmp_path)
@@ -84,6 +95,9 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     assert finished["status"] == "finished"
     assert [row["epoch"] for row in finished["history"]] == [0, 1, 2]
     assert comparable(finished) == comparable(unbroken)  # bit for bit: mid-epoch (SIGTERM) or from the epoch's end
+    # one run in two stints: it started when the first did, and its wall time is both stints'
+    assert finished["started"] == stopped["started"]
+    assert 0 < finished["wall_time_s"] - stopped["wall_time_s"] <= took
     # the paper's schedule (ReduceLROnPlateau) saw every epoch's validation error, as the unbroken run's did
     assert schedule_state(run_dir) == unbroken["schedule"]
     assert unbroken["schedule"][0]["last_epoch"] == 3
