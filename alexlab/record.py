@@ -149,14 +149,33 @@ def read(run_dir: Path) -> Record | None:
 
 def configs_subdir(run_dir: str) -> str | None:
     """Where Hydra saves a job's configs (hydra.output_subdir, conf/config.yaml): `.hydra`, or nowhere (None) when
-    `run_dir` holds a finished run. Hydra saves config.yaml, hydra.yaml and overrides.yaml before the job starts,
-    also for a job that a resumed sweep then skips: without this they would say how the resuming command was
-    typed (its working directory, its sweep controls such as max_seeds=) instead of how the job ran."""
+    `run_dir` holds a finished run or another process is running its job. Hydra saves config.yaml, hydra.yaml and
+    overrides.yaml before the job starts, also for a job that a resumed sweep (or a second worker) then skips: they
+    would say how the later command was typed (its working directory, its sweep controls such as max_seeds=)
+    instead of how the job ran."""
     try:
         held = read(Path(run_dir))
     except BadFile:  # not a record: the job's own claim refuses the directory, with its reason
         return ".hydra"
-    return None if held is not None and held.finished else ".hydra"
+    if held is not None and held.finished:
+        return None
+    return None if running_elsewhere(run_dir) else ".hydra"  # another worker's job: this one skips it
+
+
+def running_elsewhere(run_dir) -> bool:
+    """Whether a process holds `run_dir` now (claim's lock): its job is running there. Asks with a shared lock that it
+    drops at once, and creates nothing."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:  # no lock file: no job ever claimed the directory
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the shared lock
+    return False
 
 
 def write(run_dir: Path, record: Record) -> None:

@@ -425,3 +425,27 @@ def test_the_switches_are_read_from_conf(tmp_path, monkeypatch):
     finally:
         for cached in (config_groups.group_options, config_groups.switches, config_groups.identity):
             cached.cache_clear()
+
+
+def test_hydra_saves_a_jobs_configs_only_where_the_job_will_run(tmp_path):
+    """hydra.output_subdir (record.configs_subdir): .hydra/ for a new job or one to go on with; none where the job
+    finished or another process runs it (a resumed sweep, a second worker: they skip it and leave its files)."""
+    new = tmp_path / "new"
+    new.mkdir()
+    assert record.configs_subdir(str(new)) == ".hydra"
+    assert not (new / record.LOCK).exists()  # asking creates nothing
+    done = tmp_path / "done"
+    done.mkdir()
+    record.write(done, record.Record(status=record.Status.FINISHED, task="train"))
+    assert record.configs_subdir(str(done)) is None
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    record.write(stopped, record.Record(status=record.Status.INTERRUPTED, task="train"))
+    assert record.configs_subdir(str(stopped)) == ".hydra"
+    with record.claim(stopped, [], "train"):  # a worker runs it now
+        assert record.configs_subdir(str(stopped)) is None
+        with pytest.raises(DirectoryBusy), record.claim(stopped, [], "train"):  # the question took no lock that lasts
+            pass
+    assert record.configs_subdir(str(stopped)) == ".hydra"
+    with record.claim(stopped, [], "train"):  # nor did it keep the job from being claimed
+        pass
