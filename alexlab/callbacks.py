@@ -107,14 +107,15 @@ class TrainingCurve(L.Callback):
         self._pending: list[tuple] = []  # this epoch's (top1_err, loss) device tensors and steps, not yet numbers
         self._logged = 0  # rows handed to the loggers
 
-    def state_dict(self) -> dict:  # in every checkpoint: a resumed run keeps its curve
+    def state_dict(self) -> dict:  # in every checkpoint: a resumed run keeps its curve, and logs what it had not yet
         self._convert()
-        return {"curve": self.curve, "open": self._open}
+        return {"curve": self.curve, "open": self._open, "logged": self._logged}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.curve = list(state_dict["curve"])
         self._open = [list(values) for values in state_dict["open"]]
-        self._logged = len(self.curve)
+        # rows closed since the last epoch's end (an interrupt mid-epoch) were never handed to the loggers
+        self._logged = state_dict.get("logged", len(self.curve))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if isinstance(outputs, dict) and "top1_err" in outputs:

@@ -52,7 +52,7 @@ from alexlab.report import (
     test_name,
     verdict_table,
 )
-from alexlab.wandb_runs import wandb_logged_in
+from alexlab.wandb_runs import job_run, wandb_logged_in
 
 matplotlib.use("Agg")  # Optuna's parallel-coordinates plot goes through pyplot
 
@@ -95,7 +95,8 @@ def collect_runs(report: Report, wandb_runs: list) -> list[DashboardRun]:
                 test = run.values.get(BAR_METRIC)
                 runs.append(DashboardRun(run.job, row, run.status, METRICS_SOURCE, dict(run.curve), test))
                 continue
-            latest = max(in_job, key=lambda w: (w.started or 0.0, str(w.path)))
+            # a job resumed after an interruption has a W&B run per stint: one run (wandb_runs.job_run)
+            latest = job_run(sorted(in_job, key=lambda w: (w.started or 0.0, str(w.path))))
             status = latest.summary.get("status")  # train.py's own word (pruned, interrupted) beside W&B's state
             state = status if isinstance(status, str) else latest.state
             dashboard_run = DashboardRun(run.job, row, state, WANDB_SOURCE)

@@ -390,8 +390,9 @@ def finite(value) -> bool:
 def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     """A job's numbers from its W&B run file (alexlab.wandb_runs), chosen as metrics.json chooses them: val errors at
     the epoch of the lowest val top-1 error, test errors as logged, the gap from the last epoch, the training curve
-    from its curve/* rows. The latest W&B run of the job counts (a re-run job dir holds the interrupted run too)."""
-    from alexlab.wandb_runs import find_runs
+    from its curve/* rows. A job resumed after an interruption holds a W&B run per stint: they count as one
+    (wandb_runs.job_run), every epoch with the stint that trained it last."""
+    from alexlab.wandb_runs import find_runs, job_run
 
     found = find_runs(job_dir)
     if not found:
@@ -399,7 +400,7 @@ def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
         run.values, run.curve, run.train_curve = {}, [], []
         run.status, run.error = "no W&B run", "no run-*.wandb file in the job directory (logger without wandb?)"
         return run
-    wandb_run = found[-1]
+    wandb_run = job_run(found)
     config, summary = wandb_run.config, wandb_run.summary
     run = Run(job=str(job_dir.relative_to(sweep_dir)), status=summary.get("status") or wandb_run.state)
     run.error = summary.get("error")

@@ -27,11 +27,12 @@ holds, with `truncated` set when bytes after the last whole record could not be 
 from __future__ import annotations
 
 import json
+import math
 import netrc
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,6 +137,32 @@ def find_runs(root: str | Path) -> list[WandbRun]:
     """Every run-*.wandb under `root`, read, sorted by start time (runs without one last), then path."""
     runs = [read_run(p) for p in Path(root).rglob("run-*.wandb") if p.is_file()]
     return sorted(runs, key=lambda r: (r.started is None, r.started or 0.0, str(r.path)))
+
+
+def job_run(runs: list[WandbRun]) -> WandbRun:
+    """One job's W&B runs as the one run they are: a run that an interruption stopped logs each stint it is resumed
+    in as a W&B run of its own, with what that stint logged. Their history in start order (find_runs' order), each
+    stint's rows replacing what the earlier stints logged of the same part of training, since a stint resumed from an
+    epoch-end checkpoint trains (and logs) again what came after it: the per-epoch rows (with an `epoch`) from the
+    stint's first epoch on, the per-step rows (the training curve) from its first `trainer/global_step` on. The
+    name, config, summary, state and exit of the latest stint; the start of the first."""
+    if not runs:
+        raise ValueError("job_run needs at least one W&B run")
+    history: list[dict] = []
+    for stint in runs:
+        first_epoch = min((row["epoch"] for row in stint.history if "epoch" in row), default=math.inf)
+        first_step = min((row.get("trainer/global_step", math.inf) for row in stint.history if "epoch" not in row),
+                         default=math.inf)  # fmt: skip
+        history = [row for row in history if not _logged_again(row, first_epoch, first_step)] + stint.history
+    return replace(runs[-1], history=history, started=runs[0].started)
+
+
+def _logged_again(row: dict, first_epoch: float, first_step: float) -> bool:
+    """Whether a later stint that logged from `first_epoch` (per-epoch rows) and `first_step` (per-step rows) on
+    logged this row's part of training again."""
+    if "epoch" in row:
+        return row["epoch"] >= first_epoch
+    return row.get("trainer/global_step", -1) >= first_step
 
 
 def _read_run_record(run: WandbRun, record: pb.RunRecord) -> None:

@@ -256,3 +256,31 @@ def test_the_papers_schedule_divides_the_lr_by_10_when_the_validation_error_stop
     history = read_metrics(run_dir)["history"]
     assert len({row["val/top1_err"] for row in history}) == 1
     assert [row["lr"] for row in history] == pytest.approx([1e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-8], rel=1e-6)
+
+
+def test_a_wandb_run_interrupted_and_resumed_reads_back_as_one_run_with_every_epoch(tmp_path):
+    """Each stint is a W&B run of its own; read as one (wandb_runs.job_run, as the report's --source wandb and the
+    dashboard read a job), they hold every epoch and every row of the training curve that metrics.json holds, also
+    the rows of the interrupted epoch's first part, which the first stint never logged."""
+    from alexlab.wandb_runs import find_runs, job_run
+
+    args = [*(a for a in RUN if a != "logger=none"), "logger=wandb", f"paths.output_root={tmp_path / 'outputs'}"]
+    args.append("train_curve_every=1")  # a curve row every step: the first stint closes rows after its last epoch
+    interrupt_after_first_checkpoint(start_alexlab("train", *args, cwd=tmp_path), tmp_path / "outputs", signal.SIGTERM)
+    resumed = run_alexlab("train", *args, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    metrics = read_metrics(run_dir)
+    stints = find_runs(run_dir)
+    assert len(stints) == 2 and [s.state for s in stints] == ["failed", "finished"]
+    run = job_run(stints)
+    validations = [row for row in run.history if "val/top1_err" in row]
+    assert [row["epoch"] for row in validations] == [0, 1, 2]
+    assert [row["val/top1_err"] for row in validations] == pytest.approx(
+        [r["val/top1_err"] for r in metrics["history"]]
+    )
+    curve = [row for row in run.history if "curve/train_top1_err" in row]
+    assert [row["trainer/global_step"] for row in curve] == [row["step"] for row in metrics["curve"]]
+    assert [row["curve/train_top1_err"] for row in curve] == pytest.approx(
+        [r["train/top1_err"] for r in metrics["curve"]]
+    )

@@ -8,12 +8,13 @@ import sys
 import textwrap
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from conftest import read_metrics, run_dirs
 from wandb.proto import wandb_internal_pb2 as pb
 
-from alexlab.wandb_runs import BLOCK_SIZE, find_runs, read_records, read_run
+from alexlab.wandb_runs import BLOCK_SIZE, WandbRun, find_runs, job_run, read_records, read_run
 
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
@@ -268,3 +269,26 @@ def test_an_offline_alexlab_run(alexlab, tmp_path):
     expected = metrics["best"]["val/top1_err"] if isinstance(best, dict) else val_rows[-1]["val/top1_err"]
     assert (best["min"] if isinstance(best, dict) else best) == pytest.approx(expected)
     assert run.summary["test/top1_err"] == pytest.approx(metrics["final"]["test/top1_err"])
+
+
+def stint(name: str, started: float, epochs: dict[int, int], curve: list[int], state: str) -> WandbRun:
+    """A W&B run of one stint: per-epoch rows {epoch: step} and training-curve rows at the given steps."""
+    rows = [{"epoch": e, "trainer/global_step": step, "val/top1_err": 0.5, "from": name} for e, step in epochs.items()]
+    rows += [{"trainer/global_step": step, "curve/train_top1_err": 0.5, "from": name} for step in curve]
+    return WandbRun(path=Path(name), id=name, history=rows, started=started, state=state, summary={"from": name})
+
+
+def test_a_jobs_stints_read_as_one_run_each_row_from_the_stint_that_trained_it_last():
+    """Stint a: epochs 0-1 and the curve to step 20, killed in epoch 2. Stint b resumed from epoch 0's end (its
+    checkpoint of epoch 1 was cut short), trained epoch 1 again and logged its curve again. Stint c: after SIGTERM in
+    epoch 2 at step 25, from there (it logs the curve rows its checkpoint held but a never logged: step 25)."""
+    a = stint("a", 1.0, {0: 9, 1: 19}, [5, 10, 15, 20], "running")
+    b = stint("b", 2.0, {1: 19}, [15, 20, 25], "failed")
+    c = stint("c", 3.0, {2: 29}, [25, 30], "finished")
+    run = job_run([a, b, c])
+    epochs = [(row["epoch"], row["from"]) for row in run.history if "epoch" in row]
+    curve = [(row["trainer/global_step"], row["from"]) for row in run.history if "epoch" not in row]
+    assert epochs == [(0, "a"), (1, "b"), (2, "c")]
+    assert curve == [(5, "a"), (10, "a"), (15, "b"), (20, "b"), (25, "c"), (30, "c")]
+    assert (run.state, run.summary, run.started, run.id) == ("finished", {"from": "c"}, 1.0, "c")
+    assert job_run([a]) == a
