@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -125,6 +126,10 @@ class Job:
         self.loggers: list = []
         self.history, self.curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
         self.results: dict[str, float] = {}
+
+    @functools.cached_property
+    def git(self) -> dict:  # asked once a run: its record is written after every epoch
+        return git_state()
 
     def record_run(self, multirun: bool) -> Record:
         """Run it between two records: `running` first, then how it ended. A failure is raised again unless the
@@ -272,7 +277,7 @@ class Job:
             },
             resume_from=str(resume) if resume else None,
             parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
-            git=git_state(),
+            git=self.git,
             versions={"torch": torch.__version__, "lightning": L.__version__},
             wall_time_s=round(((before.wall_time_s or 0.0) if before else 0.0) + time.time() - self.started, 2),
         )
