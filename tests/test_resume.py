@@ -73,6 +73,8 @@ def unbroken(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
 def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path, sig):
     args = [*RUN, f"paths.output_root={tmp_path / 'outputs'}"]
+    if sig == signal.SIGTERM:  # logged to W&B too, with a training-curve row every step (see wandb_stints_are_one)
+        args = [*(a for a in args if a != "logger=none"), "logger=wandb", "train_curve_every=1"]
     process = start_alexlab("train", *args, cwd=tmp_path)
     output = interrupt_after_first_checkpoint(process, tmp_path / "outputs", sig)
     (run_dir,) = run_dirs(tmp_path / "outputs")
@@ -105,6 +107,27 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     # batch of 32 in the time the whole resumed process took (a clock never started gave 0.01 images/s)
     for row in finished["history"][1:]:
         assert row["perf/images_per_sec"] * took >= 32, row
+    if sig == signal.SIGTERM:
+        wandb_stints_are_one(run_dir, finished)
+
+
+def wandb_stints_are_one(run_dir: Path, metrics: dict) -> None:
+    """Each stint of a resumed run is a W&B run of its own; read as one (wandb_runs.job_run, as the report's --source
+    wandb and the dashboard read a job), they hold every epoch and every row of the training curve that metrics.json
+    holds, also the rows of the interrupted epoch's first part, which the first stint closed but never logged."""
+    from alexlab.wandb_runs import find_runs, job_run
+
+    stints = find_runs(run_dir)
+    assert [stint.state for stint in stints] == ["failed", "finished"]
+    run = job_run(stints)
+    validations = [row for row in run.history if "val/top1_err" in row]
+    assert [row["epoch"] for row in validations] == [0, 1, 2]
+    expected = [row["val/top1_err"] for row in metrics["history"]]
+    assert [row["val/top1_err"] for row in validations] == pytest.approx(expected)
+    curve = [row for row in run.history if "curve/train_top1_err" in row]
+    assert [row["trainer/global_step"] for row in curve] == [row["step"] for row in metrics["curve"]]
+    expected = [row["train/top1_err"] for row in metrics["curve"]]
+    assert [row["curve/train_top1_err"] for row in curve] == pytest.approx(expected)
 
 
 def test_resume_without_an_unfinished_run_is_one_line(alexlab, tmp_path):
@@ -218,69 +241,31 @@ def test_a_run_resumed_mid_epoch_measures_images_per_s_from_its_resume(monkeypat
     assert history.history[-1]["lr"] == 0.01  # the lr the epoch started at, from the checkpoint
 
 
-def test_last_ckpt_holds_the_last_epoch_also_when_the_validation_error_did_not_improve(alexlab, tmp_path):
-    """lr=0: every epoch has the first one's validation error, so only epoch 0 is the best. last.ckpt, what a kill -9
-    resumes from and what metrics.json calls the last checkpoint, must still be the last epoch's (Lightning 2.6's
-    save_last writes it only at epochs that improved: a resume would have gone back to epoch 0)."""
+def test_a_plateau_divides_the_lr_and_last_ckpt_holds_the_last_epoch_and_the_schedules_state(alexlab, tmp_path):
+    """lr 1e-5: too small to change a prediction in 6 epochs of 30 steps, so the validation error stays and only epoch
+    0 is the best.
+    - The paper's schedule (patience 0) divides the lr by 10 after every epoch but the first (which sets the best),
+      at most max_drops=3 times.
+    - last.ckpt, what a kill -9 resumes from and what metrics.json calls the last checkpoint, is still the last
+      epoch's (Lightning 2.6's save_last writes it only at epochs that improved: a resume would go back to epoch 0).
+    - Its ReduceLROnPlateau has seen that last epoch's validation error (Lightning steps it only after the epoch's
+      checkpoint is saved: a run resumed from it would never show it that epoch)."""
     import torch
 
-    alexlab("train", "experiment=smoke", "logger=none", "trainer.max_epochs=3", "optimizer.lr=0")
+    args = ("experiment=smoke", "logger=none", "schedule=paper", "schedule.patience=0", "optimizer.lr=1e-5")
+    alexlab("train", *args, "trainer.max_epochs=6")
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
-    assert len({row["val/top1_err"] for row in metrics["history"]}) == 1 and metrics["best"]["epoch"] == 0
+    errors = {row["val/top1_err"] for row in metrics["history"]}
+    assert len(errors) == 1 and metrics["best"]["epoch"] == 0
+    assert [row["lr"] for row in metrics["history"]] == pytest.approx([1e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-8], rel=1e-6)
+
     assert metrics["checkpoints"] == {
         "best": str(run_dir / "checkpoints" / "epoch000.ckpt"),
         "last": str(run_dir / "checkpoints" / "last.ckpt"),
     }
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert (last["epoch"], last["global_step"]) == (2, 3 * 30)  # 3 epochs of 30 steps
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
-
-
-def test_the_papers_schedule_has_seen_each_epochs_validation_error_in_that_epochs_checkpoint(alexlab, tmp_path):
-    """last.ckpt after each epoch holds a ReduceLROnPlateau that has seen that epoch's validation error (Lightning
-    steps it only after the epoch's checkpoint is saved: a run resumed from it would never show it that epoch)."""
-    alexlab("train", "experiment=smoke", "logger=none", "schedule=paper", "trainer.max_epochs=2")
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    (plateau,) = schedule_state(run_dir)
-    errors = [row["val/top1_err"] for row in read_metrics(run_dir)["history"]]
-    assert plateau["last_epoch"] == 2 and plateau["best"] == pytest.approx(min(errors), abs=1e-6)
-
-
-def test_the_papers_schedule_divides_the_lr_by_10_when_the_validation_error_stops_improving(alexlab, tmp_path):
-    """lr 1e-5: too small to change a prediction in 6 epochs of 30 steps, so the validation error stays; with patience
-    0 the lr is divided by 10 after every epoch but the first (which sets the best), at most max_drops=3 times."""
-    args = ("experiment=smoke", "logger=none", "schedule=paper", "schedule.patience=0", "optimizer.lr=1e-5")
-    alexlab("train", *args, "trainer.max_epochs=6")
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    history = read_metrics(run_dir)["history"]
-    assert len({row["val/top1_err"] for row in history}) == 1
-    assert [row["lr"] for row in history] == pytest.approx([1e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-8], rel=1e-6)
-
-
-def test_a_wandb_run_interrupted_and_resumed_reads_back_as_one_run_with_every_epoch(tmp_path):
-    """Each stint is a W&B run of its own; read as one (wandb_runs.job_run, as the report's --source wandb and the
-    dashboard read a job), they hold every epoch and every row of the training curve that metrics.json holds, also
-    the rows of the interrupted epoch's first part, which the first stint never logged."""
-    from alexlab.wandb_runs import find_runs, job_run
-
-    args = [*(a for a in RUN if a != "logger=none"), "logger=wandb", f"paths.output_root={tmp_path / 'outputs'}"]
-    args.append("train_curve_every=1")  # a curve row every step: the first stint closes rows after its last epoch
-    interrupt_after_first_checkpoint(start_alexlab("train", *args, cwd=tmp_path), tmp_path / "outputs", signal.SIGTERM)
-    resumed = run_alexlab("train", *args, "resume=true", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    metrics = read_metrics(run_dir)
-    stints = find_runs(run_dir)
-    assert len(stints) == 2 and [s.state for s in stints] == ["failed", "finished"]
-    run = job_run(stints)
-    validations = [row for row in run.history if "val/top1_err" in row]
-    assert [row["epoch"] for row in validations] == [0, 1, 2]
-    assert [row["val/top1_err"] for row in validations] == pytest.approx(
-        [r["val/top1_err"] for r in metrics["history"]]
-    )
-    curve = [row for row in run.history if "curve/train_top1_err" in row]
-    assert [row["trainer/global_step"] for row in curve] == [row["step"] for row in metrics["curve"]]
-    assert [row["curve/train_top1_err"] for row in curve] == pytest.approx(
-        [r["train/top1_err"] for r in metrics["curve"]]
-    )
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (5, 6 * 30)  # 6 epochs of 30 steps
+    (plateau,) = last["lr_schedulers"]
+    assert plateau["last_epoch"] == 6 and plateau["best"] == pytest.approx(errors.pop(), abs=1e-6)
