@@ -160,7 +160,8 @@ def verdict(comparison: Comparison, direction: int, margin: float) -> str:
         raise BadValue(f"direction must be +1 or -1, got {direction}")
     if comparison.low is None or comparison.high is None:
         return "undecided"
-    low, high = comparison.low * direction, comparison.high * direction  # the claim's side is positive
+    # the claim's side positive: for direction -1 the interval is mirrored, its high end becoming its low end
+    low, high = sorted((comparison.low * direction, comparison.high * direction))
     if low > 0:
         return "agrees"
     if high < 0:

@@ -87,7 +87,19 @@ def test_verdicts_read_the_interval_against_the_claims_side_and_the_margin():
     flat = compare({0: 24.0, 1: 24.1, 2: 23.9}, {0: 24.05, 1: 24.0, 2: 24.0})
     assert verdict(flat, direction=+1, margin=0.5) == "no effect"
     noisy = compare({0: 20.0, 1: 28.0, 2: 24.5}, {0: 24.0, 1: 24.0, 2: 24.0})
+    assert noisy.low < 0 < noisy.high
     assert verdict(noisy, direction=+1, margin=0.5) == "undecided"
+    # an interval across 0 is undecided on either side (the dropout claim's side is -1: fewer steps without it):
+    # mirrored, the interval is [-high, -low], not [-low, -high]
+    assert verdict(noisy, direction=-1, margin=0.5) == "undecided"
+    better = compare(BASELINE, VARIANT)  # the variant's value lower on every seed: interval below 0
+    assert better.high < 0
+    assert verdict(better, direction=-1, margin=0.5) == "agrees"
+    assert verdict(better, direction=+1, margin=0.5) == "contradicts"
+    assert verdict(flat, direction=-1, margin=0.5) == "no effect"
+    steps = compare({0: 236.0, 1: 200.0}, {0: 240.0, 1: 326.0}, log_scale=True)  # the study's dropout steps, seed 0/1
+    assert steps.ratio[1] < 1 < steps.ratio[2]
+    assert verdict(steps, direction=-1, margin=math.log(1.1)) == "undecided"
     assert verdict(compare({0: 1.0}, {0: 0.0}), direction=+1, margin=0.5) == "undecided"  # no interval yet
 
 
