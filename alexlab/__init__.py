@@ -9,3 +9,6 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")  # torchdata 0.11's loader on torch 2.14
 # where SLURM is installed, Lightning suggests `srun` for every run outside a job; launcher=slurm is alexlab's way
 warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
+# a resumed run goes on in its own directory, where its checkpoints are (a new run's directory never holds any:
+# alexlab.record.check_claim), so Lightning's "Checkpoint directory ... exists and is not empty" only ever says that
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

@@ -92,6 +92,9 @@ def test_interrupted_then_resumed_run_ends_as_an_unbroken_one(unbroken, tmp_path
     took = time.monotonic() - began
     assert resumed.returncode == 0, resumed.stderr
     assert "alexlab: resuming" in resumed.stderr and "resuming from" in resumed.stdout + resumed.stderr
+    # no warning of Lightning's that says nothing here: "Checkpoint directory ... exists and is not empty"
+    assert "exists and is not empty" not in resumed.stdout + resumed.stderr
+    assert "Warning" not in resumed.stdout + resumed.stderr
     assert run_dirs(tmp_path / "outputs") == [run_dir]  # went on in the same directory
     finished = read_metrics(run_dir)
     assert finished["status"] == "finished"
