@@ -48,15 +48,17 @@ class EpochHistory(L.Callback):
         self.history = list(state_dict["history"])
         self._epoch_lr = tuple(state_dict.get("epoch_lr") or (None, math.nan))
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # a run resumed in the middle of an epoch gets no on_train_epoch_start for it (Lightning's fit loop skips the
-        # hook when it restarts mid-epoch): its rate counts from here, the images it trains from here
+    def _start_clock(self) -> None:
         self._start = self._last = time.perf_counter()
         self._images = 0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed in the middle of an epoch gets no on_train_epoch_start for it (Lightning's fit loop skips the
+        # hook when it restarts mid-epoch): its rate counts from here, the images it trains from here
+        self._start_clock()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = self._last = time.perf_counter()
-        self._images = 0
+        self._start_clock()
         # the lr this epoch started at: a per-step schedule has moved on by the epoch's end, to 0 after the last step
         # of a cosine one. An epoch resumed in its middle keeps its own.
         if self._epoch_lr[0] != trainer.current_epoch:

@@ -85,7 +85,8 @@ class Panel:
 
 
 def collect_runs(report: Report, wandb_runs: list) -> list[DashboardRun]:
-    """One DashboardRun per job of the report, from its W&B run file when it has one, else from its metrics.json."""
+    """One DashboardRun per job of the report, from its W&B run file when it has one, else from its metrics.json.
+    `wandb_runs`: find_runs' list, in its start order."""
     runs = []
     for row in report.rows:
         for run in [*row.runs, *row.unfinished]:
@@ -95,15 +96,15 @@ def collect_runs(report: Report, wandb_runs: list) -> list[DashboardRun]:
                 test = run.values.get(BAR_METRIC)
                 runs.append(DashboardRun(run.job, row, run.status, METRICS_SOURCE, dict(run.curve), test))
                 continue
-            # a job resumed after an interruption has a W&B run per stint: one run (wandb_runs.job_run)
-            latest = job_run(sorted(in_job, key=lambda w: (w.started or 0.0, str(w.path))))
-            status = latest.summary.get("status")  # train.py's own word (pruned, interrupted) beside W&B's state
-            state = status if isinstance(status, str) else latest.state
+            # a job resumed after an interruption has a W&B run per stint (in_job keeps find_runs' start order)
+            wandb_run = job_run(in_job)
+            status = wandb_run.summary.get("status")  # train.py's own word (pruned, interrupted) beside W&B's state
+            state = status if isinstance(status, str) else wandb_run.state
             dashboard_run = DashboardRun(run.job, row, state, WANDB_SOURCE)
-            for entry in latest.history:
+            for entry in wandb_run.history:
                 if "epoch" in entry and finite(entry.get(CURVE_METRIC)):
                     dashboard_run.curve[int(entry["epoch"])] = 100.0 * entry[CURVE_METRIC]
-            test = latest.summary.get(BAR_METRIC)  # logged once, after training
+            test = wandb_run.summary.get(BAR_METRIC)  # logged once, after training
             dashboard_run.test_top1 = 100.0 * test if finite(test) else None
             runs.append(dashboard_run)
     job_order = {run.job: i for i, run in enumerate(report.runs)}

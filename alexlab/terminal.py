@@ -84,16 +84,19 @@ class ProgressLines(L.Callback):
         self._images = self._batches = 0
         self._first_step = 0
 
+    def _start_epoch_clock(self) -> None:
+        self._epoch_start = self._last = time.perf_counter()
+        self._images = self._batches = 0
+
     def on_train_start(self, trainer, pl_module) -> None:
         # a resumed run counts from where it went on; one resumed in the middle of an epoch gets no
         # on_train_epoch_start for it (Lightning skips the hook), so its epoch's clock starts here too
-        self._fit_start = self._epoch_start = self._last = time.perf_counter()
+        self._start_epoch_clock()
+        self._fit_start = self._epoch_start
         self._first_step = trainer.global_step
-        self._images = self._batches = 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._epoch_start = self._last = time.perf_counter()
-        self._images = self._batches = 0
+        self._start_epoch_clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[1])
