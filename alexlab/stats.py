@@ -11,8 +11,9 @@ The probability of improvement is the chance that the variant's value is lower (
 steps, a smaller gap) than the baseline's: over matched seeds, the fraction of seeds where it is (ties count
 half; Bouthillier et al., MLSys 2021); unpaired, P(X_variant < X_baseline) over all pairs of runs (the
 Mann-Whitney U statistic over n_v n_b, as rliable's probability of improvement, Agarwal et al., NeurIPS 2021).
-Its 95% interval is a percentile bootstrap over seeds (paired, or stratified by side), 2,000 resamples with a
-fixed generator so that a report is reproducible.
+Its 95% interval: over matched seeds, the exact binomial (Clopper-Pearson) interval of the seeds won (3 of 3 seeds
+won: [0.29, 1.00]); unpaired, a percentile bootstrap stratified by side, 2,000 resamples with a fixed generator so
+that a report is reproducible, and none where every resample gives the same value.
 
 A verdict reads an interval against a claim's direction and a margin: `agrees` (the interval excludes 0 on the
 claim's side), `contradicts` (it excludes 0 on the other side), `no effect` (it lies inside +-margin), else
@@ -102,13 +103,14 @@ class Improvement:
 
 
 def probability_of_improvement(variant: dict, baseline: dict) -> Improvement:
-    """P(the variant's value is lower than the baseline's) with a 95% percentile-bootstrap interval."""
+    """P(the variant's value is lower than the baseline's) with a 95% interval: over matched seeds, the exact
+    (Clopper-Pearson) binomial interval of the seeds won; unpaired, a percentile bootstrap over the runs."""
     shared = sorted(set(variant) & set(baseline), key=str)
     if len(shared) >= 2:
         v = np.array([variant[seed] for seed in shared], dtype=float)
         b = np.array([baseline[seed] for seed in shared], dtype=float)
         point = float(_wins(v, b))
-        low, high = _bootstrap((v, b), lambda x, y, axis=-1: _wins(x, y, axis), paired=True, point=point)
+        low, high = _seeds_won_interval(point * len(shared), len(shared))
         return Improvement(point, low, high, paired=True)
     if not variant or not baseline:
         return Improvement(None, None, None, paired=False)
@@ -116,8 +118,18 @@ def probability_of_improvement(variant: dict, baseline: dict) -> Improvement:
     point = float(_pairs_won(v, b))
     if len(v) < 2 or len(b) < 2:
         return Improvement(point, None, None, paired=False)
-    low, high = _bootstrap((v, b), _pairs_won, paired=False, point=point)
+    low, high = _bootstrap((v, b), _pairs_won, paired=False)
     return Improvement(point, low, high, paired=False)
+
+
+def _seeds_won_interval(won: float, seeds: int) -> tuple[float, float]:
+    """The exact binomial (Clopper-Pearson) 95% interval of the chance of winning a seed, having won `won` of
+    `seeds` (a tie counts half: the low end is taken from the wins without it, the high end with it).
+    Not a bootstrap: resampling a handful of seeds that all went one way gives that same fraction every time, a
+    [1.00, 1.00] interval claiming certainty from 3 seeds; the binomial interval of 3 wins in 3 is [0.29, 1.00]."""
+    low = stats.binomtest(math.floor(won), seeds).proportion_ci(CONFIDENCE, method="exact").low
+    high = stats.binomtest(math.ceil(won), seeds).proportion_ci(CONFIDENCE, method="exact").high
+    return float(low), float(high)
 
 
 def _wins(v, b, axis=-1):
@@ -133,9 +145,11 @@ def _pairs_won(v, b, axis=-1):
     return less + 0.5 * equal
 
 
-def _bootstrap(samples, statistic, paired: bool, point: float) -> tuple[float, float]:
+def _bootstrap(samples, statistic, paired: bool) -> tuple[float | None, float | None]:
+    """A percentile-bootstrap 95% interval; none where every resample gives the same value (e.g. every run of one
+    side below every run of the other): a single point would claim a certainty that a few runs cannot give."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a degenerate resample distribution (e.g. every seed won): see below
+        warnings.simplefilter("ignore")  # a degenerate resample distribution: see below
         result = stats.bootstrap(
             samples,
             statistic,
@@ -147,8 +161,8 @@ def _bootstrap(samples, statistic, paired: bool, point: float) -> tuple[float, f
             rng=np.random.default_rng(0),
         )
     low, high = result.confidence_interval
-    if not (math.isfinite(low) and math.isfinite(high)):  # every resample gave the same value
-        return point, point
+    if not (math.isfinite(low) and math.isfinite(high)) or low == high:
+        return None, None
     return float(low), float(high)
 
 

@@ -77,7 +77,26 @@ def test_probability_of_improvement_paired_and_unpaired():
     assert not p.paired and p.probability == pytest.approx(u / (3 * 4))
     assert 0.0 <= p.low <= p.probability <= p.high <= 1.0
     assert probability_of_improvement(VARIANT, BASELINE).probability == 0.0  # the variant is worse on every seed
-    assert probability_of_improvement(VARIANT, BASELINE).high == 0.0  # and every resample says so
+
+
+def test_the_probability_of_improvement_over_seeds_is_the_exact_binomial_interval():
+    """Won k of n seeds: scipy's Clopper-Pearson interval, never the point that a bootstrap of a few seeds that all
+    went one way collapses to (the study's report said 1.00 [1.00, 1.00] after 3 seeds)."""
+    three = probability_of_improvement({0: 9.0, 1: 8.0, 2: 7.5}, {0: 9.5, 1: 8.5, 2: 8.0})
+    reference = scipy_stats.binomtest(3, 3).proportion_ci(0.95, method="exact")
+    assert three.paired and three.probability == 1.0
+    assert (three.low, three.high) == (pytest.approx(reference.low), 1.0)
+    assert three.low == pytest.approx(0.025 ** (1 / 3))  # 3 of 3: the low end solves p^3 = 0.025
+    lost = probability_of_improvement(VARIANT, BASELINE)  # lost all 5
+    assert (lost.low, lost.high) == (0.0, pytest.approx(1 - 0.025 ** (1 / 5)))
+    # a tie counts half: won 1, tied 1, lost 2 of 4 -> the low end as for 1 win, the high end as for 2
+    tied = probability_of_improvement({1: 1.0, 2: 2.0, 3: 5.0, 4: 9.0}, {1: 2.0, 2: 2.0, 3: 4.0, 4: 5.0})
+    assert tied.probability == pytest.approx(1.5 / 4)
+    assert tied.low == pytest.approx(scipy_stats.binomtest(1, 4).proportion_ci(0.95).low)
+    assert tied.high == pytest.approx(scipy_stats.binomtest(2, 4).proportion_ci(0.95).high)
+    # unpaired and every run of one side below every run of the other: every resample agrees, so no interval
+    apart = probability_of_improvement({10: 1.0, 11: 2.0, 12: 3.0}, {0: 5.0, 1: 6.0, 2: 7.0})
+    assert not apart.paired and apart.probability == 1.0 and apart.low is None and apart.high is None
 
 
 def test_verdicts_read_the_interval_against_the_claims_side_and_the_margin():
