@@ -84,6 +84,8 @@ class Record:
     git: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     wall_time_s: float | None = None
+    # the job of the same sweep directory whose training this one is (alexlab.twins): its epochs and checkpoint
+    trained_in: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -41,6 +41,7 @@ from alexlab.module import AlexNetModule
 from alexlab.optuna_storage import current_trial
 from alexlab.record import Record, Status
 from alexlab.terminal import PercentProgressBar, ProgressLines, headline
+from alexlab.twins import Twin, find_twin
 from alexlab.wandb_runs import wandb_logged_in
 
 log = logging.getLogger("alexlab")
@@ -126,6 +127,7 @@ class Job:
         self.loggers: list = []
         self.history, self.curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
         self.results: dict[str, float] = {}
+        self.twin: Twin | None = None  # a finished job of the sweep that trained this network already
 
     @functools.cached_property
     def git(self) -> dict:  # asked once a run: its record is written after every epoch
@@ -182,6 +184,8 @@ class Job:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
         module = self.build_module()
+        if self.fit and (twin := find_twin(cfg, run_dir)) is not None:
+            return self.test_twin(twin, module, datamodule)
         if self.fit:  # out of the way of Lightning's own SLURM resume, which would also restore them in the test
             record.file_away_hpc_checkpoints(run_dir)
         ckpt_path = fit_checkpoint(cfg, run_dir) if self.fit else None
@@ -197,6 +201,26 @@ class Job:
                     self.results.update(_test(trainer, module, datamodule, best_checkpoint(trainer)))
             else:
                 self.results.update(_test(trainer, module, datamodule, None))
+        return self.record(Status.FINISHED)
+
+    def test_twin(self, twin: Twin, module: AlexNetModule, datamodule) -> Record:
+        """This job's training is `twin`'s (alexlab.twins): its epochs go to this job's loggers as they went to its
+        own, then its best checkpoint is tested here."""
+        log.info("trained in %s already (only the test differs): testing its checkpoint %s", twin.run_dir,
+                 twin.checkpoint)  # fmt: skip
+        self.twin = twin
+        self.loggers = build_loggers(self.cfg, job_type=self.task)
+        self.trainer = trainer = self.build_trainer()
+        for row in twin.record.history:  # W&B and TensorBoard plot them by step; the CSV log keeps a row per epoch
+            for logger in self.loggers:
+                logger.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+        curve_loggers = [logger for logger in self.loggers if not isinstance(logger, CSVLogger)]
+        for row in twin.record.curve:  # as TrainingCurve logs them
+            for logger in curve_loggers:
+                curve = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
+                logger.log_metrics(curve, step=row["step"])
+        with ddp_processes_run_this_job(self.task):
+            self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))
         return self.record(Status.FINISHED)
 
     def build_module(self) -> AlexNetModule:
@@ -246,9 +270,12 @@ class Job:
 
     def record(self, status: Status, error: str | None = None) -> Record:
         """The record of this run as far as it went."""
-        cfg, before = self.cfg, self.before
+        cfg, before, twin = self.cfg, self.before, self.twin
         history, trainer = self.history.history or (before.history if before else []), self.trainer
+        curve = self.curve.curve or (before.curve if before else [])
         final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
+        if twin is not None:  # trained in another job of the sweep: its epochs, this job's test
+            history, curve, final = twin.record.history, twin.record.curve, twin.epochs()
         final.update(self.results)
         best: dict[str, float] = {}
         if history:
@@ -270,9 +297,9 @@ class Job:
             final=final,
             best=best,
             history=history,
-            curve=self.curve.curve or (before.curve if before else []),
+            curve=curve,
             checkpoints={
-                "best": best_checkpoint(trainer) if trainer is not None else None,
+                "best": str(twin.checkpoint) if twin else best_checkpoint(trainer) if trainer is not None else None,
                 "last": str(last) if self.fit and last.is_file() else None,
             },
             resume_from=str(resume) if resume else None,
@@ -280,6 +307,7 @@ class Job:
             git=self.git,
             versions={"torch": torch.__version__, "lightning": L.__version__},
             wall_time_s=round(((before.wall_time_s or 0.0) if before else 0.0) + time.time() - self.started, 2),
+            trained_in=str(twin.run_dir) if twin else None,
         )
 
 

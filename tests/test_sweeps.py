@@ -218,6 +218,12 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
         "augment_none",
         "centre_test",
     }
+    # centre_test is the baseline tested on the centre view: it tests the baseline's checkpoint, not a retrained one
+    by_ablation = {read_metrics(p)["switches"]["ablation"]: p for p in runs}
+    centre = read_metrics(by_ablation["centre_test"])
+    assert centre["trained_in"] == str(by_ablation["baseline"])
+    assert centre["history"] == read_metrics(by_ablation["baseline"])["history"]
+    assert all(read_metrics(by_ablation[name])["trained_in"] is None for name in by_ablation if name != "centre_test")
     report = (sweep_dir / "report.md").read_text()
     assert "+1.4" in report and "+1.7" in report  # the paper's claims for lrn off and split half
     # one seed a side: every claim has a measured difference but no interval yet
