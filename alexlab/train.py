@@ -219,8 +219,9 @@ class Job:
             for logger in curve_loggers:
                 curve = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
                 logger.log_metrics(curve, step=row["step"])
-        with ddp_processes_run_this_job(self.task):
-            self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))
+        if self.cfg.test_after_fit:
+            with ddp_processes_run_this_job(self.task):
+                self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))
         return self.record(Status.FINISHED)
 
     def build_module(self) -> AlexNetModule:
@@ -300,7 +301,7 @@ class Job:
             curve=curve,
             checkpoints={
                 "best": str(twin.checkpoint) if twin else best_checkpoint(trainer) if trainer is not None else None,
-                "last": str(last) if self.fit and last.is_file() else None,
+                "last": str(last) if self.fit and not twin and last.is_file() else None,
             },
             resume_from=str(resume) if resume else None,
             parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
