@@ -47,6 +47,7 @@ from alexlab.report import (
     config_value,
     distinguish_lines,
     measure_name,
+    place_legend,
     plot_verdicts,
     shown,
     test_name,
@@ -163,7 +164,7 @@ def curve_panel(runs: list[DashboardRun], column: str) -> Panel:
     several = any(n >= 2 for _, _, n in curves.values())
     axes.set_ylabel("val top-1 error, % " + ("(mean over runs)" if several else "(one run each)"))
     if curves:
-        axes.legend(fontsize="small")
+        place_legend(axes)
     else:
         axes.text(0.5, 0.5, "no finished run with a validation curve yet", ha="center", transform=axes.transAxes)
     used = [run for run in runs if run.state == "finished" and run.curve]

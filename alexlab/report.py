@@ -969,6 +969,19 @@ def plot_differences(report: Report, path: Path) -> None:
     figure.savefig(path, dpi=120, bbox_inches="tight")
 
 
+# Up to this many lines, the legend goes inside the plot where it covers least; more, and it would cover the curves
+LEGEND_INSIDE = 4
+
+
+def place_legend(axes) -> None:
+    """The legend of a line plot: inside it for a few lines, beside it (right of the axes) for more, where it covers
+    no curve (the saved figure grows to hold it: bbox_inches="tight")."""
+    if len(axes.get_lines()) <= LEGEND_INSIDE:
+        axes.legend(loc="best", fontsize="small")
+    else:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+
+
 # Lines drawn one over another stay visible: each its own marker and dash, the later ones thinner and on top
 LINE_STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", (0, (5, 1))), ("P", (0, (3, 1, 1, 1)))]
 
@@ -1018,7 +1031,7 @@ def plot_curves(report: Report, path: Path) -> None:
     axes.set_ylabel("val top-1 error, % " + ("(mean over seeds, ±1 std)" if several else "(one run each)"))
     distinguish_lines(axes)
     if axes.lines:
-        axes.legend(fontsize="small")
+        place_legend(axes)
     figure.savefig(path, dpi=120, bbox_inches="tight")
 
 

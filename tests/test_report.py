@@ -521,3 +521,24 @@ def test_the_probability_of_improvement_says_when_it_has_no_interval():
     assert cell_improvement(one_pair) == "1.00 [n/a]"
     assert cell_improvement(Improvement(0.75, 0.5, 1.0, paired=True)) == "0.75 [0.50, 1.00]"
     assert cell_improvement(Improvement(None, None, None, paired=False)) == ""  # nothing to compare
+
+
+def test_a_legend_of_many_lines_goes_beside_the_plot_where_it_covers_no_curve():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from alexlab.report import LEGEND_INSIDE, place_legend
+
+    for lines in (2, LEGEND_INSIDE + 6):
+        figure = Figure(figsize=(8, 5))
+        axes = figure.subplots()
+        for i in range(lines):
+            axes.plot([0, 1, 2], [20 - i, 15 - i, 12 - i], label=f"ablation {i} (n=3)")
+        place_legend(axes)
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        legend, plot = axes.get_legend().get_window_extent(renderer), axes.get_window_extent(renderer)
+        assert len(axes.get_legend().get_texts()) == lines
+        if lines > LEGEND_INSIDE:
+            assert legend.x0 > plot.x1  # wholly right of the axes
+        else:
+            assert plot.contains(legend.x0, legend.y0) and plot.contains(legend.x1, legend.y1)
