@@ -20,11 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from alexlab.config_groups import CONFIG_PACKAGE, default_choices, group_options
 from alexlab.errors import BadValue, CannotWrite, UserError
-from alexlab.record import configs_subdir
+from alexlab.record import configs_subdir, job_log
 
-# conf/config.yaml's hydra.output_subdir; registered where the task functions are, so that a launcher's worker
-# process (joblib, submitit, SLURM), which imports them, has it too
+# conf/config.yaml's hydra.output_subdir and job log file; registered where the task functions are, so that a
+# launcher's worker process (joblib, submitit, SLURM), which imports them, has them too
 OmegaConf.register_new_resolver("alexlab.configs_subdir", configs_subdir, replace=True)
+OmegaConf.register_new_resolver("alexlab.job_log", job_log, replace=True)
 
 COMMANDS = {
     "train": "train, then test the best checkpoint (the default: any other first word means train)",

@@ -149,19 +149,32 @@ def read(run_dir: Path) -> Record | None:
     return Record.from_dict(data, str(path))
 
 
-def configs_subdir(run_dir: str) -> str | None:
-    """Where Hydra saves a job's configs (hydra.output_subdir, conf/config.yaml): `.hydra`, or nowhere (None) when
-    `run_dir` holds a finished run or another process is running its job. Hydra saves config.yaml, hydra.yaml and
-    overrides.yaml before the job starts, also for a job that a resumed sweep (or a second worker) then skips: they
-    would say how the later command was typed (its working directory, its sweep controls such as max_seeds=)
-    instead of how the job ran."""
+def skipped_here(run_dir) -> bool:
+    """Whether the job of `run_dir` will not run in this process: the directory holds a finished run (a resumed
+    sweep skips it) or another process is running its job now. Asked before the job starts, by what Hydra writes
+    into the directory first (configs_subdir, job_log), so that a skipped job's files stay as its run left them."""
     try:
         held = read(Path(run_dir))
     except BadFile:  # not a record: the job's own claim refuses the directory, with its reason
-        return ".hydra"
+        return False
     if held is not None and held.finished:
-        return None
-    return None if running_elsewhere(run_dir) else ".hydra"  # another worker's job: this one skips it
+        return True
+    return running_elsewhere(run_dir)
+
+
+def configs_subdir(run_dir: str) -> str | None:
+    """Where Hydra saves a job's configs (hydra.output_subdir, conf/config.yaml): `.hydra`, or nowhere (None) for a
+    job skipped here. Hydra saves config.yaml, hydra.yaml and overrides.yaml before the job starts, also for a job
+    that a resumed sweep (or a second worker) then skips: they would say how the later command was typed (its
+    working directory, its sweep controls such as max_seeds=) instead of how the job ran."""
+    return None if skipped_here(run_dir) else ".hydra"
+
+
+def job_log(run_dir: str, name: str) -> str:
+    """The job's log file (hydra.job_logging's file handler, conf/config.yaml): `<run_dir>/<name>.log`, or the null
+    device for a job skipped here, whose log is its run's ("already finished ...: not run again" goes to the
+    terminal and the sweep's log instead of being added to it)."""
+    return os.devnull if skipped_here(run_dir) else str(Path(run_dir) / f"{name}.log")
 
 
 def running_elsewhere(run_dir) -> bool:

@@ -6,6 +6,7 @@ resumable, the CSV keeps its rows across a resume, a diverged single run is reco
 
 import errno
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -449,3 +450,9 @@ def test_hydra_saves_a_jobs_configs_only_where_the_job_will_run(tmp_path):
     assert record.configs_subdir(str(stopped)) == ".hydra"
     with record.claim(stopped, [], "train"):  # nor did it keep the job from being claimed
         pass
+    # and the job's log file, the same way: its own where it runs, the null device where it is skipped
+    assert record.job_log(str(new), "alexlab") == str(new / "alexlab.log")
+    assert record.job_log(str(done), "alexlab") == os.devnull
+    assert record.job_log(str(stopped), "alexlab") == str(stopped / "alexlab.log")
+    with record.claim(stopped, [], "train"):
+        assert record.job_log(str(stopped), "alexlab") == os.devnull

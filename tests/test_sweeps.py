@@ -99,6 +99,8 @@ def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
     (sweep_dir / "2").rmdir()
     saved = {p: p.read_bytes() for p in (sweep_dir / "0" / ".hydra").iterdir()}
     assert sorted(p.name for p in saved) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    log = (sweep_dir / "0" / "alexlab.log").read_bytes()
+    assert b"finished in" in log
 
     elsewhere = tmp_path / "elsewhere"  # resumed from another working directory
     elsewhere.mkdir()
@@ -111,6 +113,7 @@ def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
     # and so are the configs it ran with: Hydra saves a job's configs before the job starts, and would have written
     # the resuming command's (its working directory in hydra.yaml) over them although the job did not run again
     assert {p: p.read_bytes() for p in (sweep_dir / "0" / ".hydra").iterdir()} == saved
+    assert (sweep_dir / "0" / "alexlab.log").read_bytes() == log  # its log too: the skip is said in the terminal
     rerun = OmegaConf.load(sweep_dir / "1" / ".hydra" / "hydra.yaml")  # a job that ran again: its new configs
     assert rerun.hydra.runtime.cwd == str(elsewhere)
     assert read_metrics(sweep_dir / "1")["status"] == "finished"
