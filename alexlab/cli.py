@@ -245,11 +245,13 @@ def check_run_dir(master: DictConfig, command: str) -> None:
     """Before Hydra writes into the run directory: it can be written, and it holds no other run (alexlab.record:
     check_claim). `master` is the composed config with Hydra's node (check_overrides)."""
 
+    from alexlab.distributed import is_rank_zero
     from alexlab.record import check_claim, identity
 
     run_dir = Path(OmegaConf.select(master, "hydra.run.dir")).expanduser().absolute()
     check_writable(run_dir)
-    check_claim(run_dir, identity(master.hydra.overrides.task), command)
+    if is_rank_zero():  # a DDP process that Lightning started runs its rank zero's job there and writes nothing
+        check_claim(run_dir, identity(master.hydra.overrides.task), command)
 
 
 def check_writable(path: Path) -> None:

@@ -37,8 +37,9 @@ def is_rank_zero() -> bool:
     return int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) == 0  # a later node's local rank 0
 
 
-def job_command(subcommand: str, local_rank: int) -> tuple[list[str], str]:
-    """The command (and working directory) that runs this Hydra job as DDP rank `local_rank`."""
+def job_command(subcommand: str, local_rank: int, extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    """The command (and working directory) that runs this Hydra job as DDP rank `local_rank`, with the overrides
+    `extra` in place of the job's own for the same keys."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
 
@@ -47,7 +48,9 @@ def job_command(subcommand: str, local_rank: int) -> tuple[list[str], str]:
     for source in hydra.runtime.config_sources:
         if source.provider == "command-line":  # a sweep file's folder (alexlab sweep NAME) or --config-path
             command += ["--config-path", source.path]
-    command += ["--config-name", hydra.job.config_name, *hydra.overrides.task]
+    replaced = {override.partition("=")[0].lstrip("+~") for override in extra}
+    overrides = [o for o in hydra.overrides.task if o.partition("=")[0].lstrip("+~") not in replaced]
+    command += ["--config-name", hydra.job.config_name, *overrides, *extra]
     command += [
         f'hydra.run.dir="{os.path.abspath(hydra.runtime.output_dir)}"',
         "hydra.output_subdir=null",
@@ -59,17 +62,17 @@ def job_command(subcommand: str, local_rank: int) -> tuple[list[str], str]:
 
 
 @contextmanager
-def ddp_processes_run_this_job(subcommand: str) -> Iterator[None]:
-    """While fitting and testing one job: DDP's extra processes run this job (see the module docstring); after it,
-    the process group is closed and the launcher's environment restored, so the next job of a multirun starts
-    its own processes."""
+def ddp_processes_run_this_job(subcommand: str, extra: tuple[str, ...] = ()) -> Iterator[None]:
+    """While fitting and testing one job: DDP's extra processes run this job (see the module docstring) as
+    `alexlab SUBCOMMAND <its overrides> <extra>`; after it, the process group is closed and the launcher's
+    environment restored, so the next job of a multirun starts its own processes."""
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     saved_env = {key: os.environ.get(key) for key in LAUNCHER_ENV}
     original = getattr(subprocess_script, "_hydra_subprocess_cmd", None)
     if original is None:
         raise RuntimeError("this Lightning version starts DDP processes differently; alexlab needs lightning<2.7")
-    subprocess_script._hydra_subprocess_cmd = partial(job_command, subcommand)
+    subprocess_script._hydra_subprocess_cmd = partial(job_command, subcommand, extra=tuple(extra))
     try:
         yield
     finally:

@@ -219,8 +219,8 @@ class Job:
             for logger in curve_loggers:
                 curve = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
                 logger.log_metrics(curve, step=row["step"])
-        if self.cfg.test_after_fit:
-            with ddp_processes_run_this_job(self.task):
+        if self.cfg.test_after_fit:  # DDP's other processes test the same checkpoint (`alexlab test`), not train
+            with ddp_processes_run_this_job("test", (f"ckpt_path={twin.checkpoint}",)):
                 self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))
         return self.record(Status.FINISHED)
 
