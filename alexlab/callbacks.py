@@ -134,14 +134,8 @@ class TrainingCurve(L.Callback):
         self._log(trainer)
 
     def _log(self, trainer: L.Trainer) -> None:
-        from lightning.pytorch.loggers import CSVLogger
-
-        loggers = [logger for logger in trainer.loggers if not isinstance(logger, CSVLogger)]
         if trainer.is_global_zero:
-            for row in self.curve[self._logged :]:
-                metrics = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
-                for logger in loggers:
-                    logger.log_metrics(metrics, step=row["step"])
+            log_curve(trainer.loggers, self.curve[self._logged :])
         self._logged = len(self.curve)
 
     def _convert(self) -> None:
@@ -307,3 +301,15 @@ class OptunaPruning(L.Callback):
             prune = self.trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} ({self.monitor}={value:.4f})")
+
+
+def log_curve(loggers: list, rows: list[dict]) -> None:
+    """Training-curve rows to the step-based loggers (W&B, TensorBoard) as curve/train_top1_err and curve/train_loss
+    at their step; not to the CSV log, which keeps one row per epoch."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    for row in rows:
+        metrics = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
+        for logger in loggers:
+            if not isinstance(logger, CSVLogger):
+                logger.log_metrics(metrics, step=row["step"])

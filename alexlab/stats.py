@@ -132,9 +132,9 @@ def _seeds_won_interval(won: float, seeds: int) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _wins(v, b, axis=-1):
+def _wins(v, b):
     """Matched seeds: the fraction where v < b, ties half."""
-    return np.mean((v < b) + 0.5 * (v == b), axis=axis)
+    return np.mean((v < b) + 0.5 * (v == b))
 
 
 def _pairs_won(v, b, axis=-1):

@@ -31,6 +31,7 @@ from alexlab.callbacks import (
     PlateauStep,
     StopOnDivergence,
     TrainingCurve,
+    log_curve,
 )
 from alexlab.csv_log import CSVLogger
 from alexlab.distributed import ddp_processes_run_this_job, is_rank_zero
@@ -214,11 +215,7 @@ class Job:
         for row in twin.record.history:  # W&B and TensorBoard plot them by step; the CSV log keeps a row per epoch
             for logger in self.loggers:
                 logger.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
-        curve_loggers = [logger for logger in self.loggers if not isinstance(logger, CSVLogger)]
-        for row in twin.record.curve:  # as TrainingCurve logs them
-            for logger in curve_loggers:
-                curve = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
-                logger.log_metrics(curve, step=row["step"])
+        log_curve(self.loggers, twin.record.curve)  # as TrainingCurve logs them
         if self.cfg.test_after_fit:  # DDP's other processes test the same checkpoint (`alexlab test`), not train
             with ddp_processes_run_this_job("test", (f"ckpt_path={twin.checkpoint}",)):
                 self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))

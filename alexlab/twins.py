@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import record
+from alexlab.errors import BadFile
 from alexlab.sweep import SWEEP_CONTROLS
 
 # Config keys that never change the weights a run trains: how it is tested, where it writes and what it reports,
@@ -80,7 +82,7 @@ def find_twin(cfg: DictConfig, run_dir: Path) -> Twin | None:
 def _twin(job_dir: Path, mine: dict) -> Twin | None:
     try:
         done = record.read(job_dir)
-    except Exception:  # a sibling whose record cannot be read is not one to copy from
+    except BadFile:  # a sibling whose record is not one is not one to copy from
         return None
     if done is None or not done.finished or done.task != "train" or done.trained_in:
         return None
@@ -91,6 +93,6 @@ def _twin(job_dir: Path, mine: dict) -> Twin | None:
     saved = job_dir / ".hydra" / "config.yaml"
     try:
         theirs = training_config(OmegaConf.load(saved))
-    except Exception:  # no saved config (another launcher's layout), or not one that parses: train
+    except (OSError, yaml.YAMLError):  # no saved config (another launcher's layout), or not one that parses: train
         return None
     return Twin(job_dir, done, checkpoint) if theirs == mine else None
