@@ -80,6 +80,117 @@ def test_lrn_in_the_network_matches_pytorchs_for_every_split():
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
+@pytest.fixture
+def compiled_loops(monkeypatch):
+    """CompiledLoops with nothing counted, compiled or broken yet in this test."""
+    monkeypatch.setattr(layers.CompiledLoops, "training_calls", collections.Counter())
+    monkeypatch.setattr(layers.CompiledLoops, "compiled", set())
+    monkeypatch.setattr(layers.CompiledLoops, "broken", False)
+    return layers.CompiledLoops
+
+
+def lrn_input(towers: int, *, grad: bool = True) -> torch.Tensor:
+    """ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)."""
+    x = (torch.randn(4, 96, 9, 7) * torch.tensor([0.1, 3.0, 40.0]).repeat(32)[None, :, None, None]).relu()
+    return x.requires_grad_(grad)
+
+
+@pytest.mark.parametrize(("kind", "towers"), [("paper", 2), ("caffe", 1)])
+def test_lrn_in_its_compiled_loops_equals_pytorchs(kind, towers, compiled_loops, monkeypatch):
+    """Inductor's loops (compiled for real: on a cold cache this test takes 20 s) against nn.LocalResponseNorm, as
+    the blocked passes are tested above; and the call really ran compiled."""
+    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
+    torch.manual_seed(0)
+    lrn, x = make_lrn(kind, towers), lrn_input(towers)
+    expected = reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, towers)
+    got = lrn(x)
+    assert compiled_loops.compiled == {(torch.Size([4 * towers, 96 // towers, 63]), 5, lrn.alpha, 0.75, 2.0)}
+    assert not compiled_loops.broken
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    weights = torch.randn_like(got)
+    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
+
+
+def spy_on_compiled(monkeypatch) -> list[str]:
+    """Replaces the compiled loops by the same formulas uncompiled, recording which ran."""
+    ran = []
+
+    def fused(name):
+        def run(*args):
+            ran.append(name)
+            return {"forward": layers._fused_forward, "backward": layers._fused_backward}[name](*args)
+
+        return run
+
+    monkeypatch.setattr(layers, "_compiled", fused)
+    return ran
+
+
+def test_lrn_switches_to_its_compiled_loops_after_compile_after_training_calls(compiled_loops, monkeypatch):
+    """A shape's first COMPILE_AFTER training calls run the blocked passes, the next ones (forward and backward)
+    the compiled loops; evaluation calls (no gradient) neither count nor compile, and neither does another shape."""
+    monkeypatch.setattr(layers, "COMPILE_AFTER", 3)
+    ran = spy_on_compiled(monkeypatch)
+    lrn, x = make_lrn("paper", 2), lrn_input(2)
+    with torch.no_grad():
+        for _ in range(5):
+            lrn(x)
+    assert ran == [] and not compiled_loops.training_calls
+    for call in range(1, 6):
+        lrn(x).sum().backward()
+        assert ran == ["forward", "backward"] * max(0, call - 3)
+    lrn(lrn_input(2)[:2]).sum().backward()  # another batch size: counted apart, still blocked
+    assert ran == ["forward", "backward"] * 2 and len(compiled_loops.compiled) == 1
+
+
+@pytest.mark.parametrize("why", ["float64", "deterministic", "limit"])
+def test_lrn_keeps_its_blocked_passes_where_compiling_does_not_apply(why, compiled_loops, monkeypatch):
+    """float64 (gradcheck's dtype; compiled only in float32), deterministic algorithms (a resumed run would round
+    differently from the unbroken one), and a new shape once torch._dynamo's recompile limit is reached."""
+    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
+    ran = spy_on_compiled(monkeypatch)
+    x = lrn_input(1)
+    if why == "float64":
+        x = x.detach().double().requires_grad_()
+    elif why == "deterministic":
+        monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+    else:
+        monkeypatch.setattr(layers, "_recompile_limit", lambda: 1)
+        make_lrn("paper", 1)(x[:1]).sum().backward()  # the one shape the limit allows
+        ran.clear()
+    make_lrn("paper", 1)(x).sum().backward()
+    assert ran == []
+
+
+def test_lrn_falls_back_to_its_blocked_passes_for_good_when_compiling_fails(compiled_loops, monkeypatch, caplog):
+    """No C++ compiler (or any failure to build): one warning, the same values and gradients from the blocked
+    passes, and no second try in this process."""
+    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
+    tries = []
+
+    def no_compiler(name):
+        def run(*args):
+            tries.append(name)
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+        return run
+
+    monkeypatch.setattr(layers, "_compiled", no_compiler)
+    lrn, x = make_lrn("paper", 2), lrn_input(2)
+    for _ in range(2):
+        got, expected = lrn(x), reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, 2)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        (grad_ours,) = torch.autograd.grad(got.sum(), x)
+        (grad_reference,) = torch.autograd.grad(expected.sum(), x)
+        torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
+    assert tries == ["forward"] and compiled_loops.broken
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert warnings == ["LRN: torch.compile failed (RuntimeError: InvalidCxxCompiler: No working C++ compiler found);"
+                        " the blocked passes from now on"]  # fmt: skip
+
+
 class _Reference(nn.Module):
     def __init__(self, size, alpha, beta, k, towers):
         super().__init__()

@@ -9,7 +9,10 @@ classes below).
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections import Counter
 from typing import ClassVar
 
 import torch
@@ -26,6 +29,19 @@ from alexlab.errors import BadValue
 # batch at once, 21-27 ms in blocks of 2 MiB (0.5 MiB: 26-32 ms, 4 MiB: 22-27 ms); conv2's (128 x 64 x 13 x 13,
 # 5.5 MB) 9-12 ms either way.
 BLOCK_BYTES = 1 << 21
+
+# On a CPU the LRN's arithmetic also exists as two loops that Inductor (torch.compile) generates from the formulas
+# (_fused_forward, _fused_backward): each reads its inputs once and writes its outputs once, where the blocked passes
+# above make a dozen passes. Measured on an AVX-512 Xeon, 2 cores, forward and backward of the quickstart's LRNs:
+# conv1's 2.9-3.1 ms against 11-13 ms, conv2's 1.4 ms against 4.6-5.0 ms. Compiling costs time once per process and
+# input shape (about 20 s with a cold Inductor cache, 1 s once its on-disk cache holds the loops), so a shape's
+# training calls switch to the compiled loops only after COMPILE_AFTER calls: a long run pays it once, in its first
+# minute; a short one (CI's smoke runs: 60 steps) never compiles. Not on a GPU (its kernels are one pass over the
+# whole batch already; `compile=true` fuses them there), not in bfloat16, not under deterministic algorithms (a run
+# resumed from a checkpoint would start in the blocked passes again, so its rounding would differ from the
+# uninterrupted run's), not where Inductor cannot build (no C++ compiler: one warning, then the blocked passes).
+COMPILE_AFTER = 200
+log = logging.getLogger("alexlab")
 
 
 def _blocks(maps: torch.Tensor) -> list[slice]:
@@ -58,6 +74,81 @@ def _window_of_squares(maps: torch.Tensor, size: int, front: int, scale: float, 
     return out
 
 
+def _window_sum(x: torch.Tensor, size: int, front: int) -> torch.Tensor:
+    """The sum over the `size` channels c - front .. c - front + size - 1 (those that exist) of x [B, C, HW], for
+    every channel c, as an expression for Inductor: zero channels padded at both ends, `size` shifted views."""
+    channels = x.shape[1]
+    padded = F.pad(x, (0, 0, front, size - 1 - front))
+    return sum(padded[:, shift : shift + channels] for shift in range(size))
+
+
+def _fused_forward(maps: torch.Tensor, size: int, alpha: float, beta: float, k: float):
+    """d, d^-beta and the output of _LocalResponseNorm.forward, written for torch.compile to fuse into one loop."""
+    d = k + alpha / size * _window_sum(maps * maps, size, size // 2)
+    power = torch.rsqrt(d * torch.sqrt(d)) if beta == 0.75 else d.pow(-beta)
+    return d, power, maps * power
+
+
+def _fused_backward(maps, d, power, grad, size: int, alpha: float, beta: float) -> torch.Tensor:
+    """The closed-form gradient of _LocalResponseNorm.backward, written for torch.compile to fuse into one loop."""
+    ratio = grad * power * maps / d
+    return grad * power - 2.0 * alpha * beta / size * maps * _window_sum(ratio, size, (size - 1) // 2)
+
+
+class CompiledLoops:
+    """Whether an LRN call runs in the compiled loops (see COMPILE_AFTER), and those loops: one compiled function
+    each for the forward and the backward, compiled per input shape (static shapes: measured, Inductor's loops for
+    a dynamic batch size took 1.5x as long) and at most as many shapes as torch._dynamo recompiles one function for
+    (recompile_limit); further shapes keep the blocked passes."""
+
+    training_calls: ClassVar[Counter] = Counter()  # training forward calls per (maps' shape, size, alpha, beta, k)
+    compiled: ClassVar[set] = set()  # the keys that run compiled
+    broken: ClassVar[bool] = False  # Inductor failed once in this process: blocked passes from then on
+
+    @classmethod
+    def wanted(cls, x: torch.Tensor, key: tuple) -> bool:
+        """Counts a training forward call of the LRN on x and says whether it (and its backward) should run
+        compiled."""
+        if (
+            cls.broken
+            or x.device.type != "cpu"
+            or x.dtype != torch.float32
+            or torch.compiler.is_compiling()
+            or torch.are_deterministic_algorithms_enabled()
+        ):
+            return False
+        if key not in cls.compiled:
+            cls.training_calls[key] += 1
+            if cls.training_calls[key] <= COMPILE_AFTER or len(cls.compiled) >= _recompile_limit():
+                return False
+            cls.compiled.add(key)
+        return True
+
+    @classmethod
+    def run(cls, name: str, *args):
+        """The compiled `name` ("forward" or "backward") on args, or None where Inductor cannot build it here."""
+        try:
+            return _compiled(name)(*args)
+        except Exception as error:  # noqa: BLE001 -- any failure to build (no compiler, a backend bug) has one remedy
+            cls.broken = True
+            log.warning("LRN: torch.compile failed (%s: %s); the blocked passes from now on", type(error).__name__,
+                        str(error).strip().splitlines()[0] if str(error).strip() else "")  # fmt: skip
+            return None
+
+
+@functools.cache
+def _compiled(name: str):
+    # Inductor's C++ build looks for CUDA and logs a warning on every machine without it: not this run's business
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile({"forward": _fused_forward, "backward": _fused_backward}[name], dynamic=False, fullgraph=True)
+
+
+def _recompile_limit() -> int:
+    import torch._dynamo
+
+    return torch._dynamo.config.recompile_limit
+
+
 class _LocalResponseNorm(torch.autograd.Function):
     """b_c = a_c * d_c^-beta with d_c = k + alpha / size * sum of a_j^2 over the `size` channels j around c, inside
     each tower. cuda-convnet's way: the forward keeps the input, d and d^-beta; the backward is the closed form
@@ -74,14 +165,24 @@ class _LocalResponseNorm(torch.autograd.Function):
     Measured in the quickstart network's training step (batch 128, 2 cores, alternating windows in one process):
     nn.LocalResponseNorm 1.72x the step without LRN, the sum of shifted slices with a pow 1.9x, window sums as a
     banded [C, C] matrix product (bmm) 1.24-1.48x, slices with fused multiply-adds 1.22-1.43x on the same runs (the
-    machine's load moves both); `alexlab bench` reports this function's as "LRN cost". On a GPU it is the same
-    function over the whole batch; torch.compile (`compile=true`) traces it and fuses its passes into a few loops
-    (on this CPU 1.11x, at the price of compiling for 20 s on a cold cache)."""
+    machine's load moves both). After COMPILE_AFTER training calls of one shape the same formulas run as two
+    loops that Inductor compiles (CompiledLoops): on an Intel Xeon with AVX-512, the step with LRN 1.18-1.20x the
+    step without (4 runs of `alexlab bench experiment=quickstart`), 1.41x in the blocked passes on the same
+    machine. On a GPU it is the same function over the whole batch; torch.compile (`compile=true`) traces it and
+    fuses its passes into a few loops there."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int, compiled: bool):
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)  # each tower's maps apart (a view of NCHW)
+        ctx.size, ctx.alpha, ctx.beta, ctx.compiled = size, alpha, beta, compiled
+        if compiled:
+            fused = CompiledLoops.run("forward", maps, size, alpha, beta, k)
+            if fused is not None:
+                d, power, out = fused
+                ctx.save_for_backward(maps, d, power)
+                return out.view(n, c, h, w)
+            ctx.compiled = False
         d, power, out = torch.empty_like(maps), torch.empty_like(maps), torch.empty_like(maps)
         for b in _blocks(maps):
             _window_of_squares(maps[b], size, size // 2, alpha / size, k, out=d[b])
@@ -91,14 +192,18 @@ class _LocalResponseNorm(torch.autograd.Function):
                 torch.pow(d[b], -beta, out=power[b])
             torch.mul(maps[b], power[b], out=out[b])
         ctx.save_for_backward(maps, d, power)
-        ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
         return out.view(n, c, h, w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         maps, d, power = ctx.saved_tensors
         size, alpha, beta = ctx.size, ctx.alpha, ctx.beta
-        shape, grad, grad_in = grad.shape, grad.reshape(maps.shape), torch.empty_like(maps)
+        shape, grad = grad.shape, grad.reshape(maps.shape)
+        if ctx.compiled:
+            fused = CompiledLoops.run("backward", maps, d, power, grad.contiguous(), size, alpha, beta)
+            if fused is not None:
+                return fused.view(shape), *[None] * 6
+        grad_in = torch.empty_like(maps)
         scale = -2.0 * alpha * beta / size
         for b in _blocks(maps):
             a, into_grad = maps[b], grad_in[b]
@@ -110,14 +215,18 @@ class _LocalResponseNorm(torch.autograd.Function):
             into_grad.addcmul_(a, ratio, value=scale)
             for into, source in _neighbours(a.shape[1], size, (size - 1) // 2):
                 into_grad[:, into].addcmul_(a[:, into], ratio[:, source], value=scale)
-        return grad_in.view(shape), *[None] * 5
+        return grad_in.view(shape), *[None] * 6
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
     """nn.LocalResponseNorm(size, alpha, beta, k) applied inside each of `towers` channel groups of x [N, C, H, W]."""
     if x.shape[1] % towers:
         raise BadValue(f"LRN over {towers} towers needs a channel count divisible by {towers}, got {x.shape[1]}")
-    return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers)
+    n, c, h, w = x.shape
+    key = (torch.Size((n * towers, c // towers, h * w)), size, alpha, beta, k)  # the shape of the Function's maps
+    training = torch.is_grad_enabled() and x.requires_grad
+    compiled = training and CompiledLoops.wanted(x, key)
+    return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers, compiled)
 
 
 class TowerLRN(nn.Module):
