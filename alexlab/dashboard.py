@@ -207,7 +207,7 @@ def verdicts_panel(report: Report) -> Panel:
     table = [("change", "the paper", "measured on", "measured Δ [95% CI]", "test", "verdict", "seeds to decide")]
     for f in report.findings:
         table.append((f.change, f.claim.paper, measure_name(f.measure), f.measured, test_name(f.comparison),
-                      f.verdict, cell_seeds_needed(f)))  # fmt: skip
+                      f.shown_verdict, cell_seeds_needed(f)))  # fmt: skip
     verdicts = Counter(f.verdict for f in report.findings)
     note = (
         f"Against the baseline row {report.baseline.index} ({report.baseline.label}); from each run's metrics.json, "

@@ -21,7 +21,9 @@ recorded); the steps to a training error for ReLU against tanh (6x faster) and f
 iterations); the gap for overfitting without dropout or without crops and flips. A claim applies to a row that
 differs from the baseline in exactly that one switch. Its verdict: `agrees` (the interval excludes 0 on the claim's
 side), `contradicts` (on the other side), `no effect` (inside +-margin: --margin points, --ratio-margin for a
-ratio), else `undecided`, with the seeds per side that the observed spread says would decide it.
+ratio), else `undecided`, with the seeds per side that the observed spread says would decide it. An `agrees` or
+`contradicts` whose interval also lies inside the margin is shown as negligible ("agrees, negligible"; verdicts.csv's
+`negligible` column): the effect is real in sign and too small to matter.
 
 The threshold of the steps (--threshold, percent) defaults to the paper's 25% where every run compared on speed
 reaches it, else to the lowest training error that all of them reach, rounded up to a whole percent; the report
@@ -60,6 +62,7 @@ from alexlab.stats import (
     Comparison,
     Improvement,
     compare,
+    inside_margin,
     probability_of_improvement,
     seeds_needed,
     verdict,
@@ -189,6 +192,13 @@ class Finding:
     verdict: str
     seeds_needed: int | None  # per side, for an undecided verdict
     row_index: int = 0
+    negligible: bool = False  # agrees or contradicts, yet the whole interval lies inside the no-effect margin
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict as the tables and plots show it: "agrees, negligible" where the interval excludes 0 on the
+        claim's side but lies inside the margin (e.g. +0.11 [+0.05, +0.16] points where the paper says 2)."""
+        return f"{self.verdict}, negligible" if self.negligible else self.verdict
 
     @property
     def measured(self) -> str:
@@ -542,7 +552,8 @@ def decide(row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float
     result = verdict(comparison, claim.direction, room)
     improvement = probability_of_improvement(*paired_values(row, base, measure))
     needed = seeds_needed(comparison, room) if result == "undecided" else None
-    return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index)
+    negligible = result in ("agrees", "contradicts") and inside_margin(comparison, room)
+    return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index, negligible)
 
 
 def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted: str | None) -> tuple[Row, str]:
@@ -698,7 +709,8 @@ def verdict_table(report: Report) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for f in report.findings:
         cells = [f.change, f.claim.paper, measure_name(f.measure), f.claim.expected(), f.measured]
-        cells += [test_name(f.comparison), cell_improvement(f.improvement), f"**{f.verdict}**", cell_seeds_needed(f)]
+        cells += [test_name(f.comparison), cell_improvement(f.improvement), f"**{f.shown_verdict}**"]
+        cells.append(cell_seeds_needed(f))
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -735,8 +747,9 @@ def method_text(report: Report) -> str:
         "else a bootstrap over the runs). Verdicts: agrees / contradicts (the interval "
         f"excludes 0 on the claim's side / the other side), no effect (inside ±{report.margin:g} points, or a ratio "
         f"within 1/{report.ratio_margin:g}..{report.ratio_margin:g}), else undecided with the seeds per side the "
-        "observed spread says would decide it. Validation always uses the centre view, so test_views changes only "
-        "the test error."
+        "observed spread says would decide it; an interval that agrees or contradicts but lies inside the margin is "
+        "marked negligible (a real effect too small to matter). Validation always uses the centre view, so "
+        "test_views changes only the test error."
     )
 
 
@@ -849,7 +862,7 @@ def write_csv(report: Report, path: Path) -> None:
                 number(errors[0].top5 if errors else None),
             ]
             cells += ["; ".join(claim.paper for claim in row.claims)]
-            cells += ["; ".join(f"{measure_name(f.measure)}: {f.verdict}" for f in row.findings)]
+            cells += ["; ".join(f"{measure_name(f.measure)}: {f.shown_verdict}" for f in row.findings)]
             writer.writerow(cells)
 
 
@@ -858,7 +871,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
     the verdict and the seeds that would decide it."""
     header = ["row", "change", "claim", "measure", "paper_expected", "estimate", "ci_low", "ci_high", "scale", "test",
               "n_variant", "n_baseline", "n_pairs", "p_variant_better", "p_ci_low", "p_ci_high", "verdict",
-              "seeds_needed", "threshold", "margin", "ratio_margin"]  # fmt: skip
+              "seeds_needed", "threshold", "margin", "ratio_margin", "negligible"]  # fmt: skip
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -870,7 +883,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
                 number(estimate), number(low), number(high), "ratio" if finding.measure == STEPS else "points",
                 c.test, c.n_variant, c.n_baseline, c.n_pairs, number(p.probability), number(p.low), number(p.high),
                 finding.verdict, "" if finding.seeds_needed is None else finding.seeds_needed,
-                report.threshold, report.margin, report.ratio_margin,
+                report.threshold, report.margin, report.ratio_margin, str(finding.negligible).lower(),
             ])  # fmt: skip
 
 
@@ -911,7 +924,7 @@ def plot_verdicts(report: Report, path) -> None:
             if point is not None:
                 xerr = None if low is None else [[point - low], [high - point]]
                 axes.errorbar(point, y, xerr=xerr, fmt="o", color=colour, capsize=4)
-                axes.annotate(f.verdict, (point, y), xytext=(0, 7), textcoords="offset points", ha="center",
+                axes.annotate(f.shown_verdict, (point, y), xytext=(0, 7), textcoords="offset points", ha="center",
                               fontsize="small", color=colour)  # fmt: skip
             expected = f.claim.ratio if ratio else f.claim.top1
             if expected is not None and not (f.claim.test_only and f.measure.startswith("val/")):

@@ -17,7 +17,9 @@ that a report is reproducible, and none where every resample gives the same valu
 
 A verdict reads an interval against a claim's direction and a margin: `agrees` (the interval excludes 0 on the
 claim's side), `contradicts` (it excludes 0 on the other side), `no effect` (it lies inside +-margin), else
-`undecided`, with the number of seeds that the observed spread says would decide it.
+`undecided`, with the number of seeds that the observed spread says would decide it. An interval that excludes 0
+and still lies inside +-margin is both: the verdict is `agrees` or `contradicts`, and `inside_margin` says it is
+negligible.
 """
 
 from __future__ import annotations
@@ -180,9 +182,17 @@ def verdict(comparison: Comparison, direction: int, margin: float) -> str:
         return "agrees"
     if high < 0:
         return "contradicts"
-    if -margin <= comparison.low and comparison.high <= margin:
+    if inside_margin(comparison, margin):
         return "no effect"
     return "undecided"
+
+
+def inside_margin(comparison: Comparison, margin: float) -> bool:
+    """The whole interval within +-margin: an effect too small to matter, whether or not the interval excludes 0
+    (an `agrees` or `contradicts` verdict inside the margin is a real but negligible effect)."""
+    if comparison.low is None or comparison.high is None:
+        return False
+    return -margin <= comparison.low and comparison.high <= margin
 
 
 def seeds_needed(comparison: Comparison, margin: float) -> int | None:

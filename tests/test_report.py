@@ -480,6 +480,25 @@ def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
     assert image.ndim == 3 and image.shape[0] > 300  # three panels: errors, gaps, steps
 
 
+def test_an_effect_real_in_sign_but_inside_the_margin_is_shown_negligible(tmp_path):
+    """Removing conv4 raises the error on every seed, by about 0.1 point where the paper says 2: the interval excludes
+    0 on the claim's side (agrees) and lies inside the +-0.25 margin, so the table, the CSV and the plot say
+    negligible; with a margin of 0.05 the same interval is a plain agreement."""
+    sweep = ablation_sweep(tmp_path, depth_shifts=(0.10, 0.12, 0.11, 0.09, 0.10))
+    depth = next(f for f in build_report(sweep).findings if f.change == "depth 5->4")
+    assert 0 < depth.comparison.low < depth.comparison.high < 0.25
+    assert depth.verdict == "agrees" and depth.negligible and depth.shown_verdict == "agrees, negligible"
+    assert main([str(sweep)]) == 0
+    markdown = (sweep / "report.md").read_text()
+    assert "| **agrees, negligible** |" in markdown and "marked negligible" in markdown
+    assert "5 agrees, 1 contradicts, 1 no effect." in markdown  # the tally counts verdicts, not qualifiers
+    with (sweep / "verdicts.csv").open() as f:
+        negligible = {v["change"] + " " + v["measure"]: v["negligible"] for v in csv.DictReader(f)}
+    assert negligible.pop("depth 5->4 test/top1_err") == "true" and set(negligible.values()) == {"false"}
+    strict = next(f for f in build_report(sweep, margin=0.05).findings if f.change == "depth 5->4")
+    assert strict.verdict == "agrees" and not strict.negligible and strict.shown_verdict == "agrees"
+
+
 def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
     sweep = tmp_path / "sweep"
     for seed in range(3):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from alexlab.stats import compare, probability_of_improvement, seeds_needed, verdict
+from alexlab.stats import compare, inside_margin, probability_of_improvement, seeds_needed, verdict
 
 VARIANT = {0: 25.1, 1: 24.3, 2: 26.0, 3: 25.4, 4: 24.9}
 BASELINE = {0: 23.9, 1: 23.8, 2: 24.6, 3: 24.1, 4: 24.0}
@@ -120,6 +120,16 @@ def test_verdicts_read_the_interval_against_the_claims_side_and_the_margin():
     assert steps.ratio[1] < 1 < steps.ratio[2]
     assert verdict(steps, direction=-1, margin=math.log(1.1)) == "undecided"
     assert verdict(compare({0: 1.0}, {0: 0.0}), direction=+1, margin=0.5) == "undecided"  # no interval yet
+
+
+def test_inside_margin_says_whether_the_whole_interval_is_too_small_to_matter():
+    small = compare({0: 24.1, 1: 24.12, 2: 24.09}, {0: 24.0, 1: 24.0, 2: 24.0})  # +0.1 on every seed
+    assert 0 < small.low < small.high < 0.5
+    assert verdict(small, direction=+1, margin=0.5) == "agrees" and inside_margin(small, 0.5)  # real, negligible
+    assert not inside_margin(small, 0.05)
+    assert inside_margin(compare({0: 24.0, 1: 24.1, 2: 23.9}, {0: 24.05, 1: 24.0, 2: 24.0}), 0.5)  # "no effect"
+    assert not inside_margin(compare(VARIANT, BASELINE), 0.5)
+    assert not inside_margin(compare({0: 1.0}, {0: 0.0}), 10.0)  # no interval, nothing to say
 
 
 def test_seeds_needed_would_decide_at_the_observed_mean_and_spread():
