@@ -38,10 +38,10 @@ BLOCK_BYTES = 1 << 21
 # training calls switch to the compiled loops only after COMPILE_AFTER calls, where the run has shown it is long:
 # 20 s is what the quickstart's conv1 LRN saves in about 1,700 steps, so a run of under 1,000 steps (CI's smoke runs:
 # 60; `alexlab train` with its defaults: 710) never compiles, and the quickstart (3,432) does after 1,000, saving
-# about 8 ms a step for the other 2,400. Not on a GPU (its kernels are one pass over the
-# whole batch already; `compile=true` fuses them there), not in bfloat16, not under deterministic algorithms (a run
-# resumed from a checkpoint would start in the blocked passes again, so its rounding would differ from the
-# uninterrupted run's), not where Inductor cannot build (no C++ compiler: one warning, then the blocked passes).
+# about 8 ms a step for the other 2,400. Not on a GPU (its kernels are one pass over the whole batch already;
+# `compile=true` fuses them there), not in bfloat16, not under deterministic algorithms (a run resumed from a
+# checkpoint would start in the blocked passes again, so its rounding would differ from the uninterrupted run's),
+# not where Inductor cannot build (no C++ compiler: one warning, then the blocked passes).
 COMPILE_AFTER = 1000
 log = logging.getLogger("alexlab")
 
