@@ -18,6 +18,12 @@ def reference_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: floa
     return nn.LocalResponseNorm(size, alpha, beta, k)(maps).reshape(n, c, h, w)
 
 
+def lrn_input(towers: int) -> torch.Tensor:
+    """ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)."""
+    x = (torch.randn(4, 96, 9, 7) * torch.tensor([0.1, 3.0, 40.0]).repeat(32)[None, :, None, None]).relu()
+    return x.requires_grad_()
+
+
 @pytest.mark.parametrize("kind", ["paper", "caffe"])
 @pytest.mark.parametrize("towers", [1, 2])
 @pytest.mark.parametrize("block_bytes", [layers.BLOCK_BYTES, 36_288])
@@ -29,10 +35,7 @@ def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_
     blocks = layers._blocks(torch.empty(4 * towers, 96 // towers, 9 * 7))
     assert len(blocks) == (1 if whole_batch else {1: 4, 2: 3}[towers])
     torch.manual_seed(0)
-    lrn = make_lrn(kind, towers)
-    # ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)
-    x = (torch.randn(4, 96, 9, 7) * torch.tensor([0.1, 3.0, 40.0]).repeat(32)[None, :, None, None]).relu()
-    x.requires_grad_()
+    lrn, x = make_lrn(kind, towers), lrn_input(towers)
     expected = reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, towers)
     got = lrn(x)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
@@ -87,12 +90,6 @@ def compiled_loops(monkeypatch):
     monkeypatch.setattr(layers.CompiledLoops, "compiled", set())
     monkeypatch.setattr(layers.CompiledLoops, "broken", False)
     return layers.CompiledLoops
-
-
-def lrn_input(towers: int, *, grad: bool = True) -> torch.Tensor:
-    """ReLU outputs of several scales: zeros, small values and large ones (where the normalisation bites)."""
-    x = (torch.randn(4, 96, 9, 7) * torch.tensor([0.1, 3.0, 40.0]).repeat(32)[None, :, None, None]).relu()
-    return x.requires_grad_(grad)
 
 
 @pytest.mark.parametrize(("kind", "towers"), [("paper", 2), ("caffe", 1)])
