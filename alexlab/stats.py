@@ -202,7 +202,9 @@ def seeds_needed(comparison: Comparison, margin: float) -> int | None:
     if comparison.estimate is None or comparison.spread is None:
         return None
     mean = abs(comparison.estimate)
-    target = mean if mean > margin else margin - mean
+    # decided once the half-width is below the mean (the interval excludes 0) or below margin - mean (it fits
+    # inside +-margin), whichever comes first
+    target = max(mean, margin - mean)
     if comparison.spread == 0:
         return max(2, comparison.n_pairs or min(comparison.n_variant, comparison.n_baseline))
     if target <= 0:

@@ -142,3 +142,18 @@ def test_seeds_needed_would_decide_at_the_observed_mean_and_spread():
     smaller = n - 1
     assert scipy_stats.t.ppf(0.975, smaller - 1) * noisy.spread / math.sqrt(smaller) >= abs(noisy.estimate)
     assert seeds_needed(compare({0: 1.0}, {0: 0.0}), margin=0.5) is None
+
+
+def test_seeds_needed_takes_whichever_decision_comes_first():
+    """A mean inside the margin but far from 0 is decided sooner by excluding 0 (a negligible `agrees`) than by
+    fitting inside the margin; a mean near 0 sooner by fitting inside the margin."""
+    near_margin = compare({0: 0.5, 1: 0.0, 2: 0.3}, {0: 0.0, 1: 0.0, 2: 0.0})  # mean 0.27, margin 0.3
+    n = seeds_needed(near_margin, margin=0.3)
+    half = scipy_stats.t.ppf(0.975, n - 1) * near_margin.spread / math.sqrt(n)
+    assert half < near_margin.estimate and half > 0.3 - near_margin.estimate
+    near_zero = compare({0: 0.25, 1: -0.2, 2: 0.01}, {0: 0.0, 1: 0.0, 2: 0.0})  # mean 0.02
+    n = seeds_needed(near_zero, margin=0.3)
+    half = scipy_stats.t.ppf(0.975, n - 1) * near_zero.spread / math.sqrt(n)
+    assert abs(near_zero.estimate) < half < 0.3 - abs(near_zero.estimate)
+    before = scipy_stats.t.ppf(0.975, n - 2) * near_zero.spread / math.sqrt(n - 1)
+    assert before >= 0.3 - abs(near_zero.estimate)
