@@ -8,12 +8,15 @@ Runs are the job directories of the sweep (children, or grandchildren, of SWEEP_
 - the gap: final val top-1 error minus final train_eval top-1 error (training images evaluated as the validation
   images are, without dropout and augmentation), the generalisation gap at the end of training;
 - the steps: optimiser steps until the training curve (metrics.json `curve`, the training error of every few
-  batches) first reaches the threshold, interpolated linearly between the curve's points.
+  batches) first reaches the threshold, interpolated linearly between the curve's points. A run is *censored* at
+  the threshold, with no steps, when its curve never reaches it or is already there at its first point (the curve
+  cannot say when it got there); a speed claim with a censored run on either side stays `undecided`, and the
+  tables say how many runs were censored.
 
 Each row is compared with the baseline row by alexlab.stats: variant minus baseline with a 95% interval, paired t
 over the seeds both ran (runs of one seed share their data order, split, augmentation draws and init), else Welch;
 a ratio for the steps (geometric mean, compared on the log scale); and the probability that the variant is better
-(lower), with a bootstrap interval. Runs that did not finish are listed, never averaged in.
+(lower) with its interval (alexlab.stats). Runs that did not finish are listed, never averaged in.
 
 The paper's claims (docs/paper.md) are decided on the quantity the paper measured: the errors for LRN, pooling,
 the two towers, depth, PCA noise and the 10-crop test (test top-1; best val top-1 where no test error was
@@ -26,10 +29,13 @@ ratio), else `undecided`, with the seeds per side that the observed spread says 
 `negligible` column): the effect is real in sign and too small to matter.
 
 The threshold of the steps (--threshold, percent) defaults to the paper's 25% where every run compared on speed
-reaches it, else to the lowest training error that all of them reach, rounded up to a whole percent; the report
-states which. The baseline row is `--baseline KEY=VALUE[,...]` if given, else the row whose `ablation` switch is
-`baseline`, else the row whose varying values equal the sweep's base config in multirun.yaml
-(`hydra.runtime.choices` for switches, the composed value for other keys), else the first row by job number.
+reaches it after its curve's first point, else to the lowest training error that all of them reach, rounded up to
+a whole percent (or halfway to the lowest first point, where rounding up would pass it); where no threshold is
+reached by every such run after its first point, the paper's 25%, and the censored runs leave the speed claims
+undecided. The report states which. The baseline row is `--baseline KEY=VALUE[,...]` if given, else the row
+whose `ablation` switch is `baseline`, else the row whose varying values equal the sweep's base config in
+multirun.yaml (`hydra.runtime.choices` for switches, the composed value for other keys), else the first row by
+job number.
 
 Writes report.md, report.csv (a row per configuration), verdicts.csv (a row per claim), report_verdicts.png,
 report_diff.png and report_curves.png into SWEEP_DIR, and for an Optuna sweep (SWEEP_DIR/optuna_study.yaml)
@@ -140,7 +146,12 @@ PAPER_CLAIMS: dict[tuple[str, str, str], tuple[Claim, ...]] = {
     ),
     ("test_views", "ten_crop", "centre"): (
         Claim(
-            "error", +1, "10-crop testing lowers top-1/top-5 error by 1.5/1.3 points (4.1)", 1.5, 1.3, test_only=True
+            "error",
+            +1,
+            "10-crop testing (4.1) lowers top-1/top-5 error, by 1.5/1.3 points (not the paper's figure)",
+            1.5,
+            1.3,
+            test_only=True,
         ),  # fmt: skip
     ),
     ("activation", "relu", "tanh"): (
@@ -171,6 +182,7 @@ class Run:
     train_curve: list[tuple[int, float]] = field(default_factory=list)  # (optimiser step, training top-1 %)
     wall_time_s: float | None = None
     started: float | None = None  # Unix time, from the record: tells a copy of a run from a run
+    censored: bool = False  # a training curve without steps to the threshold (module docstring)
 
 
 @dataclass
@@ -193,6 +205,7 @@ class Finding:
     seeds_needed: int | None  # per side, for an undecided verdict
     row_index: int = 0
     negligible: bool = False  # agrees or contradicts, yet the whole interval lies inside the no-effect margin
+    censored: int = 0  # a speed claim: runs of the two rows without steps to the threshold (module docstring)
 
     @property
     def shown_verdict(self) -> str:
@@ -286,8 +299,9 @@ def build_report(
         raise BadValue(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
     if threshold is not None and not 0 < threshold < 100:
         raise BadValue(f"--threshold is a training error in percent, between 0 and 100; got {threshold}")
-    if not margin >= 0 or not ratio_margin >= 1:
-        raise BadValue(f"--margin must be >= 0 (points) and --ratio-margin >= 1, got {margin} and {ratio_margin}")
+    if not (margin >= 0 and ratio_margin >= 1 and math.isfinite(margin) and math.isfinite(ratio_margin)):
+        raise BadValue(f"--margin must be finite and >= 0 (points), --ratio-margin finite and >= 1; got {margin} and "
+                       f"{ratio_margin}")  # fmt: skip
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
     mark_copies(runs)
@@ -313,6 +327,7 @@ def build_report(
         steps = steps_to(run.train_curve, threshold)
         if steps is not None:
             run.values[STEPS] = steps
+        run.censored = bool(run.train_curve) and steps is None
     for row in rows:
         row.summaries = {m: summarize([run.values[m] for run in row.runs if m in run.values], m) for m in MEASURES}
     for row in rows:
@@ -498,12 +513,14 @@ def paired_values(row: Row, base: Row, measure: str) -> tuple[dict, dict]:
 
 def steps_to(curve: list[tuple[int, float]], threshold: float) -> float | None:
     """Optimiser steps until the training curve first reaches `threshold` percent, interpolated linearly between
-    its points (the first point's step when it is already there); None if it never does."""
+    its points; None (censored) if it never does, or if its first point is already there: the run got there at
+    some step before it, which the curve cannot tell (taking the first point's step would make every such run
+    equally fast, a ratio of 1 where the runs may differ sixfold)."""
     previous = None
     for step, error in curve:
         if error <= threshold:
-            if previous is None or previous[1] == error:
-                return float(step)
+            if previous is None:
+                return None
             (s0, e0), (s1, e1) = previous, (step, error)
             return s0 + (s1 - s0) * (e0 - threshold) / (e0 - e1)
         previous = (step, error)
@@ -514,13 +531,24 @@ def choose_threshold(rows: list[Row], wanted: float | None) -> tuple[float, str]
     """The training error that the steps count to, and why (module docstring)."""
     if wanted is not None:
         return float(wanted), "chosen with --threshold"
-    lowest = [min(error for _, error in run.train_curve) for row in rows for run in row.runs if run.train_curve]
-    if not lowest or max(lowest) <= PAPER_THRESHOLD:
+    curves = [run.train_curve for row in rows for run in row.runs if run.train_curve]
+    if not curves:
+        return PAPER_THRESHOLD, "the paper's (Figure 1); no run compared on speed has a training curve"
+    reached = max(min(error for _, error in curve) for curve in curves)  # every run gets this low
+    first = min(curve[0][1] for curve in curves)  # and none is this low at its first point
+    if reached <= PAPER_THRESHOLD < first:
         return PAPER_THRESHOLD, "the paper's (Figure 1), which every run compared on speed reaches"
-    reached = math.ceil(max(lowest))
-    return float(reached), (
-        f"the lowest training error every run compared on speed reaches (the paper's {PAPER_THRESHOLD:g}% is "
-        "not reached by all of them)"
+    if reached < first:
+        rounded = math.ceil(reached)
+        threshold = float(rounded) if rounded < first else (reached + first) / 2
+        return threshold, (
+            f"the lowest training error every run compared on speed reaches after its first logged point (the "
+            f"paper's {PAPER_THRESHOLD:g}% is " + ("not reached by all of them)" if reached > PAPER_THRESHOLD else
+            "passed before the first point of some)")
+        )  # fmt: skip
+    return PAPER_THRESHOLD, (
+        "the paper's (Figure 1); no training error is reached by every run compared on speed after its first logged "
+        "point, so the runs censored at it leave the speed claims undecided"
     )
 
 
@@ -551,9 +579,13 @@ def decide(row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float
     room = math.log(ratio_margin) if measure == STEPS else margin
     result = verdict(comparison, claim.direction, room)
     improvement = probability_of_improvement(*paired_values(row, base, measure))
-    needed = seeds_needed(comparison, room) if result == "undecided" else None
+    censored = sum(run.censored for run in (*row.runs, *base.runs)) if measure == STEPS else 0
+    if censored:  # the runs left are not a sample of the row: the slow (or the fast) ones are missing
+        result = "undecided"
+    needed = seeds_needed(comparison, room) if result == "undecided" and not censored else None
     negligible = result in ("agrees", "contradicts") and inside_margin(comparison, room)
-    return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index, negligible)
+    return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index, negligible,
+                   censored)  # fmt: skip
 
 
 def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted: str | None) -> tuple[Row, str]:
@@ -698,6 +730,8 @@ def cell_improvement(p: Improvement) -> str:
 def cell_seeds_needed(finding: Finding) -> str:
     if finding.verdict != "undecided":
         return ""
+    if finding.censored:
+        return f"? ({finding.censored} runs censored: another threshold)"
     if finding.seeds_needed is None:
         return "? (no spread yet)"
     return f"> {MAX_SEEDS_NEEDED}" if finding.seeds_needed > MAX_SEEDS_NEEDED else str(finding.seeds_needed)
@@ -728,7 +762,10 @@ def markdown_table(report: Report) -> str:
         cells = [f"{row.index}" + (" (baseline)" if row is report.baseline else "")]
         cells += [shown(config_value(row, k)) for k in report.columns] + [n, seeds]
         for measure in MEASURES:
-            cells += [cell_summary(row.summaries[measure], measure), cell_difference(row, report.baseline, measure)]
+            summary = cell_summary(row.summaries[measure], measure)
+            censored = sum(run.censored for run in row.runs) if measure == STEPS else 0
+            summary += f" (+{censored} censored)" if censored else ""
+            cells += [summary.strip(), cell_difference(row, report.baseline, measure)]
         cells.append("; ".join(f"{row.change}: {claim.expected()}" for claim in row.claims))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -740,7 +777,9 @@ def method_text(report: Report) -> str:
         "gap is the final val top-1 error minus the final train_eval top-1 error (training images evaluated as the "
         "validation images are), in points. Steps: optimiser steps until the training curve first reaches "
         f"{report.threshold:g}% training error ({report.threshold_reason}), geometric mean (x/ its spread), compared "
-        "as a ratio. Δ = variant minus baseline (a ratio for the steps) with a 95% interval: paired t over the seeds "
+        "as a ratio; a run whose curve never reaches the threshold, or is already there at its first point, is "
+        "censored (no steps), and a speed claim with a censored run stays undecided. "
+        "Δ = variant minus baseline (a ratio for the steps) with a 95% interval: paired t over the seeds "
         "both rows ran (runs of one seed share their data order, split, augmentation and init), Welch t where "
         "fewer than two seeds match, n/a with fewer than two runs. P(variant better): the probability that the "
         "variant's value is lower, with a 95% interval (matched seeds: the exact binomial interval of the seeds won; "
@@ -871,7 +910,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
     the verdict and the seeds that would decide it."""
     header = ["row", "change", "claim", "measure", "paper_expected", "estimate", "ci_low", "ci_high", "scale", "test",
               "n_variant", "n_baseline", "n_pairs", "p_variant_better", "p_ci_low", "p_ci_high", "verdict",
-              "seeds_needed", "threshold", "margin", "ratio_margin", "negligible"]  # fmt: skip
+              "seeds_needed", "threshold", "margin", "ratio_margin", "negligible", "censored"]  # fmt: skip
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -884,6 +923,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
                 c.test, c.n_variant, c.n_baseline, c.n_pairs, number(p.probability), number(p.low), number(p.high),
                 finding.verdict, "" if finding.seeds_needed is None else finding.seeds_needed,
                 report.threshold, report.margin, report.ratio_margin, str(finding.negligible).lower(),
+                finding.censored,
             ])  # fmt: skip
 
 
@@ -1061,7 +1101,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--threshold", type=float, metavar="PERCENT",
                         help="training error the steps count to (default: the paper's 25%%, or the lowest every "
-                             "run compared on speed reaches)")  # fmt: skip
+                             "run compared on speed reaches after its first logged point)")  # fmt: skip
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="POINTS",
                         help=f"no effect: the interval inside ±POINTS (default {DEFAULT_MARGIN})")  # fmt: skip
     parser.add_argument("--ratio-margin", type=float, default=DEFAULT_RATIO_MARGIN, metavar="R",

@@ -14,7 +14,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from scipy import stats
 
-from alexlab.report import build_report, main
+from alexlab.report import build_report, main, steps_to
 
 BASE = {
     "model": "small",
@@ -512,6 +512,70 @@ def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
     assert build_report(sweep, threshold=50).threshold == 50
     with pytest.raises(ValueError, match="between 0 and 100"):
         build_report(sweep, threshold=150)
+
+
+def test_a_run_past_the_threshold_at_its_first_point_is_censored_not_counted_at_that_point(tmp_path):
+    """tanh barely learns (90% error throughout); ReLU starts at 60%: no threshold is reached by every run after
+    its first point. Counting ReLU's runs at their first point would make both sides equally fast (x1.00, a
+    spread of 0: "no effect" on the paper's 6x); censored, the claim stays undecided and the tables say why."""
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.1)], ablation="baseline")
+        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.895), (300, 0.892 + 0.001 * seed)],
+                  activation="tanh", ablation="activation_tanh")  # fmt: skip
+    report = build_report(sweep)
+    assert report.threshold == 25.0 and "censored" in report.threshold_reason
+    (tanh,) = report.findings
+    assert tanh.verdict == "undecided" and tanh.censored == 3 and tanh.seeds_needed is None
+    assert all(run.censored and "steps" not in run.values for run in report.rows[1].runs)
+    assert main([str(sweep)]) == 0
+    markdown = (sweep / "report.md").read_text()
+    assert "? (3 runs censored: another threshold)" in markdown and "(+3 censored)" in markdown
+    with (sweep / "verdicts.csv").open() as f:
+        (row,) = csv.DictReader(f)
+    assert row["verdict"] == "undecided" and row["censored"] == "3"
+    # between the highest lowest error (89.4%) and the lowest first point (60%) there is no threshold: the
+    # default never picks one that ReLU passed before its first point, even rounded up
+    assert not report.threshold >= 60
+
+
+def test_the_default_threshold_stays_below_every_first_point(tmp_path):
+    """Every run gets down to 40.3%, but one starts at 40.8%: rounding up (41%) would censor it; the threshold
+    goes halfway instead, and every run is measured."""
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(sweep, seed, seed, curve=[(10, 0.408), (20, 0.30), (30, 0.2)], ablation="baseline")
+        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.5), (30, 0.403)], activation="tanh",
+                  ablation="activation_tanh")  # fmt: skip
+    report = build_report(sweep)
+    assert report.threshold == pytest.approx((40.3 + 40.8) / 2)
+    assert not any(run.censored for run in report.runs) and all("steps" in run.values for run in report.runs)
+    (tanh,) = report.findings
+    assert tanh.verdict == "agrees" and tanh.censored == 0
+
+
+def test_runs_that_never_reach_a_chosen_threshold_are_censored_not_dropped(tmp_path):
+    """With --threshold 8, four of five tanh runs never get there: the one that does must not stand for the row
+    (a ratio of the fastest run alone); the claim is undecided with the count of censored runs."""
+    sweep = tmp_path / "sweep"
+    for seed in range(5):
+        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.05)], ablation="baseline")
+        lowest = 0.07 if seed == 0 else 0.09
+        write_run(sweep, 5 + seed, seed, curve=[(10, 0.8), (20, 0.5), (30, lowest)], activation="tanh",
+                  ablation="activation_tanh")  # fmt: skip
+    (tanh,) = build_report(sweep, threshold=8).findings
+    assert tanh.verdict == "undecided" and tanh.censored == 4
+    (tanh,) = build_report(sweep).findings  # the default threshold (the worst lowest, rounded up) measures all
+    assert tanh.censored == 0 and tanh.comparison.n_pairs == 5
+
+
+def test_steps_to_interpolates_and_censors():
+    curve = [(10, 30.0), (20, 20.0), (30, 10.0)]
+    assert steps_to(curve, 25.0) == pytest.approx(15.0)
+    assert steps_to(curve, 20.0) == pytest.approx(20.0)
+    assert steps_to(curve, 30.0) is None  # already there at the first point: when, the curve cannot say
+    assert steps_to(curve, 5.0) is None  # never
+    assert steps_to([], 25.0) is None
 
 
 def test_identical_curves_stay_visible_and_say_so():

@@ -39,6 +39,12 @@ def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(smoke_grid,
     assert "baseline" in again.stdout and "depth=3, dropout=off" in again.stdout
     missing = run_alexlab("report", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("alexlab: error: sweep directory not found")
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    for bad in (["--margin", "inf"], ["--margin", "-1"], ["--ratio-margin", "nan"], ["--threshold", "100"]):
+        refused = run_alexlab("report", str(sweep_dir), *bad, cwd=tmp_path)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, (bad, refused.stderr)
+        assert refused.stderr.startswith("alexlab: error: --"), refused.stderr
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before  # the report stays as it was
 
 
 def test_two_sweeps_started_together_get_distinct_dirs(alexlab, tmp_path):
@@ -288,3 +294,35 @@ def test_seeds_auto_stops_once_every_claim_is_decided(tmp_path):
     decided = ablation_sweep(tmp_path / "decided", depth_shifts=[2.0, 2.1, 1.9, 2.2, 2.0])
     reason = rounds.reason_to_stop(decided, seed=5)
     assert reason == "every claim is decided (5 agrees, 1 no effect, 1 contradicts)"
+
+
+def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_stops_nothing(tmp_path, caplog):
+    """The time budget sums the runs' own wall times, failed runs too, but a copy of a run (the same overrides,
+    seed and start time, in a second folder) is not time spent again. A sweep dir the report refuses gives no
+    decision: the rounds go on, with a warning, rather than the sweep stopping on an error."""
+    import json
+    import shutil
+
+    from test_report import write_run
+
+    from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
+
+    sweep = tmp_path / "sweep"
+    for job, status in enumerate(("finished", "failed")):
+        path = write_run(sweep, job, seed=0, status=status, ablation="baseline") / "metrics.json"
+        record = json.loads(path.read_text()) | {"wall_time_s": 1800.0, "started": 1.7e9 + job}
+        path.write_text(json.dumps(record))
+    rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10, time_budget_h=1.5)
+    assert rounds.reason_to_stop(sweep, seed=1) is None  # 1 h of 1.5
+    shutil.copytree(sweep / "0", sweep / "copies" / "0")  # the same run again: still 1 h
+    assert rounds.reason_to_stop(sweep, seed=1) is None
+    write_run(sweep, 2, seed=1, ablation="baseline")
+    record = json.loads((sweep / "2" / "metrics.json").read_text()) | {"wall_time_s": 1800.0, "started": 1.8e9}
+    (sweep / "2" / "metrics.json").write_text(json.dumps(record))
+    assert "1.50 h, reached time_budget_h=1.5" in rounds.reason_to_stop(sweep, seed=2)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "multirun.yaml").write_text("hydra: {}\n")  # no runs yet: the report refuses
+    with caplog.at_level("WARNING", logger="alexlab"):
+        assert rounds.reason_to_stop(empty, seed=3) is None
+    assert "no decision after 3 seeds (BadValue" in caplog.text

@@ -7,8 +7,10 @@ as one launcher batch.
 - `seeds: N`: exactly N rounds, seeds 0 .. N-1 (the basic sweeper's `seed=range(0,N)` with the seed outermost).
 - `seeds: auto`: after each round from `min_seeds` on, `alexlab report`'s verdicts on the sweep directory decide:
   once no claim of the paper is `undecided` (each agrees, contradicts or shows no effect), no more rounds. It also
-  stops after `max_seeds` rounds, or once the finished runs' training time in the sweep directory adds up to
-  `time_budget_h` hours (the runs' own wall times, so a resumed sweep counts what it spent before).
+  stops after `max_seeds` rounds, or once the runs' training time in the sweep directory adds up to
+  `time_budget_h` hours (the runs' own wall times, failed and interrupted runs included, copies of a run not; so a
+  resumed sweep counts what it spent before). Where the report cannot be built, the rounds go on (more seeds lose
+  nothing) and the log says why.
 
 Round r's jobs are numbered r x (grid size) + i, whatever happened before, so the same command run again in the same
 sweep directory finds every job where it left it: finished jobs are not run again (alexlab.train), an interrupted
@@ -104,16 +106,21 @@ class SeedRoundsSweeper(BasicSweeper):
             self.write_report(sweep_dir)
         else:
             if self.auto:
-                log.info("seeds=auto: stopped after max_seeds=%d rounds", self.rounds)
+                reason = self.reason_to_stop(sweep_dir, self.rounds)
+                log.info("seeds=auto: no more rounds after %d: %s", self.rounds, reason or "max_seeds reached")
         return returns
 
     def reason_to_stop(self, sweep_dir: Path, seed: int) -> str | None:
         """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
         from alexlab.report import build_report
 
-        report = build_report(sweep_dir) if any(sweep_dir.iterdir()) and seed > 0 else None
+        try:
+            report = build_report(sweep_dir) if any(sweep_dir.iterdir()) and seed > 0 else None
+        except Exception as exc:  # e.g. a run dir the report refuses: no decision, so go on (max_seeds still holds)
+            log.warning("seeds=auto: no decision after %d seeds (%s: %s); going on", seed, type(exc).__name__, exc)
+            return None
         if self.time_budget_h is not None and report is not None:
-            spent = sum(run.wall_time_s or 0.0 for run in report.runs) / 3600
+            spent = sum(run.wall_time_s or 0.0 for run in report.runs if run.status != "copy") / 3600
             if spent >= self.time_budget_h:
                 return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
         if report is None or seed < self.min_seeds:
