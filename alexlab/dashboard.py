@@ -204,7 +204,8 @@ def verdicts_panel(report: Report) -> Panel:
     """The report's verdict figure and table (alexlab.report.plot_verdicts, verdict_table's columns)."""
     buffer = io.BytesIO()
     plot_verdicts(report, buffer)
-    table = [("change", "the paper", "measured on", "measured Δ [95% CI]", "test", "verdict", "seeds to decide")]
+    measured = f"measured Δ [{report.level} CI]"
+    table = [("change", "the paper", "measured on", measured, "test", "verdict", "seeds to decide")]
     for f in report.findings:
         table.append((f.change, f.claim.paper, measure_name(f.measure), f.measured, test_name(f.comparison),
                       f.shown_verdict, cell_seeds_needed(f)))  # fmt: skip

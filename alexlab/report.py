@@ -13,7 +13,9 @@ Runs are the job directories of the sweep (children, or grandchildren, of SWEEP_
   cannot say when it got there); a speed claim with a censored run on either side stays `undecided`, and the
   tables say how many runs were censored.
 
-Each row is compared with the baseline row by alexlab.stats: variant minus baseline with a 95% interval, paired t
+Each row is compared with the baseline row by alexlab.stats: variant minus baseline with a 95% interval (for a
+seeds=auto sweep, which may have stopped after any of its seed rounds, 95% shared out over those looks: see
+alexlab.stats and --confidence), paired t
 over the seeds both ran (runs of one seed share their data order, split, augmentation draws and init), else Welch;
 a ratio for the steps (geometric mean, compared on the log scale); and the probability that the variant is better
 (lower) with its interval (alexlab.stats). Runs that did not finish are listed, never averaged in.
@@ -63,6 +65,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from alexlab import record
 from alexlab.errors import BadFile, BadValue, NotFound
 from alexlab.stats import (
+    CONFIDENCE,
     MAX_SEEDS_NEEDED,
     VERDICTS,
     Comparison,
@@ -71,8 +74,10 @@ from alexlab.stats import (
     inside_margin,
     probability_of_improvement,
     seeds_needed,
+    sequential_confidence,
     verdict,
 )
+from alexlab.sweep import sequential_looks
 
 matplotlib.use("Agg")  # reports are written on headless machines; Optuna's plot goes through pyplot
 
@@ -268,6 +273,13 @@ class Report:
     margin: float
     ratio_margin: float
     study: StudySummary | None = None  # for an Optuna sweep
+    confidence: float = CONFIDENCE  # of every interval
+    looks: int = 1  # seed rounds after which the sweep may have stopped on its verdicts (alexlab.sweep)
+
+    @property
+    def level(self) -> str:
+        """The intervals' level as the tables name it: "95%", "99.4%"."""
+        return f"{100 * self.confidence:.3g}%"
 
     @property
     def unfinished(self) -> list[Run]:
@@ -289,9 +301,11 @@ def build_report(
     threshold: float | None = None,
     margin: float = DEFAULT_MARGIN,
     ratio_margin: float = DEFAULT_RATIO_MARGIN,
+    confidence: float | None = None,
 ) -> Report:
     """source "runs": each job's metrics.json; "wandb": each job's offline W&B run file (the same numbers).
-    threshold: percent training error for the steps (None: see the module docstring)."""
+    threshold: percent training error for the steps (None: see the module docstring). confidence: the intervals'
+    level (None: 95%, shared out over the looks of a seeds=auto sweep)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise NotFound(f"sweep directory not found: {sweep_dir}")
@@ -302,6 +316,10 @@ def build_report(
     if not (margin >= 0 and ratio_margin >= 1 and math.isfinite(margin) and math.isfinite(ratio_margin)):
         raise BadValue(f"--margin must be finite and >= 0 (points), --ratio-margin finite and >= 1; got {margin} and "
                        f"{ratio_margin}")  # fmt: skip
+    if confidence is not None and not 0 < confidence < 1:
+        raise BadValue(f"--confidence is a level between 0 and 1 (0.95 for 95%), got {confidence}")
+    looks = sequential_looks(sweep_dir / "multirun.yaml")
+    confidence = sequential_confidence(looks) if confidence is None else float(confidence)
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
     mark_copies(runs)
@@ -332,13 +350,15 @@ def build_report(
         row.summaries = {m: summarize([run.values[m] for run in row.runs if m in run.values], m) for m in MEASURES}
     for row in rows:
         if row is not base:
-            row.differences = {m: compare(*paired_values(row, base, m), log_scale=m == STEPS) for m in MEASURES}
-            row.findings = [decide(row, base, claim, margin, ratio_margin) for claim in row.claims]
+            row.differences = {
+                m: compare(*paired_values(row, base, m), log_scale=m == STEPS, confidence=confidence) for m in MEASURES
+            }
+            row.findings = [decide(row, base, claim, margin, ratio_margin, confidence) for claim in row.claims]
     if metric is None:
         metric = "test/top1_err" if any("test/top1_err" in run.values for run in runs) else "val/top1_err"
     study = read_study(sweep_dir) if (sweep_dir / "optuna_study.yaml").exists() else None
     return Report(sweep_dir, rows, base, reason, columns, runs, metric, threshold, threshold_reason, margin,
-                  ratio_margin, study)  # fmt: skip
+                  ratio_margin, study, confidence, looks)  # fmt: skip
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -568,7 +588,9 @@ def paper_claims(row: Row, base: Row) -> tuple[str, tuple[Claim, ...]]:
     return change, ()
 
 
-def decide(row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float) -> Finding:
+def decide(
+    row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float, confidence: float = CONFIDENCE
+) -> Finding:
     """The verdict on one claim: its measure compared (paired where seeds match) and read against its direction."""
     if claim.measure == "error":
         has_test = all("test/top1_err" in r.values for r in (*row.runs, *base.runs)) and (row.runs and base.runs)
@@ -578,11 +600,11 @@ def decide(row: Row, base: Row, claim: Claim, margin: float, ratio_margin: float
     comparison = row.differences[measure]
     room = math.log(ratio_margin) if measure == STEPS else margin
     result = verdict(comparison, claim.direction, room)
-    improvement = probability_of_improvement(*paired_values(row, base, measure))
+    improvement = probability_of_improvement(*paired_values(row, base, measure), confidence)
     censored = sum(run.censored for run in (*row.runs, *base.runs)) if measure == STEPS else 0
     if censored:  # the runs left are not a sample of the row: the slow (or the fast) ones are missing
         result = "undecided"
-    needed = seeds_needed(comparison, room) if result == "undecided" and not censored else None
+    needed = seeds_needed(comparison, room, confidence) if result == "undecided" and not censored else None
     negligible = result in ("agrees", "contradicts") and inside_margin(comparison, room)
     return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index, negligible,
                    censored)  # fmt: skip
@@ -738,7 +760,8 @@ def cell_seeds_needed(finding: Finding) -> str:
 
 
 def verdict_table(report: Report) -> str:
-    header = ["change", "the paper", "measured on", "paper's Δ", "measured Δ [95% CI]", "test", "P(variant better)"]
+    header = ["change", "the paper", "measured on", "paper's Δ", f"measured Δ [{report.level} CI]", "test"]
+    header.append("P(variant better)")
     header += ["verdict", "seeds to decide"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for f in report.findings:
@@ -752,8 +775,9 @@ def verdict_table(report: Report) -> str:
 def markdown_table(report: Report) -> str:
     header = ["#", *report.columns, "n", "seeds"]
     for name in (label for _, label in METRICS.values()):
-        header += [f"{name} %", f"Δ {name} [95% CI]"]
-    header += ["gap (points)", "Δ gap [95% CI]", f"steps to {report.threshold:g}%", "ratio [95% CI]"]
+        header += [f"{name} %", f"Δ {name} [{report.level} CI]"]
+    header += ["gap (points)", f"Δ gap [{report.level} CI]", f"steps to {report.threshold:g}%"]
+    header.append(f"ratio [{report.level} CI]")
     header.append("paper's Δ (claim)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report.rows:
@@ -779,17 +803,33 @@ def method_text(report: Report) -> str:
         f"{report.threshold:g}% training error ({report.threshold_reason}), geometric mean (x/ its spread), compared "
         "as a ratio; a run whose curve never reaches the threshold, or is already there at its first point, is "
         "censored (no steps), and a speed claim with a censored run stays undecided. "
-        "Δ = variant minus baseline (a ratio for the steps) with a 95% interval: paired t over the seeds "
+        f"Δ = variant minus baseline (a ratio for the steps) with a {report.level} interval: paired t over the seeds "
         "both rows ran (runs of one seed share their data order, split, augmentation and init), Welch t where "
         "fewer than two seeds match, n/a with fewer than two runs. P(variant better): the probability that the "
-        "variant's value is lower, with a 95% interval (matched seeds: the exact binomial interval of the seeds won; "
+        f"variant's value is lower, with a {report.level} interval (matched seeds: the exact binomial interval of the "
+        "seeds won; "
         "else a bootstrap over the runs). Verdicts: agrees / contradicts (the interval "
         f"excludes 0 on the claim's side / the other side), no effect (inside ±{report.margin:g} points, or a ratio "
         f"within 1/{report.ratio_margin:g}..{report.ratio_margin:g}), else undecided with the seeds per side the "
         "observed spread says would decide it; an interval that agrees or contradicts but lies inside the margin is "
         "marked negligible (a real effect too small to matter). Validation always uses the centre view, so "
-        "test_views changes only the test error."
+        "test_views changes only the test error." + level_text(report)
     )
+
+
+def level_text(report: Report) -> str:
+    """Why the intervals are not 95%, where they are not."""
+    if report.looks > 1 and report.confidence == sequential_confidence(report.looks):
+        return (
+            f" Intervals at {report.level}: this seeds=auto sweep looks at its verdicts after each seed round from "
+            f"min_seeds to max_seeds ({report.looks} looks) and stops once every claim is decided, so each look is "
+            f"read at 95% shared out over the {report.looks} (Bonferroni): the chance that a verdict is wrong stays at "
+            "5% over the whole sweep, where reading 95% at every look would raise it (`--confidence 0.95` reads "
+            "these runs as if their number had been fixed in advance)."
+        )
+    if report.confidence != CONFIDENCE:
+        return f" Intervals at {report.level} (--confidence)."
+    return ""
 
 
 def report_markdown(report: Report, pngs: list[str]) -> str:
@@ -910,7 +950,8 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
     the verdict and the seeds that would decide it."""
     header = ["row", "change", "claim", "measure", "paper_expected", "estimate", "ci_low", "ci_high", "scale", "test",
               "n_variant", "n_baseline", "n_pairs", "p_variant_better", "p_ci_low", "p_ci_high", "verdict",
-              "seeds_needed", "threshold", "margin", "ratio_margin", "negligible", "censored"]  # fmt: skip
+              "seeds_needed", "threshold", "margin", "ratio_margin", "negligible", "censored",
+              "confidence"]  # fmt: skip
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -923,7 +964,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
                 c.test, c.n_variant, c.n_baseline, c.n_pairs, number(p.probability), number(p.low), number(p.high),
                 finding.verdict, "" if finding.seeds_needed is None else finding.seeds_needed,
                 report.threshold, report.margin, report.ratio_margin, str(finding.negligible).lower(),
-                finding.censored,
+                finding.censored, report.confidence,
             ])  # fmt: skip
 
 
@@ -941,7 +982,7 @@ VERDICT_COLOURS = {"agrees": "C2", "contradicts": "C3", "no effect": "C7", "unde
 
 def plot_verdicts(report: Report, path) -> None:
     """One panel per kind of measure (errors and gaps in points, steps as a ratio on a log axis): each claim's
-    measured effect with its 95% interval, coloured by its verdict, the paper's value as a diamond, the no-effect
+    measured effect with its interval, coloured by its verdict, the paper's value as a diamond, the no-effect
     margin shaded."""
     kinds = [kind for kind in ("error", GAP, STEPS) if any(f.claim.measure == kind for f in report.findings)]
     heights = [sum(f.claim.measure == kind for f in report.findings) for kind in kinds]
@@ -978,12 +1019,12 @@ def plot_verdicts(report: Report, path) -> None:
             axes.xaxis.set_minor_locator(NullLocator())
             axes.axvspan(1 / report.ratio_margin, report.ratio_margin, color="grey", alpha=0.15)
             axes.axvline(1, color="grey", lw=0.8)
-            axes.set_xlabel(f"steps to {report.threshold:g}% training error, variant / baseline (95% CI)")
+            axes.set_xlabel(f"steps to {report.threshold:g}% training error, variant / baseline ({report.level} CI)")
         else:
             axes.axvspan(-report.margin, report.margin, color="grey", alpha=0.15)
             axes.axvline(0, color="grey", lw=0.8)
             what = "gap (val - train_eval top-1)" if kind == GAP else "top-1 error (test; val where no test)"
-            axes.set_xlabel(f"Δ {what}, points, variant minus baseline (95% CI)")
+            axes.set_xlabel(f"Δ {what}, points, variant minus baseline ({report.level} CI)")
         axes.set_yticks(range(len(findings)), [f.change for f in findings])  # the claims' words: the verdict table
         axes.set_ylim(len(findings) - 0.5, -0.7)
         if any(line.get_label() == "the paper" for line in axes.lines):
@@ -1014,7 +1055,7 @@ def plot_differences(report: Report, path: Path) -> None:
     axes.set_yticks(range(len(report.rows)))
     axes.set_yticklabels([short_label(report, row) for row in report.rows])
     axes.invert_yaxis()
-    axes.set_xlabel(f"Δ {name} error, percentage points (variant minus baseline, 95% CI: paired t, or Welch)")
+    axes.set_xlabel(f"Δ {name} error, percentage points (variant minus baseline, {report.level} CI: paired t or Welch)")
     title = f"{report.sweep_dir.name}: baseline = row {report.baseline.index}, {report.baseline.label}"
     axes.set_title(shorten(title, 110), fontsize="medium")
     if claim_drawn:
@@ -1106,9 +1147,13 @@ def main(argv: list[str]) -> int:
                         help=f"no effect: the interval inside ±POINTS (default {DEFAULT_MARGIN})")  # fmt: skip
     parser.add_argument("--ratio-margin", type=float, default=DEFAULT_RATIO_MARGIN, metavar="R",
                         help=f"no effect for a ratio: inside 1/R..R (default {DEFAULT_RATIO_MARGIN})")  # fmt: skip
+    parser.add_argument("--confidence", type=float, metavar="LEVEL",
+                        help="the intervals' level (default 0.95; for a seeds=auto sweep, 0.95 shared out over the "
+                             "seed rounds it may have stopped after)")  # fmt: skip
     args = parser.parse_args(argv)
     report = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, source=args.source,
-                          threshold=args.threshold, margin=args.margin, ratio_margin=args.ratio_margin)  # fmt: skip
+                          threshold=args.threshold, margin=args.margin, ratio_margin=args.ratio_margin,
+                          confidence=args.confidence)  # fmt: skip
     written = write_report(report)
     print(f"Baseline: row {report.baseline.index} ({report.baseline.label}), because {report.baseline_reason}.")
     if report.findings:

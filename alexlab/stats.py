@@ -15,6 +15,12 @@ Its 95% interval: over matched seeds, the exact binomial (Clopper-Pearson) inter
 won: [0.29, 1.00]); unpaired, a percentile bootstrap stratified by side, 2,000 resamples with a fixed generator so
 that a report is reproducible, and none where every resample gives the same value.
 
+The level is 95% unless a caller asks for another (`confidence`): a sweep that looks at its verdicts after each
+seed round and stops once they are decided (seeds=auto) reads each look at `sequential_confidence(looks)`, 95%
+shared out over the looks (Bonferroni), so that the chance of a false verdict over the whole sweep stays at 5%;
+reading 95% at every look and stopping at the first decision would raise it (about 16% for a true zero effect
+looked at after 3, 4, ..., 10 seeds).
+
 A verdict reads an interval against a claim's direction and a margin: `agrees` (the interval excludes 0 on the
 claim's side), `contradicts` (it excludes 0 on the other side), `no effect` (it lies inside +-margin), else
 `undecided`, with the number of seeds that the observed spread says would decide it. An interval that excludes 0
@@ -60,9 +66,22 @@ class Comparison:
         return tuple(None if v is None else math.exp(v) for v in (self.estimate, self.low, self.high))
 
 
-def compare(variant: dict, baseline: dict, log_scale: bool = False) -> Comparison:
-    """The difference variant minus baseline with its 95% interval: paired t over shared seeds (at least 2), else
-    Welch t. log_scale compares log(values) (ratios; values must be > 0)."""
+def sequential_confidence(looks: int) -> float:
+    """The level of each look of a sweep that may stop at any of `looks` looks: 1 - 5% / looks (Bonferroni: the
+    chance of a false verdict at any of them is at most 5%)."""
+    if not (isinstance(looks, int) and looks >= 1):
+        raise BadValue(f"looks must be a whole number >= 1, got {looks}")
+    return 1 - (1 - CONFIDENCE) / looks
+
+
+def t_quantile(confidence: float, dof: float) -> float:
+    """The two-sided t quantile of a `confidence` interval."""
+    return float(stats.t.ppf(0.5 + confidence / 2, dof))
+
+
+def compare(variant: dict, baseline: dict, log_scale: bool = False, confidence: float = CONFIDENCE) -> Comparison:
+    """The difference variant minus baseline with its `confidence` (95%) interval: paired t over shared seeds (at
+    least 2), else Welch t. log_scale compares log(values) (ratios; values must be > 0)."""
     v = {seed: _log(x) if log_scale else float(x) for seed, x in variant.items()}
     b = {seed: _log(x) if log_scale else float(x) for seed, x in baseline.items()}
     shared = sorted(set(v) & set(b), key=str)
@@ -70,7 +89,7 @@ def compare(variant: dict, baseline: dict, log_scale: bool = False) -> Compariso
     if len(shared) >= 2:
         differences = np.array([v[seed] - b[seed] for seed in shared])
         mean, sd = float(differences.mean()), float(differences.std(ddof=1))
-        half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(shared) - 1) * sd / math.sqrt(len(shared))
+        half = t_quantile(confidence, len(shared) - 1) * sd / math.sqrt(len(shared))
         return Comparison("paired t", **counts, estimate=mean, low=mean - half, high=mean + half,
                           dof=len(shared) - 1, spread=sd)  # fmt: skip
     if not v or not b:
@@ -85,7 +104,7 @@ def compare(variant: dict, baseline: dict, log_scale: bool = False) -> Compariso
     if se2 == 0:  # no spread on either side: the interval is the point
         return Comparison("Welch t", **counts, estimate=mean, low=mean, high=mean, dof=None, spread=0.0)
     dof = se2**2 / ((var_v / len(v)) ** 2 / (len(v) - 1) + (var_b / len(b)) ** 2 / (len(b) - 1))
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * math.sqrt(se2)
+    half = t_quantile(confidence, dof) * math.sqrt(se2)
     return Comparison("Welch t", **counts, estimate=mean, low=mean - half, high=mean + half, dof=float(dof),
                       spread=spread)  # fmt: skip
 
@@ -104,15 +123,15 @@ class Improvement:
     paired: bool
 
 
-def probability_of_improvement(variant: dict, baseline: dict) -> Improvement:
-    """P(the variant's value is lower than the baseline's) with a 95% interval: over matched seeds, the exact
-    (Clopper-Pearson) binomial interval of the seeds won; unpaired, a percentile bootstrap over the runs."""
+def probability_of_improvement(variant: dict, baseline: dict, confidence: float = CONFIDENCE) -> Improvement:
+    """P(the variant's value is lower than the baseline's) with a `confidence` (95%) interval: over matched seeds,
+    the exact (Clopper-Pearson) binomial interval of the seeds won; unpaired, a percentile bootstrap over the runs."""
     shared = sorted(set(variant) & set(baseline), key=str)
     if len(shared) >= 2:
         v = np.array([variant[seed] for seed in shared], dtype=float)
         b = np.array([baseline[seed] for seed in shared], dtype=float)
         point = float(_wins(v, b))
-        low, high = _seeds_won_interval(point * len(shared), len(shared))
+        low, high = _seeds_won_interval(point * len(shared), len(shared), confidence)
         return Improvement(point, low, high, paired=True)
     if not variant or not baseline:
         return Improvement(None, None, None, paired=False)
@@ -120,17 +139,17 @@ def probability_of_improvement(variant: dict, baseline: dict) -> Improvement:
     point = float(_pairs_won(v, b))
     if len(v) < 2 or len(b) < 2:
         return Improvement(point, None, None, paired=False)
-    low, high = _bootstrap((v, b), _pairs_won, paired=False)
+    low, high = _bootstrap((v, b), _pairs_won, confidence)
     return Improvement(point, low, high, paired=False)
 
 
-def _seeds_won_interval(won: float, seeds: int) -> tuple[float, float]:
+def _seeds_won_interval(won: float, seeds: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The exact binomial (Clopper-Pearson) 95% interval of the chance of winning a seed, having won `won` of
     `seeds` (a tie counts half: the low end is taken from the wins without it, the high end with it).
     Not a bootstrap: resampling a handful of seeds that all went one way gives that same fraction every time, a
     [1.00, 1.00] interval claiming certainty from 3 seeds; the binomial interval of 3 wins in 3 is [0.29, 1.00]."""
-    low = stats.binomtest(math.floor(won), seeds).proportion_ci(CONFIDENCE, method="exact").low
-    high = stats.binomtest(math.ceil(won), seeds).proportion_ci(CONFIDENCE, method="exact").high
+    low = stats.binomtest(math.floor(won), seeds).proportion_ci(confidence, method="exact").low
+    high = stats.binomtest(math.ceil(won), seeds).proportion_ci(confidence, method="exact").high
     return float(low), float(high)
 
 
@@ -147,7 +166,7 @@ def _pairs_won(v, b, axis=-1):
     return less + 0.5 * equal
 
 
-def _bootstrap(samples, statistic, paired: bool) -> tuple[float | None, float | None]:
+def _bootstrap(samples, statistic, confidence: float) -> tuple[float | None, float | None]:
     """A percentile-bootstrap 95% interval; none where every resample gives the same value (e.g. every run of one
     side below every run of the other): a single point would claim a certainty that a few runs cannot give."""
     with warnings.catch_warnings():
@@ -155,10 +174,10 @@ def _bootstrap(samples, statistic, paired: bool) -> tuple[float | None, float | 
         result = stats.bootstrap(
             samples,
             statistic,
-            paired=paired,
+            paired=False,
             vectorized=True,
             n_resamples=BOOTSTRAP_RESAMPLES,
-            confidence_level=CONFIDENCE,
+            confidence_level=confidence,
             method="percentile",
             rng=np.random.default_rng(0),
         )
@@ -195,9 +214,9 @@ def inside_margin(comparison: Comparison, margin: float) -> bool:
     return -margin <= comparison.low and comparison.high <= margin
 
 
-def seeds_needed(comparison: Comparison, margin: float) -> int | None:
+def seeds_needed(comparison: Comparison, margin: float, confidence: float = CONFIDENCE) -> int | None:
     """How many seeds per side the observed spread says would decide an undecided comparison: the fewest n whose
-    95% interval, at the observed mean and spread, would exclude 0 (|mean| > margin) or fit inside +-margin. None
+    `confidence` (95%) interval, at the observed mean and spread, would exclude 0 or fit inside +-margin. None
     without a spread to go by; MAX_SEEDS_NEEDED + 1 for "more than MAX_SEEDS_NEEDED"."""
     if comparison.estimate is None or comparison.spread is None:
         return None
@@ -212,6 +231,6 @@ def seeds_needed(comparison: Comparison, margin: float) -> int | None:
     paired = comparison.test == "paired t"
     for n in range(2, MAX_SEEDS_NEEDED + 1):
         dof = n - 1 if paired else 2 * n - 2
-        if stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * comparison.spread / math.sqrt(n) < target:
+        if t_quantile(confidence, dof) * comparison.spread / math.sqrt(n) < target:
             return n
     return MAX_SEEDS_NEEDED + 1

@@ -15,8 +15,10 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from alexlab.errors import BadFile, DirectoryTaken, NotFound, SweepFailed
 
@@ -26,6 +28,21 @@ SWEEPS_PACKAGE = "alexlab.sweeps"
 # not what a run is: left out of a run's identity and of the comparison that lets a sweep dir be resumed, so that
 # `seeds=3` can later go on as `seeds=5` or `seeds=auto` in the same directory.
 SWEEP_CONTROLS = ("seeds", "min_seeds", "max_seeds", "time_budget_h")
+
+
+def sequential_looks(multirun_yaml: Path) -> int:
+    """After how many seed rounds a sweep may have stopped on its verdicts: for seeds=auto
+    (hydra_plugins/alexlab_seed_rounds), once after each round from min_seeds to max_seeds; 1 for any other sweep
+    (its seeds were fixed before it ran). A file that cannot be read counts as 1."""
+    try:
+        sweeper = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.sweeper", default=None)
+        if sweeper is None or not str(sweeper.get("_target_", "")).endswith("SeedRoundsSweeper"):
+            return 1
+        if str(sweeper.get("seeds")) != "auto":
+            return 1
+        return max(1, int(sweeper.get("max_seeds")) - int(sweeper.get("min_seeds")) + 1)
+    except (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException):  # no sequential design known
+        return 1
 
 
 def is_sweep_control(override: str) -> bool:
@@ -74,8 +91,6 @@ FLAGS_WITH_VALUE = {
 
 def check_yaml(path: Path) -> None:
     """A sweep file that is not YAML (or not a mapping) is refused in one line naming the file and the place."""
-    import yaml
-
     from alexlab.cli import first_line
 
     try:

@@ -514,6 +514,53 @@ def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
         build_report(sweep, threshold=150)
 
 
+def seed_rounds_yaml(sweep, seeds="auto", min_seeds=3, max_seeds=10):
+    """multirun.yaml as the seed rounds sweeper saves it (its keys interpolated from the sweep file's)."""
+    sweeper = "hydra_plugins.alexlab_seed_rounds.seed_rounds.SeedRoundsSweeper"
+    config = {"seeds": seeds, "max_seeds": max_seeds,
+              "hydra": {"sweeper": {"_target_": sweeper, "seeds": "${seeds}", "min_seeds": min_seeds,
+                                    "max_seeds": "${max_seeds}"}, "runtime": {"choices": BASE}}}  # fmt: skip
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_seeds_auto_sweep_reads_each_look_at_95_percent_shared_out_over_its_looks(tmp_path, capsys):
+    """seeds=auto may stop after any round from min_seeds (3) to max_seeds (10): 8 looks, each read at
+    1 - 5%/8 = 99.375%, so that stopping at the first decided look keeps false verdicts at 5%. The same runs with
+    a fixed number of seeds are read at 95%; --confidence overrides both."""
+    fixed = ablation_sweep(tmp_path / "fixed", depth_shifts=(0.2, 0.9, 0.4, 0.8, 0.2))
+    seed_rounds_yaml(fixed, seeds=5)
+    auto = ablation_sweep(tmp_path / "auto", depth_shifts=(0.2, 0.9, 0.4, 0.8, 0.2))
+    seed_rounds_yaml(auto)
+    at_95, sequential = build_report(fixed), build_report(auto)
+    assert (at_95.confidence, at_95.looks, at_95.level) == (0.95, 1, "95%")
+    assert sequential.looks == 8 and sequential.confidence == pytest.approx(0.99375) and sequential.level == "99.4%"
+    depth_95 = next(f for f in at_95.findings if f.change == "depth 5->4")
+    depth_seq = next(f for f in sequential.findings if f.change == "depth 5->4")
+    assert depth_95.comparison.estimate == pytest.approx(depth_seq.comparison.estimate)
+    assert depth_seq.comparison.low < depth_95.comparison.low and depth_95.comparison.high < depth_seq.comparison.high
+    pairs = [[r.values["test/top1_err"] for r in row.runs] for row in (depth_row(at_95), at_95.baseline)]
+    reference = stats.ttest_rel(*pairs).confidence_interval(0.99375)
+    assert (depth_seq.comparison.low, depth_seq.comparison.high) == (
+        pytest.approx(reference.low), pytest.approx(reference.high))  # fmt: skip
+    assert depth_95.verdict == "agrees" and depth_seq.verdict == "undecided"
+    assert depth_seq.seeds_needed > depth_95.comparison.n_pairs
+    assert depth_row(build_report(auto, confidence=0.95)).differences == depth_row(at_95).differences
+    assert main([str(auto)]) == 0
+    markdown = (auto / "report.md").read_text()
+    assert "measured Δ [99.4% CI]" in markdown and "(8 looks)" in markdown and "Bonferroni" in markdown
+    with (auto / "verdicts.csv").open() as f:
+        assert [float(v["confidence"]) for v in csv.DictReader(f)] == [pytest.approx(0.99375)] * 7
+    before = {p: p.read_bytes() for p in auto.rglob("*") if p.is_file()}
+    for bad in ("1", "0", "95", "nan"):
+        with pytest.raises(ValueError, match="--confidence is a level between 0 and 1"):
+            main([str(auto), "--confidence", bad])
+    assert {p: p.read_bytes() for p in auto.rglob("*") if p.is_file()} == before
+
+
+def depth_row(report):
+    return next(row for row in report.rows if row.change == "depth 5->4")
+
+
 def test_a_run_past_the_threshold_at_its_first_point_is_censored_not_counted_at_that_point(tmp_path):
     """tanh barely learns (90% error throughout); ReLU starts at 60%: no threshold is reached by every run after
     its first point. Counting ReLU's runs at their first point would make both sides equally fast (x1.00, a

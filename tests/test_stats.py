@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from alexlab.stats import compare, inside_margin, probability_of_improvement, seeds_needed, verdict
+from alexlab.stats import (
+    compare,
+    inside_margin,
+    probability_of_improvement,
+    seeds_needed,
+    sequential_confidence,
+    verdict,
+)
 
 VARIANT = {0: 25.1, 1: 24.3, 2: 26.0, 3: 25.4, 4: 24.9}
 BASELINE = {0: 23.9, 1: 23.8, 2: 24.6, 3: 24.1, 4: 24.0}
@@ -157,3 +164,37 @@ def test_seeds_needed_takes_whichever_decision_comes_first():
     assert abs(near_zero.estimate) < half < 0.3 - abs(near_zero.estimate)
     before = scipy_stats.t.ppf(0.975, n - 2) * near_zero.spread / math.sqrt(n - 1)
     assert before >= 0.3 - abs(near_zero.estimate)
+
+
+def test_a_level_other_than_95_matches_scipy():
+    seeds = sorted(VARIANT)
+    reference = scipy_stats.ttest_rel([VARIANT[s] for s in seeds], [BASELINE[s] for s in seeds])
+    c = compare(VARIANT, BASELINE, confidence=sequential_confidence(8))
+    assert sequential_confidence(8) == pytest.approx(1 - 0.05 / 8) and sequential_confidence(1) == 0.95
+    assert (c.low, c.high) == tuple(pytest.approx(x) for x in reference.confidence_interval(1 - 0.05 / 8))
+    wider = probability_of_improvement(BASELINE, VARIANT, confidence=0.99)
+    assert wider.low < probability_of_improvement(BASELINE, VARIANT).low  # 5 of 5 won: [0.35, 1] at 99%
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        sequential_confidence(0)
+
+
+def test_looking_after_every_round_keeps_false_verdicts_at_5_percent_only_at_the_sequential_level():
+    """A true effect of zero, looked at after 3, 4, ..., 10 seeds, stopping at the first interval that excludes 0:
+    at 95% a look, far more than 5% of such sweeps end with a false agrees/contradicts; at
+    sequential_confidence(8), at most 5% do."""
+    rng = np.random.default_rng(0)
+    sweeps = 1500
+    differences = rng.normal(size=(sweeps, 10))
+
+    def false_verdicts(confidence):
+        wrong = 0
+        for d in differences:
+            for n in range(3, 11):
+                c = compare(dict(enumerate(d[:n])), dict.fromkeys(range(n), 0.0), confidence=confidence)
+                if c.low > 0 or c.high < 0:
+                    wrong += 1
+                    break
+        return wrong / sweeps
+
+    assert false_verdicts(0.95) > 0.10
+    assert false_verdicts(sequential_confidence(8)) <= 0.05
