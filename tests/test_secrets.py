@@ -51,6 +51,8 @@ def test_mask_text(text, masked):
 def test_what_is_a_secret(monkeypatch):
     assert all(map(is_secret_name, ("api_key", "WANDB_API_KEY", "db.password", "+secret_token", "PGPASSWORD")))
     assert not any(map(is_secret_name, ("key", "exclude_keys", "monkey", "tokenizer", "storage")))
+    assert not any(map(is_secret_name, ("seed_key", "hydra.sweeper.seed_key")))  # the seed rounds' `seed`
+    assert mask_text("    seed_key: seed\n    api_key: abc\n") == "    seed_key: seed\n    api_key: <masked>\n"
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
     assert mask_text("logged in with 0123456789abcdef") == "logged in with <masked>"
     data = {"logger": {"api_key": "abc", "project": "p"}, "overrides": ["+token=x", "lr=1"], "n": 3, "none": None}
