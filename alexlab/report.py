@@ -8,7 +8,8 @@ Runs are the job directories of the sweep (children, or grandchildren, of SWEEP_
 - the gap: final val top-1 error minus final train_eval top-1 error (training images evaluated as the validation
   images are, without dropout and augmentation), the generalisation gap at the end of training;
 - the steps: optimiser steps until the training curve (metrics.json `curve`, the training error of every few
-  batches) first reaches the threshold, interpolated linearly between the curve's points. A run is *censored* at
+  batches) first reaches the threshold, interpolated linearly between the curve's points, each point at the step
+  whose weights it measured on average (`bin_centres`). A run is *censored* at
   the threshold, with no steps, when its curve never reaches it or is already there at its first point (the curve
   cannot say when it got there); a speed claim with a censored run on either side stays `undecided`, and the
   tables say how many runs were censored.
@@ -342,7 +343,7 @@ def build_report(
     speed_rows = [base, *(row for row in rows if any(claim.measure == STEPS for claim in row.claims))]
     threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows, threshold)
     for run in runs:
-        steps = steps_to(run.train_curve, threshold)
+        steps = steps_to(bin_centres(run.train_curve), threshold)
         if steps is not None:
             run.values[STEPS] = steps
         run.censored = bool(run.train_curve) and steps is None
@@ -531,7 +532,19 @@ def paired_values(row: Row, base: Row, measure: str) -> tuple[dict, dict]:
     return by_seed(row, measure), by_seed(base, measure)
 
 
-def steps_to(curve: list[tuple[int, float]], threshold: float) -> float | None:
+def bin_centres(curve: list[tuple[int, float]]) -> list[tuple[float, float]]:
+    """The training curve's points at the steps they measured. A row logged at optimiser step s averages the batches
+    since the previous row (at step p; 0 for the first), each of them run on the weights of the step before its
+    own, so it measures the weights after (p + s - 1) / 2 steps on average (10 batches logged at step 10: 4.5).
+    Placing it at s would add about half a bin to every run's steps, pulling each ratio of steps towards 1."""
+    centred, previous = [], 0
+    for step, error in curve:
+        centred.append(((previous + step - 1) / 2, error))
+        previous = step
+    return centred
+
+
+def steps_to(curve: list[tuple[float, float]], threshold: float) -> float | None:
     """Optimiser steps until the training curve first reaches `threshold` percent, interpolated linearly between
     its points; None (censored) if it never does, or if its first point is already there: the run got there at
     some step before it, which the curve cannot tell (taking the first point's step would make every such run

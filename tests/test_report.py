@@ -14,7 +14,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from scipy import stats
 
-from alexlab.report import build_report, main, steps_to
+from alexlab.report import bin_centres, build_report, main, steps_to
 
 BASE = {
     "model": "small",
@@ -393,11 +393,11 @@ def test_a_real_smoke_sweep(seed_grid, tmp_path, capsys):
 
 
 def curve_reaching(target_step: int, threshold: float = 0.25, start: float = 0.9, end: float = 0.05):
-    """A training curve every 10 steps, falling linearly in log-step so that it crosses `threshold` at
-    `target_step` exactly (piecewise linear between its points, as the report interpolates)."""
+    """A training curve every 10 steps, falling linearly so that it crosses `threshold` at `target_step` exactly
+    as the report reads it: each row (logged at step s) at the middle of the weights its bin measured, s - 5.5."""
     steps = list(range(10, 4 * target_step + 1, 10))
     slope = (start - threshold) / target_step
-    return [(step, max(end, start - slope * step)) for step in steps]
+    return [(step, max(end, start - slope * (step - 5.5))) for step in steps]
 
 
 def ablation_sweep(tmp_path, seeds=5, depth_shifts=(3.0, -2.0, 2.5, -1.5, 0.5)):
@@ -508,7 +508,8 @@ def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
     report = build_report(sweep)
     assert report.threshold == 33.0 and "not reached by all" in report.threshold_reason
     base = report.baseline.runs[0]
-    assert base.values["steps"] == pytest.approx(10 + 10 * (60 - 33) / (60 - 30))  # interpolated
+    # interpolated between the bins' centres, 4.5 and 14.5 (rows at steps 10 and 20 of 10-batch bins)
+    assert base.values["steps"] == pytest.approx(4.5 + 10 * (60 - 33) / (60 - 30))
     assert build_report(sweep, threshold=50).threshold == 50
     with pytest.raises(ValueError, match="between 0 and 100"):
         build_report(sweep, threshold=150)
@@ -614,6 +615,17 @@ def test_runs_that_never_reach_a_chosen_threshold_are_censored_not_dropped(tmp_p
     assert tanh.verdict == "undecided" and tanh.censored == 4
     (tanh,) = build_report(sweep).findings  # the default threshold (the worst lowest, rounded up) measures all
     assert tanh.censored == 0 and tanh.comparison.n_pairs == 5
+
+
+def test_a_bins_point_is_the_middle_of_the_weights_it_measured():
+    """Rows every 10 batches: the row at step 10 averages batches run on the weights after 0..9 steps (4.5), the
+    row at 20 those after 10..19 (14.5); a last, shorter bin (steps 21..25) the weights after 20..24 (22)."""
+    assert bin_centres([(10, 90.0), (20, 50.0), (25, 40.0)]) == [(4.5, 90.0), (14.5, 50.0), (22.0, 40.0)]
+    assert bin_centres([(1, 90.0), (2, 80.0)]) == [(0.0, 90.0), (1.0, 80.0)]  # one batch a row
+    # a run whose 2nd bin reaches 20% got there on the weights after 14.5 steps, one whose 4th does after 34.5:
+    # 2.4x the steps, where the logged steps (20 and 40) would say 2x
+    fast, slow = [(10, 80.0), (20, 20.0)], [(10, 90.0), (20, 60.0), (30, 40.0), (40, 20.0)]
+    assert steps_to(bin_centres(fast), 20.0) == 14.5 and steps_to(bin_centres(slow), 20.0) == 34.5
 
 
 def test_steps_to_interpolates_and_censors():
