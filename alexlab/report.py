@@ -29,7 +29,10 @@ differs from the baseline in exactly that one switch. Its verdict: `agrees` (the
 side), `contradicts` (on the other side), `no effect` (inside +-margin: --margin points, --ratio-margin for a
 ratio), else `undecided`, with the seeds per side that the observed spread says would decide it. An `agrees` or
 `contradicts` whose interval also lies inside the margin is shown as negligible ("agrees, negligible"; verdicts.csv's
-`negligible` column): the effect is real in sign and too small to matter.
+`negligible` column): the effect is real in sign and too small to matter. An `agrees` on a claim with a number
+(1.4 points, 6x) also says how the size compares: "smaller than the paper's" where the whole interval lies between
+0 and the paper's value, "larger than the paper's" where it lies beyond it (verdicts.csv's `size` column); nothing
+where the paper's value is inside the interval.
 
 The threshold of the steps (--threshold, percent) defaults to the paper's 25% where every run compared on speed
 reaches it after its curve's first point, else to the lowest training error that all of them reach, rounded up to
@@ -212,12 +215,15 @@ class Finding:
     row_index: int = 0
     negligible: bool = False  # agrees or contradicts, yet the whole interval lies inside the no-effect margin
     censored: int = 0  # a speed claim: runs of the two rows without steps to the threshold (module docstring)
+    size: str = ""  # an agrees on a claim with a number: "smaller" or "larger" than the paper's (module docstring)
 
     @property
     def shown_verdict(self) -> str:
         """The verdict as the tables and plots show it: "agrees, negligible" where the interval excludes 0 on the
         claim's side but lies inside the margin (e.g. +0.11 [+0.05, +0.16] points where the paper says 2)."""
-        return f"{self.verdict}, negligible" if self.negligible else self.verdict
+        if self.negligible:
+            return f"{self.verdict}, negligible"
+        return f"{self.verdict}, {self.size} than the paper's" if self.size else self.verdict
 
     @property
     def measured(self) -> str:
@@ -619,8 +625,21 @@ def decide(
         result = "undecided"
     needed = seeds_needed(comparison, room, confidence) if result == "undecided" and not censored else None
     negligible = result in ("agrees", "contradicts") and inside_margin(comparison, room)
+    size = size_against_paper(comparison, claim) if result == "agrees" else ""
     return Finding(row.change, claim, measure, comparison, improvement, result, needed, row.index, negligible,
-                   censored)  # fmt: skip
+                   censored, size)  # fmt: skip
+
+
+def size_against_paper(comparison: Comparison, claim: Claim) -> str:
+    """ "smaller" or "larger" where the interval lies wholly on one side of the paper's value (on the claim's side of
+    0, as an agreeing interval is), "" where it holds the value or the claim has no number."""
+    paper = math.log(claim.ratio) if claim.measure == STEPS and claim.ratio else claim.top1
+    if paper is None or comparison.low is None or claim.measure == GAP:
+        return ""
+    # mirrored so that the claim's side is positive (as stats.verdict reads it)
+    low, high = sorted((comparison.low * claim.direction, comparison.high * claim.direction))
+    paper *= claim.direction
+    return "smaller" if high < paper else "larger" if low > paper else ""
 
 
 def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted: str | None) -> tuple[Row, str]:
@@ -825,7 +844,9 @@ def method_text(report: Report) -> str:
         f"excludes 0 on the claim's side / the other side), no effect (inside ±{report.margin:g} points, or a ratio "
         f"within 1/{report.ratio_margin:g}..{report.ratio_margin:g}), else undecided with the seeds per side the "
         "observed spread says would decide it; an interval that agrees or contradicts but lies inside the margin is "
-        "marked negligible (a real effect too small to matter). Validation always uses the centre view, so "
+        "marked negligible (a real effect too small to matter), and an agreement on a claim with a number says "
+        "whether the whole interval is smaller or larger than the paper's value. Validation always uses the centre "
+        "view, so "
         "test_views changes only the test error." + level_text(report)
     )
 
@@ -964,7 +985,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
     header = ["row", "change", "claim", "measure", "paper_expected", "estimate", "ci_low", "ci_high", "scale", "test",
               "n_variant", "n_baseline", "n_pairs", "p_variant_better", "p_ci_low", "p_ci_high", "verdict",
               "seeds_needed", "threshold", "margin", "ratio_margin", "negligible", "censored",
-              "confidence"]  # fmt: skip
+              "confidence", "size"]  # fmt: skip
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -977,7 +998,7 @@ def write_verdicts_csv(report: Report, path: Path) -> None:
                 c.test, c.n_variant, c.n_baseline, c.n_pairs, number(p.probability), number(p.low), number(p.high),
                 finding.verdict, "" if finding.seeds_needed is None else finding.seeds_needed,
                 report.threshold, report.margin, report.ratio_margin, str(finding.negligible).lower(),
-                finding.censored, report.confidence,
+                finding.censored, report.confidence, finding.size,
             ])  # fmt: skip
 
 

@@ -483,7 +483,7 @@ def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
 def test_an_effect_real_in_sign_but_inside_the_margin_is_shown_negligible(tmp_path):
     """Removing conv4 raises the error on every seed, by about 0.1 point where the paper says 2: the interval excludes
     0 on the claim's side (agrees) and lies inside the +-0.25 margin, so the table, the CSV and the plot say
-    negligible; with a margin of 0.05 the same interval is a plain agreement."""
+    negligible; with a margin of 0.05 the same interval is an agreement, smaller than the paper's."""
     sweep = ablation_sweep(tmp_path, depth_shifts=(0.10, 0.12, 0.11, 0.09, 0.10))
     depth = next(f for f in build_report(sweep).findings if f.change == "depth 5->4")
     assert 0 < depth.comparison.low < depth.comparison.high < 0.25
@@ -496,7 +496,29 @@ def test_an_effect_real_in_sign_but_inside_the_margin_is_shown_negligible(tmp_pa
         negligible = {v["change"] + " " + v["measure"]: v["negligible"] for v in csv.DictReader(f)}
     assert negligible.pop("depth 5->4 test/top1_err") == "true" and set(negligible.values()) == {"false"}
     strict = next(f for f in build_report(sweep, margin=0.05).findings if f.change == "depth 5->4")
-    assert strict.verdict == "agrees" and not strict.negligible and strict.shown_verdict == "agrees"
+    assert strict.verdict == "agrees" and not strict.negligible
+    assert strict.shown_verdict == "agrees, smaller than the paper's"  # +0.1 where the paper says 2
+
+
+def test_an_agreement_says_whether_it_is_smaller_or_larger_than_the_papers_effect(tmp_path):
+    """tanh takes 3x the steps where the paper says 6x: agrees, smaller than the paper's; LRN's +1.46 holds the
+    paper's +1.4 in its interval: plain agrees; removing conv4 costs 3 points where the paper says 2: larger. A
+    contradiction and a gap claim (no number) get no size."""
+    sweep = ablation_sweep(tmp_path, depth_shifts=(3.0, 3.1, 2.9, 3.0, 3.05))
+    found = {(f.change, f.measure): f for f in build_report(sweep).findings}
+    tanh = found["activation relu->tanh", "steps"]
+    assert (tanh.verdict, tanh.size, tanh.shown_verdict) == ("agrees", "smaller", "agrees, smaller than the paper's")
+    lrn = found["lrn on->off", "test/top1_err"]
+    assert lrn.comparison.low < 1.4 < lrn.comparison.high and (lrn.size, lrn.shown_verdict) == ("", "agrees")
+    depth = found["depth 5->4", "test/top1_err"]
+    assert depth.comparison.low > 2.0 and depth.shown_verdict == "agrees, larger than the paper's"
+    assert found["split grouped->half", "test/top1_err"].size == ""  # contradicts
+    assert found["dropout on->off", "gap"].size == ""  # "substantial overfitting": no number to compare with
+    assert main([str(sweep)]) == 0
+    assert "| **agrees, smaller than the paper's** |" in (sweep / "report.md").read_text()
+    with (sweep / "verdicts.csv").open() as f:
+        sizes = {v["change"] + " " + v["measure"]: v["size"] for v in csv.DictReader(f)}
+    assert sizes["activation relu->tanh steps"] == "smaller" and sizes["depth 5->4 test/top1_err"] == "larger"
 
 
 def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
