@@ -81,7 +81,7 @@ from alexlab.stats import (
     sequential_confidence,
     verdict,
 )
-from alexlab.sweep import sequential_looks
+from alexlab.sweep import sweep_design
 
 matplotlib.use("Agg")  # reports are written on headless machines; Optuna's plot goes through pyplot
 
@@ -306,26 +306,29 @@ def build_report(
     metric: str | None = None,
     source: str = "runs",
     threshold: float | None = None,
-    margin: float = DEFAULT_MARGIN,
-    ratio_margin: float = DEFAULT_RATIO_MARGIN,
+    margin: float | None = None,
+    ratio_margin: float | None = None,
     confidence: float | None = None,
 ) -> Report:
     """source "runs": each job's metrics.json; "wandb": each job's offline W&B run file (the same numbers).
-    threshold: percent training error for the steps (None: see the module docstring). confidence: the intervals'
-    level (None: 95%, shared out over the looks of a seeds=auto sweep)."""
+    threshold: percent training error for the steps (None: see the module docstring). margin, ratio_margin: of no
+    effect (None: as the seed rounds sweep that wrote the directory decided, else DEFAULT_*). confidence: the
+    intervals' level (None: 95%, shared out over the looks of a seeds=auto sweep)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise NotFound(f"sweep directory not found: {sweep_dir}")
     if metric is not None and metric not in METRICS:
         raise BadValue(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
-    if threshold is not None and not 0 < threshold < 100:
-        raise BadValue(f"--threshold is a training error in percent, between 0 and 100; got {threshold}")
-    if not (margin >= 0 and ratio_margin >= 1 and math.isfinite(margin) and math.isfinite(ratio_margin)):
-        raise BadValue(f"--margin must be finite and >= 0 (points), --ratio-margin finite and >= 1; got {margin} and "
-                       f"{ratio_margin}")  # fmt: skip
-    if confidence is not None and not 0 < confidence < 1:
-        raise BadValue(f"--confidence is a level between 0 and 1 (0.95 for 95%), got {confidence}")
-    looks = sequential_looks(sweep_dir / "multirun.yaml")
+    check_options(threshold, margin, ratio_margin, confidence)
+    design = sweep_design(sweep_dir / "multirun.yaml")
+    check_options(
+        design.threshold, design.margin, design.ratio_margin, None, f"{sweep_dir}/multirun.yaml: hydra.sweeper."
+    )
+    chosen = "chosen with --threshold" if threshold is not None else "the sweep's, hydra.sweeper.threshold"
+    threshold = design.threshold if threshold is None else threshold
+    margin = next(m for m in (margin, design.margin, DEFAULT_MARGIN) if m is not None)
+    ratio_margin = next(m for m in (ratio_margin, design.ratio_margin, DEFAULT_RATIO_MARGIN) if m is not None)
+    looks = design.looks
     confidence = sequential_confidence(looks) if confidence is None else float(confidence)
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
@@ -347,7 +350,7 @@ def build_report(
         if row is not base:
             row.change, row.claims = paper_claims(row, base)
     speed_rows = [base, *(row for row in rows if any(claim.measure == STEPS for claim in row.claims))]
-    threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows, threshold)
+    threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows, threshold, chosen)
     for run in runs:
         steps = steps_to(bin_centres(run.train_curve), threshold)
         if steps is not None:
@@ -366,6 +369,26 @@ def build_report(
     study = read_study(sweep_dir) if (sweep_dir / "optuna_study.yaml").exists() else None
     return Report(sweep_dir, rows, base, reason, columns, runs, metric, threshold, threshold_reason, margin,
                   ratio_margin, study, confidence, looks)  # fmt: skip
+
+
+def check_options(
+    threshold: float | None,
+    margin: float | None,
+    ratio_margin: float | None,
+    confidence: float | None,
+    prefix: str = "--",
+) -> None:
+    """The report's options, given on its command line (prefix "--": --ratio-margin) or to a seed rounds sweep
+    (prefix "hydra.sweeper.": hydra.sweeper.ratio_margin): one line naming the bad one. None: not given."""
+    name = lambda key: prefix + (key.replace("_", "-") if prefix == "--" else key)
+    if threshold is not None and not 0 < threshold < 100:
+        raise BadValue(f"{name('threshold')} is a training error in percent, between 0 and 100; got {threshold}")
+    if margin is not None and not (0 <= margin < math.inf):
+        raise BadValue(f"{name('margin')} must be a finite number of points >= 0, got {margin}")
+    if ratio_margin is not None and not (1 <= ratio_margin < math.inf):
+        raise BadValue(f"{name('ratio_margin')} must be a finite ratio >= 1, got {ratio_margin}")
+    if confidence is not None and not 0 < confidence < 1:
+        raise BadValue(f"{name('confidence')} is a level between 0 and 1 (0.95 for 95%), got {confidence}")
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -566,10 +589,12 @@ def steps_to(curve: list[tuple[float, float]], threshold: float) -> float | None
     return None
 
 
-def choose_threshold(rows: list[Row], wanted: float | None) -> tuple[float, str]:
+def choose_threshold(
+    rows: list[Row], wanted: float | None, chosen: str = "chosen with --threshold"
+) -> tuple[float, str]:
     """The training error that the steps count to, and why (module docstring)."""
     if wanted is not None:
-        return float(wanted), "chosen with --threshold"
+        return float(wanted), chosen
     curves = [run.train_curve for row in rows for run in row.runs if run.train_curve]
     if not curves:
         return PAPER_THRESHOLD, "the paper's (Figure 1); no run compared on speed has a training curve"
@@ -1175,12 +1200,15 @@ def main(argv: list[str]) -> int:
         help="read the numbers from each run's metrics.json (default) or from its offline W&B run file",
     )
     parser.add_argument("--threshold", type=float, metavar="PERCENT",
-                        help="training error the steps count to (default: the paper's 25%%, or the lowest every "
-                             "run compared on speed reaches after its first logged point)")  # fmt: skip
-    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="POINTS",
-                        help=f"no effect: the interval inside ±POINTS (default {DEFAULT_MARGIN})")  # fmt: skip
-    parser.add_argument("--ratio-margin", type=float, default=DEFAULT_RATIO_MARGIN, metavar="R",
-                        help=f"no effect for a ratio: inside 1/R..R (default {DEFAULT_RATIO_MARGIN})")  # fmt: skip
+                        help="training error the steps count to (default: the sweep's hydra.sweeper.threshold, "
+                             "else the paper's 25%%, or the lowest every run compared on speed reaches after its "
+                             "first logged point)")  # fmt: skip
+    parser.add_argument("--margin", type=float, metavar="POINTS",
+                        help=f"no effect: the interval inside ±POINTS (default {DEFAULT_MARGIN}, or the seed rounds "
+                             "sweep's hydra.sweeper.margin)")  # fmt: skip
+    parser.add_argument("--ratio-margin", type=float, metavar="R",
+                        help=f"no effect for a ratio: inside 1/R..R (default {DEFAULT_RATIO_MARGIN}, or the sweep's "
+                             "hydra.sweeper.ratio_margin)")  # fmt: skip
     parser.add_argument("--confidence", type=float, metavar="LEVEL",
                         help="the intervals' level (default 0.95; for a seeds=auto sweep, 0.95 shared out over the "
                              "seed rounds it may have stopped after)")  # fmt: skip

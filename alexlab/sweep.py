@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -30,19 +31,31 @@ SWEEPS_PACKAGE = "alexlab.sweeps"
 SWEEP_CONTROLS = ("seeds", "min_seeds", "max_seeds", "time_budget_h")
 
 
-def sequential_looks(multirun_yaml: Path) -> int:
-    """After how many seed rounds a sweep may have stopped on its verdicts: for seeds=auto
-    (hydra_plugins/alexlab_seed_rounds), once after each round from min_seeds to max_seeds; 1 for any other sweep
-    (its seeds were fixed before it ran). A file that cannot be read counts as 1."""
+@dataclass(frozen=True)
+class Design:
+    """How a seed rounds sweep decides its claims (hydra.sweeper in its multirun.yaml), so that `alexlab report` on
+    its directory later reads the runs as the sweep's stopping rule did."""
+
+    looks: int = 1  # seed rounds after which it may have stopped on its verdicts (seeds=auto), else 1
+    margin: float | None = None  # the report options its verdicts used; None: the report's defaults
+    ratio_margin: float | None = None
+    threshold: float | None = None
+
+
+def sweep_design(multirun_yaml: Path) -> Design:
+    """The Design of the sweep that saved `multirun_yaml`: for seeds=auto (hydra_plugins/alexlab_seed_rounds), a
+    look after each round from min_seeds to max_seeds; a sweep of fixed seeds looks once. Any other sweep, or a file
+    that cannot be read, has the default Design."""
     try:
         sweeper = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.sweeper", default=None)
         if sweeper is None or not str(sweeper.get("_target_", "")).endswith("SeedRoundsSweeper"):
-            return 1
-        if str(sweeper.get("seeds")) != "auto":
-            return 1
-        return max(1, int(sweeper.get("max_seeds")) - int(sweeper.get("min_seeds")) + 1)
-    except (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException):  # no sequential design known
-        return 1
+            return Design()
+        auto = str(sweeper.get("seeds")) == "auto"
+        looks = max(1, int(sweeper.get("max_seeds")) - int(sweeper.get("min_seeds")) + 1) if auto else 1
+        options = {key: sweeper.get(key) for key in ("margin", "ratio_margin", "threshold")}
+        return Design(looks, **{key: None if value is None else float(value) for key, value in options.items()})
+    except (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException):  # no design known
+        return Design()
 
 
 def is_sweep_control(override: str) -> bool:

@@ -537,13 +537,36 @@ def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
         build_report(sweep, threshold=150)
 
 
-def seed_rounds_yaml(sweep, seeds="auto", min_seeds=3, max_seeds=10):
-    """multirun.yaml as the seed rounds sweeper saves it (its keys interpolated from the sweep file's)."""
+def seed_rounds_yaml(sweep, seeds="auto", min_seeds=3, max_seeds=10, **options):
+    """multirun.yaml as the seed rounds sweeper saves it (its keys interpolated from the sweep file's); options:
+    its margin, ratio_margin, threshold."""
     sweeper = "hydra_plugins.alexlab_seed_rounds.seed_rounds.SeedRoundsSweeper"
     config = {"seeds": seeds, "max_seeds": max_seeds,
               "hydra": {"sweeper": {"_target_": sweeper, "seeds": "${seeds}", "min_seeds": min_seeds,
-                                    "max_seeds": "${max_seeds}"}, "runtime": {"choices": BASE}}}  # fmt: skip
+                                    "max_seeds": "${max_seeds}", "margin": None, "ratio_margin": None,
+                                    "threshold": None} | options, "runtime": {"choices": BASE}}}  # fmt: skip
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_the_report_reads_a_seed_rounds_sweep_as_its_stopping_rule_did(tmp_path):
+    """hydra.sweeper.margin / ratio_margin / threshold decided the sweep's verdicts: `alexlab report` on its
+    directory uses them unless told otherwise, and says where the threshold came from; a bad one saved there is
+    named in one line."""
+    sweep = ablation_sweep(tmp_path)
+    seed_rounds_yaml(sweep, seeds=5, margin=2.0, ratio_margin=4.0, threshold=50.0)
+    report = build_report(sweep)
+    assert (report.margin, report.ratio_margin, report.threshold) == (2.0, 4.0, 50.0)
+    assert report.threshold_reason == "the sweep's, hydra.sweeper.threshold"
+    verdicts = {(f.change, f.measure): f.shown_verdict for f in report.findings}
+    assert verdicts["activation relu->tanh", "steps"] == "agrees, negligible"  # 3x is inside 1/4..4
+    assert verdicts["lrn on->off", "test/top1_err"] == "agrees, negligible"  # +1.46 is inside +-2
+    given = build_report(sweep, margin=0.25, ratio_margin=1.1, threshold=25.0)
+    assert (given.margin, given.ratio_margin, given.threshold_reason) == (0.25, 1.1, "chosen with --threshold")
+    verdicts = {(f.change, f.measure): f.shown_verdict for f in given.findings}
+    assert verdicts["lrn on->off", "test/top1_err"] == "agrees"
+    seed_rounds_yaml(sweep, seeds=5, margin=-1.0)
+    with pytest.raises(ValueError, match=r"multirun.yaml: hydra.sweeper.margin must be a finite number of points"):
+        build_report(sweep)
 
 
 def test_a_seeds_auto_sweep_reads_each_look_at_95_percent_shared_out_over_its_looks(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 from conftest import read_metrics, run_alexlab
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -326,3 +327,23 @@ def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_sto
     with caplog.at_level("WARNING", logger="alexlab"):
         assert rounds.reason_to_stop(empty, seed=3) is None
     assert "no decision after 3 seeds (BadValue" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("seeds=0", "seeds=0: give a number of seeds (>= 1) or seeds=auto"),
+        ("max_seeds=0", "max_seeds=0: must be a whole number >= 1"),
+        ("time_budget_h=-1", "time_budget_h=-1.0: a number of hours > 0"),
+        ("hydra.sweeper.margin=-1", "hydra.sweeper.margin must be a finite number of points >= 0, got -1.0"),
+        ("hydra.sweeper.threshold=100", "hydra.sweeper.threshold is a training error in percent"),
+        ("hydra.sweeper.ratio_margin=0.5", "hydra.sweeper.ratio_margin must be a finite ratio >= 1, got 0.5"),
+    ],
+)
+def test_a_seed_rounds_sweep_refuses_bad_settings_in_one_line_before_any_run(tmp_path, bad, message):
+    sweep_dir = tmp_path / "refused"
+    result = run_alexlab("sweep", "paper_ablations", "seeds=auto", bad, *TWO_ABLATIONS, f"hydra.sweep.dir={sweep_dir}",
+                         cwd=tmp_path)  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"alexlab: error: {message}"), lines
+    assert not sweep_dir.exists()  # nothing ran, nothing was written

@@ -16,6 +16,9 @@ Round r's jobs are numbered r x (grid size) + i, whatever happened before, so th
 sweep directory finds every job where it left it: finished jobs are not run again (alexlab.train), an interrupted
 one resumes from its checkpoint, and the decision after each round is taken again from what the directory holds.
 The report (report.md and the rest) is rewritten after every round, so a long study can be read while it runs.
+Its verdicts are read as the report reads this sweep's directory: each look at 95% shared out over the looks
+(alexlab.stats.sequential_confidence), with `margin`, `ratio_margin` and `threshold` (hydra.sweeper.margin=0.5:
+the report's --margin; null for its default), which multirun.yaml keeps for a later `alexlab report`.
 `seeds`, `min_seeds`, `max_seeds` and `time_budget_h` say how long to go on, not what a run is: they are not part
 of a run's identity (alexlab.sweep.SWEEP_CONTROLS).
 """
@@ -51,6 +54,11 @@ class SeedRoundsConf:
     time_budget_h: float | None = None
     # the config key each round sets
     seed_key: str = "seed"
+    # the report options its verdicts are read with (null: the report's defaults); saved in multirun.yaml, where
+    # `alexlab report` on the sweep directory reads them too (alexlab.sweep.sweep_design)
+    margin: float | None = None
+    ratio_margin: float | None = None
+    threshold: float | None = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="seed_rounds", node=SeedRoundsConf, provider="alexlab")
@@ -65,7 +73,13 @@ class SeedRoundsSweeper(BasicSweeper):
         max_seeds: int = 10,
         time_budget_h: float | None = None,
         seed_key: str = "seed",
+        margin: float | None = None,
+        ratio_margin: float | None = None,
+        threshold: float | None = None,
     ) -> None:
+        from alexlab.report import check_options
+
+        check_options(threshold, margin, ratio_margin, None, prefix="hydra.sweeper.")
         super().__init__(max_batch_size=None, params=dict(params or {}))
         self.auto = str(seeds) == "auto"
         if not self.auto and not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
