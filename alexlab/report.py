@@ -30,9 +30,9 @@ side), `contradicts` (on the other side), `no effect` (inside +-margin: --margin
 ratio), else `undecided`, with the seeds per side that the observed spread says would decide it. An `agrees` or
 `contradicts` whose interval also lies inside the margin is shown as negligible ("agrees, negligible"; verdicts.csv's
 `negligible` column): the effect is real in sign and too small to matter. An `agrees` on a claim with a number
-(1.4 points, 6x) also says how the size compares: "smaller than the paper's" where the whole interval lies between
-0 and the paper's value, "larger than the paper's" where it lies beyond it (verdicts.csv's `size` column); nothing
-where the paper's value is inside the interval.
+(1.4 points, 6x) also says how the size compares: "smaller than claimed" where the whole interval lies between 0
+and the claimed value, "larger than claimed" where it lies beyond it (not for "over 1 point"; verdicts.csv's `size`
+column); nothing where the claimed value is inside the interval.
 
 The threshold of the steps (--threshold, percent) defaults to the paper's 25% where every run compared on speed
 reaches it after its curve's first point, else to the lowest training error that all of them reach, rounded up to
@@ -188,7 +188,7 @@ class Run:
     settings: dict[str, str] = field(default_factory=dict)  # the overrides that are not switches, seed or trial.*
     values: dict[str, float] = field(default_factory=dict)  # METRICS key, GAP, STEPS -> percent, points, steps
     curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val top-1 %)
-    train_curve: list[tuple[int, float]] = field(default_factory=list)  # (optimiser step, training top-1 %)
+    train_curve: list[tuple[float, float]] = field(default_factory=list)  # (step measured, training top-1 %)
     wall_time_s: float | None = None
     started: float | None = None  # Unix time, from the record: tells a copy of a run from a run
     censored: bool = False  # a training curve without steps to the threshold (module docstring)
@@ -215,7 +215,7 @@ class Finding:
     row_index: int = 0
     negligible: bool = False  # agrees or contradicts, yet the whole interval lies inside the no-effect margin
     censored: int = 0  # a speed claim: runs of the two rows without steps to the threshold (module docstring)
-    size: str = ""  # an agrees on a claim with a number: "smaller" or "larger" than the paper's (module docstring)
+    size: str = ""  # an agrees on a claim with a number: "smaller" or "larger" than claimed (module docstring)
 
     @property
     def shown_verdict(self) -> str:
@@ -223,7 +223,7 @@ class Finding:
         claim's side but lies inside the margin (e.g. +0.11 [+0.05, +0.16] points where the paper says 2)."""
         if self.negligible:
             return f"{self.verdict}, negligible"
-        return f"{self.verdict}, {self.size} than the paper's" if self.size else self.verdict
+        return f"{self.verdict}, {self.size} than claimed" if self.size else self.verdict
 
     @property
     def measured(self) -> str:
@@ -285,8 +285,9 @@ class Report:
 
     @property
     def level(self) -> str:
-        """The intervals' level as the tables name it: "95%", "99.4%"."""
-        return f"{100 * self.confidence:.3g}%"
+        """The intervals' level as the tables name it: "95%", "99.4%", never rounded up to "100%"."""
+        digits = next(d for d in range(3, 12) if float(f"{100 * self.confidence:.{d}g}") < 100)
+        return f"{100 * self.confidence:.{digits}g}%"
 
     @property
     def unfinished(self) -> list[Run]:
@@ -352,7 +353,7 @@ def build_report(
     speed_rows = [base, *(row for row in rows if any(claim.measure == STEPS for claim in row.claims))]
     threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows, threshold, chosen)
     for run in runs:
-        steps = steps_to(bin_centres(run.train_curve), threshold)
+        steps = steps_to(run.train_curve, threshold)
         if steps is not None:
             run.values[STEPS] = steps
         run.censored = bool(run.train_curve) and steps is None
@@ -437,9 +438,7 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
     for entry in ended.history:
         if finite(entry.get("val/top1_err")) and finite(entry.get("epoch")):
             run.curve.append((int(entry["epoch"]), 100.0 * entry["val/top1_err"]))
-    for entry in ended.curve:
-        if finite(entry.get("train/top1_err")) and finite(entry.get("step")):
-            run.train_curve.append((int(entry["step"]), 100.0 * entry["train/top1_err"]))
+    run.train_curve = training_curve([(entry.get("step"), entry.get("train/top1_err")) for entry in ended.curve])
     return run
 
 
@@ -493,11 +492,10 @@ def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     if finite(last.get("val/top1_err")) and finite(last.get("train_eval/top1_err")):
         run.values[GAP] = 100.0 * (last["val/top1_err"] - last["train_eval/top1_err"])
     run.curve = [(int(row["epoch"]), 100.0 * row["val/top1_err"]) for row in validations]
-    run.train_curve = [
-        (int(row["trainer/global_step"]), 100.0 * row["curve/train_top1_err"])
-        for row in wandb_run.history
-        if finite(row.get("curve/train_top1_err")) and finite(row.get("trainer/global_step"))
-    ]
+    run.train_curve = training_curve(  # the curve's rows: those that log it (others log the epochs' metrics)
+        [(row.get("trainer/global_step"), row["curve/train_top1_err"]) for row in wandb_run.history
+         if "curve/train_top1_err" in row]
+    )  # fmt: skip
     return run
 
 
@@ -561,14 +559,23 @@ def paired_values(row: Row, base: Row, measure: str) -> tuple[dict, dict]:
     return by_seed(row, measure), by_seed(base, measure)
 
 
-def bin_centres(curve: list[tuple[int, float]]) -> list[tuple[float, float]]:
+def training_curve(rows: list[tuple]) -> list[tuple[float, float]]:
+    """A run's training curve as the report reads it: (the step whose weights a row measured, its training top-1
+    error in percent), from the logged rows (optimiser step, error as a fraction). Each row is placed at the middle
+    of its bin (bin_centres) before a row without a finite error is left out, so that a gap moves no other row."""
+    rows = [(float(step), error) for step, error in rows if finite(step)]
+    return [(centre, 100.0 * error) for centre, error in bin_centres(rows) if finite(error)]
+
+
+def bin_centres(curve: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The training curve's points at the steps they measured. A row logged at optimiser step s averages the batches
     since the previous row (at step p; 0 for the first), each of them run on the weights of the step before its
     own, so it measures the weights after (p + s - 1) / 2 steps on average (10 batches logged at step 10: 4.5).
-    Placing it at s would add about half a bin to every run's steps, pulling each ratio of steps towards 1."""
+    Placing it at s would add about half a bin to every run's steps, pulling each ratio of steps towards 1. (Never
+    below 0: with gradient accumulation a first row can be logged before the first step.)"""
     centred, previous = [], 0
     for step, error in curve:
-        centred.append(((previous + step - 1) / 2, error))
+        centred.append((max((previous + step - 1) / 2, 0.0), error))
         previous = step
     return centred
 
@@ -584,7 +591,8 @@ def steps_to(curve: list[tuple[float, float]], threshold: float) -> float | None
             if previous is None:
                 return None
             (s0, e0), (s1, e1) = previous, (step, error)
-            return s0 + (s1 - s0) * (e0 - threshold) / (e0 - e1)
+            steps = s0 + (s1 - s0) * (e0 - threshold) / (e0 - e1)
+            return steps if steps > 0 else None  # a ratio needs steps; 0 can only come of a curve logged at step 0
         previous = (step, error)
     return None
 
@@ -656,15 +664,18 @@ def decide(
 
 
 def size_against_paper(comparison: Comparison, claim: Claim) -> str:
-    """ "smaller" or "larger" where the interval lies wholly on one side of the paper's value (on the claim's side of
-    0, as an agreeing interval is), "" where it holds the value or the claim has no number."""
+    """ "smaller" or "larger" where the interval lies wholly on one side of the claimed value (on the claim's side
+    of 0, as an agreeing interval is); "" where it holds the value, where the claim has no number, and for "larger"
+    where the claim is a lower bound ("over 1 point")."""
     paper = math.log(claim.ratio) if claim.measure == STEPS and claim.ratio else claim.top1
     if paper is None or comparison.low is None or claim.measure == GAP:
         return ""
     # mirrored so that the claim's side is positive (as stats.verdict reads it)
     low, high = sorted((comparison.low * claim.direction, comparison.high * claim.direction))
     paper *= claim.direction
-    return "smaller" if high < paper else "larger" if low > paper else ""
+    if high < paper:
+        return "smaller"
+    return "larger" if low > paper and claim.qualifier != "over" else ""  # "over 1 point": more is as claimed
 
 
 def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted: str | None) -> tuple[Row, str]:
@@ -870,10 +881,9 @@ def method_text(report: Report) -> str:
         f"within 1/{report.ratio_margin:g}..{report.ratio_margin:g}), else undecided with the seeds per side the "
         "observed spread says would decide it; an interval that agrees or contradicts but lies inside the margin is "
         "marked negligible (a real effect too small to matter), and an agreement on a claim with a number says "
-        "whether the whole interval is smaller or larger than the paper's value. Validation always uses the centre "
-        "view, so "
-        "test_views changes only the test error." + level_text(report)
-    )
+        "whether the whole interval is smaller or larger than the claimed value. Validation always uses the centre "
+        "view, so test_views changes only the test error." + ("" if report.findings else level_text(report))
+    )  # the level's reason goes with the verdicts where there are some (report_markdown)
 
 
 def level_text(report: Report) -> str:
@@ -885,6 +895,12 @@ def level_text(report: Report) -> str:
             f"read at 95% shared out over the {report.looks} (Bonferroni): the chance that a verdict is wrong stays at "
             "5% over the whole sweep, where reading 95% at every look would raise it (`--confidence 0.95` reads "
             "these runs as if their number had been fixed in advance)."
+        )
+    if report.looks > 1:
+        return (
+            f" Intervals at {report.level} (--confidence), though this seeds=auto sweep may have stopped after any of "
+            f"{report.looks} seed rounds: this level does not account for that (without --confidence the report "
+            f"reads each look at {100 * sequential_confidence(report.looks):.3g}%)."
         )
     if report.confidence != CONFIDENCE:
         return f" Intervals at {report.level} (--confidence)."
@@ -904,7 +920,9 @@ def report_markdown(report: Report, pngs: list[str]) -> str:
     if report.findings:
         verdicts = Counter(f.verdict for f in report.findings)
         tally = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if verdicts[v])
-        lines += ["## Verdicts on the paper's claims", "", f"{len(report.findings)} claims: {tally}.", ""]
+        level = level_text(report).strip()
+        lines += ["## Verdicts on the paper's claims", "", f"{len(report.findings)} claims: {tally}." + (
+            f" {level}" if level else ""), ""]  # fmt: skip
         lines += [verdict_table(report), ""]
     lines += ["## Configurations", "", method_text(report), "", markdown_table(report), ""]
     if report.unfinished:

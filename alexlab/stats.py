@@ -1,24 +1,25 @@
 """The arithmetic of `alexlab report`: how sure a comparison of a variant against the baseline is, over seeds.
 
 Values come as {seed: value} per side. Runs with the same seed share their data order, validation split,
-augmentation draws and initial weights' generator, so where the two sides share seeds the comparison is paired:
-the 95% interval is the paired t interval of the seed-matched differences (variant minus baseline), mean
-+- t(0.975, n - 1) * sd / sqrt(n) over the n seeds both sides ran. Where fewer than two seeds match, it is
-Welch's interval for two independent samples (Welch-Satterthwaite degrees of freedom). A ratio (steps to reach a
-training error) is compared as the difference of logarithms, i.e. a geometric-mean ratio with its interval.
+augmentation draws and initial weights' generator, so where the two sides share seeds the comparison is paired: the
+95% interval is the paired t interval of the seed-matched differences (variant minus baseline), mean
++- t(0.975, n - 1) * sd / sqrt(n) over the n seeds both sides ran (at another level, its t quantile). Where fewer
+than two seeds match, it is Welch's interval for two independent samples (Welch-Satterthwaite degrees of freedom).
+A ratio (steps to reach a training error) is compared as the difference of logarithms, i.e. a geometric-mean ratio
+with its interval.
 
-The probability of improvement is the chance that the variant's value is lower (better: a lower error, fewer
-steps, a smaller gap) than the baseline's: over matched seeds, the fraction of seeds where it is (ties count
-half; Bouthillier et al., MLSys 2021); unpaired, P(X_variant < X_baseline) over all pairs of runs (the
-Mann-Whitney U statistic over n_v n_b, as rliable's probability of improvement, Agarwal et al., NeurIPS 2021).
-Its 95% interval: over matched seeds, the exact binomial (Clopper-Pearson) interval of the seeds won (3 of 3 seeds
-won: [0.29, 1.00]); unpaired, a percentile bootstrap stratified by side, 2,000 resamples with a fixed generator so
-that a report is reproducible, and none where every resample gives the same value.
+The probability of improvement is the chance that the variant's value is lower (better: a lower error, fewer steps,
+a smaller gap) than the baseline's: over matched seeds, the fraction of seeds where it is (ties count half;
+Bouthillier et al., MLSys 2021); unpaired, P(X_variant < X_baseline) over all pairs of runs (the Mann-Whitney U
+statistic over n_v n_b, as rliable's probability of improvement, Agarwal et al., NeurIPS 2021). Its 95% interval (or
+at the level asked for): over matched seeds, the exact binomial (Clopper-Pearson) interval of the seeds won (3 of 3
+seeds won: [0.29, 1.00]); unpaired, a percentile bootstrap stratified by side, 2,000 resamples with a fixed
+generator so that a report is reproducible, and none where every resample gives the same value.
 
 The level is 95% unless a caller asks for another (`confidence`): a sweep that looks at its verdicts after each
 seed round and stops once they are decided (seeds=auto) reads each look at `sequential_confidence(looks)`, 95%
 shared out over the looks (Bonferroni), so that the chance of a false verdict over the whole sweep stays at 5%;
-reading 95% at every look and stopping at the first decision would raise it (about 16% for a true zero effect
+reading 95% at every look and stopping at the first decision would raise it (about 17% for a true zero effect
 looked at after 3, 4, ..., 10 seeds).
 
 A verdict reads an interval against a claim's direction and a margin: `agrees` (the interval excludes 0 on the
@@ -144,8 +145,8 @@ def probability_of_improvement(variant: dict, baseline: dict, confidence: float 
 
 
 def _seeds_won_interval(won: float, seeds: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The exact binomial (Clopper-Pearson) 95% interval of the chance of winning a seed, having won `won` of
-    `seeds` (a tie counts half: the low end is taken from the wins without it, the high end with it).
+    """The exact binomial (Clopper-Pearson) interval, at `confidence`, of the chance of winning a seed, having won
+    `won` of `seeds` (a tie counts half: the low end is taken from the wins without it, the high end with it).
     Not a bootstrap: resampling a handful of seeds that all went one way gives that same fraction every time, a
     [1.00, 1.00] interval claiming certainty from 3 seeds; the binomial interval of 3 wins in 3 is [0.29, 1.00]."""
     low = stats.binomtest(math.floor(won), seeds).proportion_ci(confidence, method="exact").low
@@ -167,8 +168,9 @@ def _pairs_won(v, b, axis=-1):
 
 
 def _bootstrap(samples, statistic, confidence: float) -> tuple[float | None, float | None]:
-    """A percentile-bootstrap 95% interval; none where every resample gives the same value (e.g. every run of one
-    side below every run of the other): a single point would claim a certainty that a few runs cannot give."""
+    """A percentile-bootstrap interval at `confidence`; none where every resample gives the same value (e.g. every
+    run of one side below every run of the other): a single point would claim a certainty that a few runs cannot
+    give."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a degenerate resample distribution: see below
         result = stats.bootstrap(

@@ -45,17 +45,29 @@ class Design:
 def sweep_design(multirun_yaml: Path) -> Design:
     """The Design of the sweep that saved `multirun_yaml`: for seeds=auto (hydra_plugins/alexlab_seed_rounds), a
     look after each round from min_seeds to max_seeds; a sweep of fixed seeds looks once. Any other sweep, or a file
-    that cannot be read, has the default Design."""
+    that cannot be read, has the default Design; a value that cannot be read (an unresolvable ${seeds}) its default,
+    the others kept."""
     try:
         sweeper = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.sweeper", default=None)
-        if sweeper is None or not str(sweeper.get("_target_", "")).endswith("SeedRoundsSweeper"):
-            return Design()
-        auto = str(sweeper.get("seeds")) == "auto"
-        looks = max(1, int(sweeper.get("max_seeds")) - int(sweeper.get("min_seeds")) + 1) if auto else 1
-        options = {key: sweeper.get(key) for key in ("margin", "ratio_margin", "threshold")}
-        return Design(looks, **{key: None if value is None else float(value) for key, value in options.items()})
-    except (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException):  # no design known
+    except UNREADABLE:
         return Design()
+    if sweeper is None or not str(sweeper.get("_target_", "")).endswith("SeedRoundsSweeper"):
+        return Design()
+    auto = _read(lambda: str(sweeper.seeds) == "auto")
+    looks = _read(lambda: max(1, int(sweeper.max_seeds) - int(sweeper.min_seeds) + 1)) if auto else 1
+    options = {key: _read(lambda key=key: float(sweeper[key])) for key in ("margin", "ratio_margin", "threshold")}
+    return Design(looks or 1, **options)
+
+
+UNREADABLE = (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException)
+
+
+def _read(value):
+    """value(), or None where it is unset or cannot be read."""
+    try:
+        return value()
+    except UNREADABLE:
+        return None
 
 
 def is_sweep_control(override: str) -> bool:

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import matplotlib.image
 import optuna
@@ -14,7 +15,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from scipy import stats
 
-from alexlab.report import bin_centres, build_report, main, steps_to
+from alexlab.report import bin_centres, build_report, level_text, main, steps_to
 
 BASE = {
     "model": "small",
@@ -483,7 +484,7 @@ def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
 def test_an_effect_real_in_sign_but_inside_the_margin_is_shown_negligible(tmp_path):
     """Removing conv4 raises the error on every seed, by about 0.1 point where the paper says 2: the interval excludes
     0 on the claim's side (agrees) and lies inside the +-0.25 margin, so the table, the CSV and the plot say
-    negligible; with a margin of 0.05 the same interval is an agreement, smaller than the paper's."""
+    negligible; with a margin of 0.05 the same interval is an agreement, smaller than claimed."""
     sweep = ablation_sweep(tmp_path, depth_shifts=(0.10, 0.12, 0.11, 0.09, 0.10))
     depth = next(f for f in build_report(sweep).findings if f.change == "depth 5->4")
     assert 0 < depth.comparison.low < depth.comparison.high < 0.25
@@ -497,28 +498,34 @@ def test_an_effect_real_in_sign_but_inside_the_margin_is_shown_negligible(tmp_pa
     assert negligible.pop("depth 5->4 test/top1_err") == "true" and set(negligible.values()) == {"false"}
     strict = next(f for f in build_report(sweep, margin=0.05).findings if f.change == "depth 5->4")
     assert strict.verdict == "agrees" and not strict.negligible
-    assert strict.shown_verdict == "agrees, smaller than the paper's"  # +0.1 where the paper says 2
+    assert strict.shown_verdict == "agrees, smaller than claimed"  # +0.1 where the paper says 2
 
 
 def test_an_agreement_says_whether_it_is_smaller_or_larger_than_the_papers_effect(tmp_path):
-    """tanh takes 3x the steps where the paper says 6x: agrees, smaller than the paper's; LRN's +1.46 holds the
+    """tanh takes 3x the steps where the paper says 6x: agrees, smaller than claimed; LRN's +1.46 holds the
     paper's +1.4 in its interval: plain agrees; removing conv4 costs 3 points where the paper says 2: larger. A
     contradiction and a gap claim (no number) get no size."""
     sweep = ablation_sweep(tmp_path, depth_shifts=(3.0, 3.1, 2.9, 3.0, 3.05))
     found = {(f.change, f.measure): f for f in build_report(sweep).findings}
     tanh = found["activation relu->tanh", "steps"]
-    assert (tanh.verdict, tanh.size, tanh.shown_verdict) == ("agrees", "smaller", "agrees, smaller than the paper's")
+    assert (tanh.verdict, tanh.size, tanh.shown_verdict) == ("agrees", "smaller", "agrees, smaller than claimed")
     lrn = found["lrn on->off", "test/top1_err"]
     assert lrn.comparison.low < 1.4 < lrn.comparison.high and (lrn.size, lrn.shown_verdict) == ("", "agrees")
     depth = found["depth 5->4", "test/top1_err"]
-    assert depth.comparison.low > 2.0 and depth.shown_verdict == "agrees, larger than the paper's"
+    assert depth.comparison.low > 2.0 and depth.shown_verdict == "agrees, larger than claimed"
     assert found["split grouped->half", "test/top1_err"].size == ""  # contradicts
     assert found["dropout on->off", "gap"].size == ""  # "substantial overfitting": no number to compare with
     assert main([str(sweep)]) == 0
-    assert "| **agrees, smaller than the paper's** |" in (sweep / "report.md").read_text()
+    assert "| **agrees, smaller than claimed** |" in (sweep / "report.md").read_text()
     with (sweep / "verdicts.csv").open() as f:
         sizes = {v["change"] + " " + v["measure"]: v["size"] for v in csv.DictReader(f)}
     assert sizes["activation relu->tanh steps"] == "smaller" and sizes["depth 5->4 test/top1_err"] == "larger"
+    from alexlab.report import PAPER_CLAIMS, size_against_paper
+
+    (over_one_point,) = PAPER_CLAIMS["augment", "paper", "flip_crop"]  # PCA noise: "over 1 point"
+    above = replace(depth.comparison, estimate=3.0, low=2.9, high=3.1)
+    assert size_against_paper(above, over_one_point) == ""  # more than a lower bound is as claimed
+    assert size_against_paper(replace(above, estimate=0.5, low=0.4, high=0.6), over_one_point) == "smaller"
 
 
 def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
@@ -590,7 +597,10 @@ def test_a_seeds_auto_sweep_reads_each_look_at_95_percent_shared_out_over_its_lo
         pytest.approx(reference.low), pytest.approx(reference.high))  # fmt: skip
     assert depth_95.verdict == "agrees" and depth_seq.verdict == "undecided"
     assert depth_seq.seeds_needed > depth_95.comparison.n_pairs
-    assert depth_row(build_report(auto, confidence=0.95)).differences == depth_row(at_95).differences
+    plain = build_report(auto, confidence=0.95)
+    assert depth_row(plain).differences == depth_row(at_95).differences
+    assert "does not account for" in level_text(plain) and "99.4%" in level_text(plain)  # says what it gives up
+    assert level_text(at_95) == "" and replace(at_95, confidence=1 - 1e-5).level == "99.999%"  # never "100%"
     assert main([str(auto)]) == 0
     markdown = (auto / "report.md").read_text()
     assert "measured Δ [99.4% CI]" in markdown and "(8 looks)" in markdown and "Bonferroni" in markdown

@@ -347,3 +347,30 @@ def test_a_seed_rounds_sweep_refuses_bad_settings_in_one_line_before_any_run(tmp
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"alexlab: error: {message}"), lines
     assert not sweep_dir.exists()  # nothing ran, nothing was written
+
+
+def test_seeds_auto_stops_on_claims_more_seeds_cannot_decide_and_on_its_budget_without_a_report(tmp_path, caplog):
+    """A speed claim whose runs are censored at the threshold stays undecided whatever more seeds show: it does not
+    keep the rounds going. The time budget is read from the runs, so it holds where the report cannot be built."""
+    import json
+
+    from test_report import seed_rounds_yaml, write_run
+
+    from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
+
+    sweep = tmp_path / "censored"
+    for seed in range(3):  # tanh never gets below 89%, ReLU starts at 60%: censored at any threshold
+        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.1)], ablation="baseline")
+        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.895), (300, 0.892)], activation="tanh",
+                  ablation="activation_tanh")  # fmt: skip
+    rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10, time_budget_h=1.0)
+    reason = rounds.reason_to_stop(sweep, seed=3)
+    assert reason.startswith("every claim more seeds could decide is decided") and "3 runs censored" in reason
+    for job in range(6):  # 6 runs of 15 minutes: past the budget; and a bad margin saved: no report
+        path = sweep / str(job) / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"wall_time_s": 900.0, "started": 1.7e9 + job}))
+    seed_rounds_yaml(sweep, margin=-1.0)
+    assert rounds.reason_to_stop(sweep, seed=3) == "the runs' training time, 1.50 h, reached time_budget_h=1"
+    with caplog.at_level("WARNING", logger="alexlab"):
+        assert SeedRoundsSweeper(seeds="auto").reason_to_stop(sweep, seed=3) is None  # no budget: no decision
+    assert "hydra.sweeper.margin must be a finite number" in caplog.text

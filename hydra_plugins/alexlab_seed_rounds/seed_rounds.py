@@ -126,27 +126,37 @@ class SeedRoundsSweeper(BasicSweeper):
 
     def reason_to_stop(self, sweep_dir: Path, seed: int) -> str | None:
         """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
-        from alexlab.report import build_report
+        from alexlab.report import build_report, find_job_dirs, mark_copies, read_run
 
-        try:
-            report = build_report(sweep_dir) if any(sweep_dir.iterdir()) and seed > 0 else None
-        except Exception as exc:  # e.g. a run dir the report refuses: no decision, so go on (max_seeds still holds)
-            log.warning("seeds=auto: no decision after %d seeds (%s: %s); going on", seed, type(exc).__name__, exc)
+        if seed == 0 or not any(sweep_dir.iterdir()):
             return None
-        if self.time_budget_h is not None and report is not None:
-            spent = sum(run.wall_time_s or 0.0 for run in report.runs if run.status != "copy") / 3600
+        if self.time_budget_h is not None:  # read from the runs themselves, whether or not a report can be built
+            runs = [read_run(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
+            mark_copies(runs)
+            spent = sum(run.wall_time_s or 0.0 for run in runs if run.status != "copy") / 3600
             if spent >= self.time_budget_h:
                 return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
-        if report is None or seed < self.min_seeds:
+        if seed < self.min_seeds:
+            return None
+        try:
+            report = build_report(sweep_dir)
+        except Exception as exc:  # e.g. a run dir the report refuses: no decision, so go on (max_seeds still holds)
+            log.warning("seeds=auto: no decision after %d seeds (%s: %s); going on", seed, type(exc).__name__, exc)
             return None
         if not report.findings:
             return "no configuration differs from the baseline in a switch the paper makes a claim about"
         tally = Counter(finding.verdict for finding in report.findings)
-        if tally["undecided"]:
-            undecided = ", ".join(f"{f.change} ({f.measure})" for f in report.undecided())
+        # a speed claim with a run censored at the threshold stays undecided whatever more seeds show
+        open_claims = [f for f in report.undecided() if not f.censored]
+        if open_claims:
+            undecided = ", ".join(f"{f.change} ({f.measure})" for f in open_claims)
             log.info("after %d seeds: %s; still undecided: %s", seed, dict(tally), undecided)
             return None
-        return f"every claim is decided ({', '.join(f'{n} {v}' for v, n in tally.items())})"
+        decided = f"{', '.join(f'{n} {v}' for v, n in tally.items())}"
+        if tally["undecided"]:
+            censored = ", ".join(f"{f.change} ({f.censored} runs censored)" for f in report.undecided())
+            return f"every claim more seeds could decide is decided ({decided}; censored at the threshold: {censored})"
+        return f"every claim is decided ({decided})"
 
     @staticmethod
     def write_report(sweep_dir: Path) -> None:
