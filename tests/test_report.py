@@ -528,12 +528,20 @@ def test_an_agreement_says_whether_it_is_smaller_or_larger_than_the_papers_effec
     assert size_against_paper(replace(above, estimate=0.5, low=0.4, high=0.6), over_one_point) == "smaller"
 
 
+def relu_against_tanh(sweep, relu_curve, tanh_curve, seeds=3):
+    """A speed sweep: the baseline (jobs 0..seeds-1) and activation_tanh (the next jobs), one run a seed each, with
+    these training curves [(step, error)]; tanh_curve may be a function of the seed."""
+    for seed in range(seeds):
+        write_run(sweep, seed, seed, curve=relu_curve, ablation="baseline")
+        curve = tanh_curve(seed) if callable(tanh_curve) else tanh_curve
+        write_run(sweep, seeds + seed, seed, curve=curve, activation="tanh", ablation="activation_tanh")
+    return sweep
+
+
 def test_the_threshold_is_one_every_run_compared_on_speed_reaches(tmp_path):
-    sweep = tmp_path / "sweep"
-    for seed in range(3):
-        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.2)], ablation="baseline")
-        write_run(sweep, 3 + seed, seed, curve=[(10, 0.8), (20, 0.5), (30, 0.324)], activation="tanh",
-                  ablation="activation_tanh")  # fmt: skip
+    sweep = relu_against_tanh(
+        tmp_path / "sweep", [(10, 0.6), (20, 0.3), (30, 0.2)], [(10, 0.8), (20, 0.5), (30, 0.324)]
+    )
     report = build_report(sweep)
     assert report.threshold == 33.0 and "not reached by all" in report.threshold_reason
     base = report.baseline.runs[0]
@@ -621,11 +629,8 @@ def test_a_run_past_the_threshold_at_its_first_point_is_censored_not_counted_at_
     """tanh barely learns (90% error throughout); ReLU starts at 60%: no threshold is reached by every run after
     its first point. Counting ReLU's runs at their first point would make both sides equally fast (x1.00, a
     spread of 0: "no effect" on the paper's 6x); censored, the claim stays undecided and the tables say why."""
-    sweep = tmp_path / "sweep"
-    for seed in range(3):
-        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.1)], ablation="baseline")
-        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.895), (300, 0.892 + 0.001 * seed)],
-                  activation="tanh", ablation="activation_tanh")  # fmt: skip
+    sweep = relu_against_tanh(tmp_path / "sweep", [(10, 0.6), (20, 0.3), (30, 0.1)],
+                              lambda seed: [(10, 0.9), (20, 0.895), (300, 0.892 + 0.001 * seed)])  # fmt: skip
     report = build_report(sweep)
     assert report.threshold == 25.0 and "censored" in report.threshold_reason
     (tanh,) = report.findings
@@ -645,11 +650,8 @@ def test_a_run_past_the_threshold_at_its_first_point_is_censored_not_counted_at_
 def test_the_default_threshold_stays_below_every_first_point(tmp_path):
     """Every run gets down to 40.3%, but one starts at 40.8%: rounding up (41%) would censor it; the threshold
     goes halfway instead, and every run is measured."""
-    sweep = tmp_path / "sweep"
-    for seed in range(3):
-        write_run(sweep, seed, seed, curve=[(10, 0.408), (20, 0.30), (30, 0.2)], ablation="baseline")
-        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.5), (30, 0.403)], activation="tanh",
-                  ablation="activation_tanh")  # fmt: skip
+    sweep = relu_against_tanh(tmp_path / "sweep", [(10, 0.408), (20, 0.30), (30, 0.2)],
+                              [(10, 0.9), (20, 0.5), (30, 0.403)])  # fmt: skip
     report = build_report(sweep)
     assert report.threshold == pytest.approx((40.3 + 40.8) / 2)
     assert not any(run.censored for run in report.runs) and all("steps" in run.values for run in report.runs)
@@ -660,12 +662,8 @@ def test_the_default_threshold_stays_below_every_first_point(tmp_path):
 def test_runs_that_never_reach_a_chosen_threshold_are_censored_not_dropped(tmp_path):
     """With --threshold 8, four of five tanh runs never get there: the one that does must not stand for the row
     (a ratio of the fastest run alone); the claim is undecided with the count of censored runs."""
-    sweep = tmp_path / "sweep"
-    for seed in range(5):
-        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.05)], ablation="baseline")
-        lowest = 0.07 if seed == 0 else 0.09
-        write_run(sweep, 5 + seed, seed, curve=[(10, 0.8), (20, 0.5), (30, lowest)], activation="tanh",
-                  ablation="activation_tanh")  # fmt: skip
+    tanh_curve = lambda seed: [(10, 0.8), (20, 0.5), (30, 0.07 if seed == 0 else 0.09)]
+    sweep = relu_against_tanh(tmp_path / "sweep", [(10, 0.6), (20, 0.3), (30, 0.05)], tanh_curve, seeds=5)
     (tanh,) = build_report(sweep, threshold=8).findings
     assert tanh.verdict == "undecided" and tanh.censored == 4
     (tanh,) = build_report(sweep).findings  # the default threshold (the worst lowest, rounded up) measures all

@@ -354,15 +354,13 @@ def test_seeds_auto_stops_on_claims_more_seeds_cannot_decide_and_on_its_budget_w
     keep the rounds going. The time budget is read from the runs, so it holds where the report cannot be built."""
     import json
 
-    from test_report import seed_rounds_yaml, write_run
+    from test_report import relu_against_tanh, seed_rounds_yaml
 
     from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
 
-    sweep = tmp_path / "censored"
-    for seed in range(3):  # tanh never gets below 89%, ReLU starts at 60%: censored at any threshold
-        write_run(sweep, seed, seed, curve=[(10, 0.6), (20, 0.3), (30, 0.1)], ablation="baseline")
-        write_run(sweep, 3 + seed, seed, curve=[(10, 0.9), (20, 0.895), (300, 0.892)], activation="tanh",
-                  ablation="activation_tanh")  # fmt: skip
+    # tanh never gets below 89%, ReLU starts at 60%: censored at any threshold
+    sweep = relu_against_tanh(tmp_path / "censored", [(10, 0.6), (20, 0.3), (30, 0.1)],
+                              [(10, 0.9), (20, 0.895), (300, 0.892)])  # fmt: skip
     rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10, time_budget_h=1.0)
     reason = rounds.reason_to_stop(sweep, seed=3)
     assert reason.startswith("every claim more seeds could decide is decided") and "3 runs censored" in reason
