@@ -285,9 +285,7 @@ class Report:
 
     @property
     def level(self) -> str:
-        """The intervals' level as the tables name it: "95%", "99.4%", never rounded up to "100%"."""
-        digits = next(d for d in range(3, 12) if float(f"{100 * self.confidence:.{d}g}") < 100)
-        return f"{100 * self.confidence:.{digits}g}%"
+        return level_name(self.confidence)
 
     @property
     def unfinished(self) -> list[Run]:
@@ -329,8 +327,7 @@ def build_report(
     threshold = design.threshold if threshold is None else threshold
     margin = next(m for m in (margin, design.margin, DEFAULT_MARGIN) if m is not None)
     ratio_margin = next(m for m in (ratio_margin, design.ratio_margin, DEFAULT_RATIO_MARGIN) if m is not None)
-    looks = design.looks
-    confidence = sequential_confidence(looks) if confidence is None else float(confidence)
+    confidence = sequential_confidence(design.looks) if confidence is None else float(confidence)
     read = read_wandb_run if source == "wandb" else read_run
     runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
     mark_copies(runs)
@@ -369,7 +366,7 @@ def build_report(
         metric = "test/top1_err" if any("test/top1_err" in run.values for run in runs) else "val/top1_err"
     study = read_study(sweep_dir) if (sweep_dir / "optuna_study.yaml").exists() else None
     return Report(sweep_dir, rows, base, reason, columns, runs, metric, threshold, threshold_reason, margin,
-                  ratio_margin, study, confidence, looks)  # fmt: skip
+                  ratio_margin, study, confidence, design.looks)  # fmt: skip
 
 
 def check_options(
@@ -829,8 +826,7 @@ def cell_seeds_needed(finding: Finding) -> str:
 
 def verdict_table(report: Report) -> str:
     header = ["change", "the paper", "measured on", "paper's Δ", f"measured Δ [{report.level} CI]", "test"]
-    header.append("P(variant better)")
-    header += ["verdict", "seeds to decide"]
+    header += ["P(variant better)", "verdict", "seeds to decide"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for f in report.findings:
         cells = [f.change, f.claim.paper, measure_name(f.measure), f.claim.expected(), f.measured]
@@ -845,8 +841,7 @@ def markdown_table(report: Report) -> str:
     for name in (label for _, label in METRICS.values()):
         header += [f"{name} %", f"Δ {name} [{report.level} CI]"]
     header += ["gap (points)", f"Δ gap [{report.level} CI]", f"steps to {report.threshold:g}%"]
-    header.append(f"ratio [{report.level} CI]")
-    header.append("paper's Δ (claim)")
+    header += [f"ratio [{report.level} CI]", "paper's Δ (claim)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report.rows:
         seeds = ", ".join(str(run.seed) for run in row.runs)
@@ -886,6 +881,12 @@ def method_text(report: Report) -> str:
     )  # the level's reason goes with the verdicts where there are some (report_markdown)
 
 
+def level_name(confidence: float) -> str:
+    """An intervals' level as the tables name it: "95%", "99.4%", never rounded up to "100%"."""
+    digits = next(d for d in range(3, 12) if float(f"{100 * confidence:.{d}g}") < 100)
+    return f"{100 * confidence:.{digits}g}%"
+
+
 def level_text(report: Report) -> str:
     """Why the intervals are not 95%, where they are not."""
     if report.looks > 1 and report.confidence == sequential_confidence(report.looks):
@@ -900,7 +901,7 @@ def level_text(report: Report) -> str:
         return (
             f" Intervals at {report.level} (--confidence), though this seeds=auto sweep may have stopped after any of "
             f"{report.looks} seed rounds: this level does not account for that (without --confidence the report "
-            f"reads each look at {100 * sequential_confidence(report.looks):.3g}%)."
+            f"reads each look at {level_name(sequential_confidence(report.looks))})."
         )
     if report.confidence != CONFIDENCE:
         return f" Intervals at {report.level} (--confidence)."

@@ -128,20 +128,21 @@ class SeedRoundsSweeper(BasicSweeper):
         """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
         from alexlab.report import build_report, find_job_dirs, mark_copies, read_run
 
-        if seed == 0 or not any(sweep_dir.iterdir()):
-            return None
-        if self.time_budget_h is not None:  # read from the runs themselves, whether or not a report can be built
-            runs = [read_run(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
-            mark_copies(runs)
-            spent = sum(run.wall_time_s or 0.0 for run in runs if run.status != "copy") / 3600
-            if spent >= self.time_budget_h:
-                return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
-        if seed < self.min_seeds:
+        if seed == 0 or not any(sweep_dir.iterdir()) or (self.time_budget_h is None and seed < self.min_seeds):
             return None
         try:
             report = build_report(sweep_dir)
         except Exception as exc:  # e.g. a run dir the report refuses: no decision, so go on (max_seeds still holds)
             log.warning("seeds=auto: no decision after %d seeds (%s: %s); going on", seed, type(exc).__name__, exc)
+            report = None
+        if self.time_budget_h is not None:  # the runs' own times, read again only where no report could be built
+            runs = report.runs if report is not None else [read_run(d, sweep_dir) for d in find_job_dirs(sweep_dir)]
+            if report is None:
+                mark_copies(runs)
+            spent = sum(run.wall_time_s or 0.0 for run in runs if run.status != "copy") / 3600
+            if spent >= self.time_budget_h:
+                return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
+        if report is None or seed < self.min_seeds:
             return None
         if not report.findings:
             return "no configuration differs from the baseline in a switch the paper makes a claim about"
