@@ -602,11 +602,11 @@ def choose_threshold(
         return float(wanted), chosen
     curves = [run.train_curve for row in rows for run in row.runs if run.train_curve]
     if not curves:
-        return PAPER_THRESHOLD, "the paper's (Figure 1); no run compared on speed has a training curve"
+        return PAPER_THRESHOLD, "the paper's, from Figure 1; no run compared on speed has a training curve"
     reached = max(min(error for _, error in curve) for curve in curves)  # every run gets this low
     first = min(curve[0][1] for curve in curves)  # and none is this low at its first point
     if reached <= PAPER_THRESHOLD < first:
-        return PAPER_THRESHOLD, "the paper's (Figure 1), which every run compared on speed reaches"
+        return PAPER_THRESHOLD, "the paper's, from Figure 1, which every run compared on speed reaches"
     if reached < first:
         rounded = math.ceil(reached)
         threshold = float(rounded) if rounded < first else (reached + first) / 2
@@ -616,8 +616,8 @@ def choose_threshold(
             "passed before the first point of some)")
         )  # fmt: skip
     return PAPER_THRESHOLD, (
-        "the paper's (Figure 1); no training error is reached by every run compared on speed after its first logged "
-        "point, so the runs censored at it leave the speed claims undecided"
+        "the paper's, from Figure 1; no training error is reached by every run compared on speed after its first "
+        "logged point, so the runs censored at it leave the speed claims undecided"
     )
 
 

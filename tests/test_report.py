@@ -463,7 +463,7 @@ def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
     assert "Verdicts on the paper's claims" in printed and "**contradicts**" in printed
     markdown = (sweep / "report.md").read_text()
     assert "7 claims: 4 agrees, 1 contradicts, 1 no effect, 1 undecided." in markdown
-    assert "25% training error (the paper's (Figure 1)" in markdown
+    assert "25% training error (the paper's, from Figure 1" in markdown
     with (sweep / "verdicts.csv").open() as f:
         verdicts = list(csv.DictReader(f))
     assert len(verdicts) == 7
