@@ -173,7 +173,7 @@ PAPER_CLAIMS: dict[tuple[str, str, str], tuple[Claim, ...]] = {
     ("augment", "paper", "none"): (Claim(GAP, +1, "without crops and flips, substantial overfitting (4.1)"),),
     ("augment", "flip_crop", "none"): (Claim(GAP, +1, "without crops and flips, substantial overfitting (4.1)"),),
 }
-WITHOUT_METRICS = ("no metrics.json", "unreadable")  # statuses of runs identified from their .hydra/ files
+WITHOUT_METRICS = ("no metrics.json", "unreadable")  # statuses of runs without a record to read numbers from
 NOT_COMPONENTS = {"ablation"}  # a label for the run, not a part of the network: never counted as the change
 
 
@@ -192,6 +192,7 @@ class Run:
     wall_time_s: float | None = None
     started: float | None = None  # Unix time, from the record: tells a copy of a run from a run
     censored: bool = False  # a training curve without steps to the threshold (module docstring)
+    from_hydra: bool = False  # switches read from .hydra/ (identify_from_hydra), which names more groups than ours
 
 
 @dataclass
@@ -333,9 +334,9 @@ def build_report(
     mark_copies(runs)
     if not runs:
         raise BadValue(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
-    known = set().union(*(run.switches for run in runs if run.status not in WITHOUT_METRICS))
+    known = set().union(*(run.switches for run in runs if not run.from_hydra))
     for run in runs:
-        if known and run.switches and run.status in WITHOUT_METRICS:  # Hydra's choices name more groups: keep ours
+        if known and run.switches and run.from_hydra:  # Hydra's choices name more groups: keep ours
             run.switches = {k: run.switches.get(k) for k in known}
         run.settings = settings_of(run.overrides, run.switches)
     rows = group_rows([run for run in runs if run.switches or run.settings])
@@ -413,18 +414,17 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
     except BadFile as exc:
         ended = None
         run.status, run.error = "unreadable", str(exc)
-    if ended is None:  # identify the run from what Hydra wrote when it started
+    if ended is None:
         run.error = run.error or "still running, or killed before it wrote one"
-        hydra_dir = job_dir / ".hydra"
-        choices = read_yaml(hydra_dir / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
-        run.switches = {k: none_or_str(v) for k, v in choices.items() if not k.startswith("hydra/")}
-        run.overrides = record.identity(record.hydra_overrides(job_dir) or [])
-        seeds = [o.partition("=")[2] for o in run.overrides if o.startswith("seed=")]
-        run.seed = int(seeds[-1]) if seeds and seeds[-1].isdigit() else read_yaml(hydra_dir / "config.yaml").get("seed")
+        identify_from_hydra(run, job_dir)
         return run
     run.status, run.error = ended.status.value, ended.error
     run.switches = {k: none_or_str(v) for k, v in ended.switches.items()}
     run.overrides, run.seed, run.started = list(ended.overrides), ended.seed, ended.started
+    if not run.switches:  # every record alexlab writes names its switches; this one does not (written by hand?)
+        identify_from_hydra(run, job_dir)
+        if not run.switches and run.status == "finished":  # nothing says which configuration it ran: not counted
+            run.status, run.error = "unidentified", "its record names no switches and it has no .hydra/ files"
     run.wall_time_s = ended.wall_time_s if finite(ended.wall_time_s) else None
     for key, (section, _) in METRICS.items():
         value = getattr(ended, section).get(key)
@@ -437,6 +437,18 @@ def read_run(job_dir: Path, sweep_dir: Path) -> Run:
             run.curve.append((int(entry["epoch"]), 100.0 * entry["val/top1_err"]))
     run.train_curve = training_curve([(entry.get("step"), entry.get("train/top1_err")) for entry in ended.curve])
     return run
+
+
+def identify_from_hydra(run: Run, job_dir: Path) -> None:
+    """The configuration and seed of a job whose record does not say them, from what Hydra wrote when it started
+    (.hydra/): its config-group choices are the switches. What the record already says is kept."""
+    hydra_dir, run.from_hydra = job_dir / ".hydra", True
+    choices = read_yaml(hydra_dir / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
+    run.switches = {k: none_or_str(v) for k, v in choices.items() if not k.startswith("hydra/")}
+    run.overrides = run.overrides or record.identity(record.hydra_overrides(job_dir) or [])
+    if run.seed is None:
+        seeds = [o.partition("=")[2] for o in run.overrides if o.startswith("seed=")]
+        run.seed = int(seeds[-1]) if seeds and seeds[-1].isdigit() else read_yaml(hydra_dir / "config.yaml").get("seed")
 
 
 def mark_copies(runs: list[Run]) -> None:

@@ -316,6 +316,31 @@ def test_unfinished_runs_are_listed_not_averaged(grid, capsys):
     assert table["depth=3, dropout=on, lrn=on"]["val_top1_mean"] == ""
 
 
+def test_a_record_that_names_no_switches_is_identified_by_hydra_or_listed_not_dropped(grid, capsys):
+    """A finished record that does not say which configuration ran (written by hand, or by another tool) takes its
+    switches and seed from .hydra/; with no .hydra/ either it is listed as unidentified, never silently dropped."""
+    bare = {"status": "finished", "final": {"test/top1_err": 0.5}, "best": {"val/top1_err": 0.45}}
+    hydra_dir = grid / "6" / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    (grid / "6" / "metrics.json").write_text(json.dumps(bare))
+    (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(["logger=none", "dropout=off", "seed=9"]))
+    choices = BASE | {"dropout": "off", "logger": "none", "hydra/launcher": "basic"}
+    (hydra_dir / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    (grid / "7").mkdir()
+    (grid / "7" / "metrics.json").write_text(json.dumps(bare))
+
+    report = build_report(grid)
+    off = next(row for row in report.rows if row.switches.get("dropout") == "off" and row.switches["lrn"] == "on")
+    assert [(run.job, run.seed) for run in off.runs][-1] == ("6", 9)
+    assert sorted(run.values["val/top1_err"] for run in off.runs) == pytest.approx([37.0, 40.0, 45.0])
+    assert [(run.job, run.status) for run in report.unfinished] == [("7", "unidentified")]
+    assert sum(len(row.runs) for row in report.rows) == 7
+    assert main([str(grid)]) == 0
+    markdown = (grid / "report.md").read_text()
+    assert "8 runs (7 finished, 1 unidentified)" in markdown
+    assert "its record names no switches and it has no .hydra/ files" in markdown
+
+
 def write_study(sweep, values, storage="optuna.journal"):
     """A journal study with one trial per value (None: a failed trial), and a run dir per trial."""
     storage_path = sweep / storage
