@@ -329,9 +329,7 @@ def build_report(
     margin = next(m for m in (margin, design.margin, DEFAULT_MARGIN) if m is not None)
     ratio_margin = next(m for m in (ratio_margin, design.ratio_margin, DEFAULT_RATIO_MARGIN) if m is not None)
     confidence = sequential_confidence(design.looks) if confidence is None else float(confidence)
-    read = read_wandb_run if source == "wandb" else read_run
-    runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
-    mark_copies(runs)
+    runs = read_runs(sweep_dir, source)
     if not runs:
         raise BadValue(f"{sweep_dir} holds no runs (no sub-directory with a metrics.json or .hydra/)")
     known = set().union(*(run.switches for run in runs if not run.from_hydra))
@@ -403,6 +401,14 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     # job numbers in numeric order (2 before 10), other names after them
     key = lambda p: [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in p.relative_to(sweep_dir).parts]
     return sorted(jobs, key=key)
+
+
+def read_runs(sweep_dir: Path, source: str = "runs") -> list[Run]:
+    """Every job of the sweep, in job order, read from its run record (or its W&B run file), copies marked."""
+    read = read_wandb_run if source == "wandb" else read_run
+    runs = [read(job_dir, sweep_dir) for job_dir in find_job_dirs(sweep_dir)]
+    mark_copies(runs)
+    return runs
 
 
 def read_run(job_dir: Path, sweep_dir: Path) -> Run:

@@ -126,7 +126,7 @@ class SeedRoundsSweeper(BasicSweeper):
 
     def reason_to_stop(self, sweep_dir: Path, seed: int) -> str | None:
         """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
-        from alexlab.report import build_report, find_job_dirs, mark_copies, read_run
+        from alexlab.report import build_report, read_runs
 
         if seed == 0 or not any(sweep_dir.iterdir()) or (self.time_budget_h is None and seed < self.min_seeds):
             return None
@@ -136,9 +136,7 @@ class SeedRoundsSweeper(BasicSweeper):
             log.warning("seeds=auto: no decision after %d seeds (%s: %s); going on", seed, type(exc).__name__, exc)
             report = None
         if self.time_budget_h is not None:  # the runs' own times, read again only where no report could be built
-            runs = report.runs if report is not None else [read_run(d, sweep_dir) for d in find_job_dirs(sweep_dir)]
-            if report is None:
-                mark_copies(runs)
+            runs = report.runs if report is not None else read_runs(sweep_dir)
             spent = sum(run.wall_time_s or 0.0 for run in runs if run.status != "copy") / 3600
             if spent >= self.time_budget_h:
                 return f"the runs' training time, {spent:.2f} h, reached time_budget_h={self.time_budget_h:g}"
@@ -153,7 +151,7 @@ class SeedRoundsSweeper(BasicSweeper):
             undecided = ", ".join(f"{f.change} ({f.measure})" for f in open_claims)
             log.info("after %d seeds: %s; still undecided: %s", seed, dict(tally), undecided)
             return None
-        decided = f"{', '.join(f'{n} {v}' for v, n in tally.items())}"
+        decided = ", ".join(f"{n} {v}" for v, n in tally.items())
         if tally["undecided"]:
             censored = ", ".join(f"{f.change} ({f.censored} runs censored)" for f in report.undecided())
             return f"every claim more seeds could decide is decided ({decided}; censored at the threshold: {censored})"
