@@ -43,8 +43,9 @@ def test_a_job_that_differs_only_in_its_test_views_tests_the_first_jobs_checkpoi
     # its loggers got the epochs too: the report from its W&B run gives what its metrics.json gives
     from_wandb, from_record = read_wandb_run(sweep_dir / "1", sweep_dir), read_run(sweep_dir / "1", sweep_dir)
     assert from_wandb.values == pytest.approx(from_record.values)
-    assert from_wandb.curve == pytest.approx(from_record.curve)
-    assert from_wandb.train_curve == pytest.approx(from_record.train_curve) and from_wandb.train_curve
+    # pytest.approx takes flat sequences only: the curves' (step, error) pairs compared value by value
+    assert flat(from_wandb.curve) == pytest.approx(flat(from_record.curve))
+    assert flat(from_wandb.train_curve) == pytest.approx(flat(from_record.train_curve)) and from_wandb.train_curve
     (metrics_csv,) = (sweep_dir / "1").rglob("metrics.csv")  # one row per epoch, the test in the last one's
     rows = list(csv.DictReader(metrics_csv.open()))
     assert [row["epoch"] for row in rows] == ["0", "1"] and rows[-1]["test/top1_err"] and not rows[0]["test/top1_err"]
@@ -86,3 +87,7 @@ def test_the_training_config_leaves_out_only_what_does_not_change_the_weights():
     for different in ("dropout=off", "seed=1", "data.batch_size=64", "trainer.max_epochs=3", "augment=none",
                       "optimizer.lr=0.1", "callbacks.checkpoint.monitor=val/loss", "deterministic=true"):  # fmt: skip
         assert compose_training(["experiment=smoke", different]) != base, different
+
+
+def flat(pairs: list[tuple]) -> list[float]:
+    return [value for pair in pairs for value in pair]
