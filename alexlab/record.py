@@ -397,6 +397,27 @@ def held_identity(run_dir: Path) -> list[str] | None:
     return identity(saved) if saved is not None else None
 
 
+def ended_outside(run_dir: Path, overrides: list[str], error: str) -> Record:
+    """Record a job that its cluster ended without a result (alexlab.slurm: cancelled, a node failure, a requeue that
+    never started) as `failed` with the cluster's reason, keeping what its own record says (its epochs, its checkpoint
+    to resume from): the run's last record said `running` or `interrupted`, which nobody would correct. A record
+    that says `finished` is left as it is: the run's own word is the newer. Returns the record the directory holds."""
+    run_dir = Path(run_dir)
+    try:
+        held = read(run_dir)
+    except BadFile:
+        held = None
+    if held is not None and held.finished:
+        return held
+    ended = held or Record(status=Status.FAILED, overrides=identity(overrides))
+    ended.status, ended.error = Status.FAILED, error
+    if ended.resume_from is None:
+        found = resume_checkpoint(run_dir)
+        ended.resume_from = str(found) if found else None
+    write(run_dir, ended)
+    return ended
+
+
 # --- claiming a directory ---------------------------------------------------------------------------------------------
 
 
