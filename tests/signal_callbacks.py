@@ -35,4 +35,29 @@ class ScancelAt(SigtermAt):
         if not self.once.exists():
             self.once.touch()
             subprocess.run(["scancel", "--signal=USR1", os.environ["SLURM_JOB_ID"]], check=True)
-            time.sleep(5)  # the signal arrives at this moment of the run (slurmd delivers it a little later)
+            wait_for_preemption(limit_s=120)
+
+
+def wait_for_preemption(limit_s: float) -> None:
+    """Until the job's USR1 handler (alexlab.record.Signals) has seen the signal that slurmd delivers a little after
+    scancel returns, so that it lands at this moment of the run, however long slurmd takes; at a moment where the
+    handler raises (loading, testing) the wait ends with it. Not seen within limit_s: the test fails, saying so."""
+    handler = getattr(signal.getsignal(signal.SIGUSR1), "__self__", None)
+    deadline = time.monotonic() + limit_s
+    while handler is not None and not handler.preempted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"SIGUSR1 not delivered within {limit_s:g} s of scancel --signal=USR1")
+        time.sleep(0.1)
+
+
+class CancelAt(SigtermAt):
+    """At Lightning's `hook`, once: a plain `scancel` of the SLURM job running this process, as an administrator's:
+    SLURM ends the job (SIGTERM, then SIGKILL after KillWait) and does not run it again."""
+
+    def _send(self, *args, **kwargs) -> None:
+        if not self.once.exists():
+            self.once.touch()
+            # an array's element by ARRAY_TASK: scancel refuses its own job id ("Invalid job id specified")
+            job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+            subprocess.run(["scancel", job], check=True)
+            time.sleep(60)  # SLURM ends the job during this wait

@@ -42,7 +42,12 @@ def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig:
     deadline = time.time() + 300
     while not first_epoch_saved(root) and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be interrupted"
+    ended = process.poll() is not None
+    if ended or not first_epoch_saved(root):
+        process.kill()
+        output = process.communicate()[0]
+        saved = "its first epoch saved" if first_epoch_saved(root) else "no epoch saved within 300 s"
+        pytest.fail(f"not interrupted: the run {'ended' if ended else 'ran on'} with {saved}:\n{output}")
     process.send_signal(sig)
     output = process.communicate(timeout=300)[0]
     return output

@@ -7,7 +7,6 @@ directory from its checkpoint, with every epoch in its record and the test on th
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -40,18 +39,29 @@ def _outside_any_slurm_job(monkeypatch):
         monkeypatch.delenv(key)
 
 
-def sweep(tmp_path: Path, *args: str, env: dict | None = None) -> str:
-    """`alexlab -m SLURM RUN ARGS` into tmp_path/sweep; while it waits for its jobs, a requeued job is let start
-    at once (SLURM holds a requeued job for about two minutes: scontrol update StartTime=now). Its output."""
+def slurm_state() -> str:
+    """What SLURM says of every job it knows, for a test's failure message: squeue and scontrol show job."""
+    lines = []
+    for command in (["squeue", "-a", "-o", "%i %T %r %M"], ["scontrol", "show", "job"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        lines += [f"$ {' '.join(command)}", (done.stdout + done.stderr).strip()]
+    return "\n".join(lines)
+
+
+def sweep(tmp_path: Path, *args: str, env: dict | None = None, expect: int = 0, limit_s: float = 420) -> str:
+    """`alexlab -m SLURM RUN ARGS` into tmp_path/sweep, waited for at most limit_s seconds; its output. A requeued job
+    starts when SLURM lets it (cred_expire + 1 s after its requeue: .ci/slurm), never earlier, so that slurmd never
+    kills it for the revoked credential of its last stint. A sweep that outlives the limit fails the test with
+    SLURM's own account of its jobs."""
     process = start_alexlab("-m", *SLURM, *RUN, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, env=env)
-    deadline = time.time() + 540
-    while process.poll() is None and time.time() < deadline:
-        held = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %r"], capture_output=True, text=True).stdout
-        for job in (line.split()[0] for line in held.splitlines() if line.endswith("BeginTime")):
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
-        time.sleep(1)
-    output = process.communicate(timeout=60)[0]
-    assert process.returncode == 0, output
+    try:
+        output = process.communicate(timeout=limit_s)[0]
+    except subprocess.TimeoutExpired:
+        state = slurm_state()
+        process.kill()
+        output = process.communicate()[0]
+        pytest.fail(f"the sweep did not end within {limit_s:g} s; its output:\n{output}\n{state}")
+    assert process.returncode == expect, f"{output}\n{slurm_state()}"
     return output
 
 
@@ -98,3 +108,32 @@ def test_a_preempted_job_is_requeued_and_finishes_from_its_checkpoint(tmp_path, 
     assert best and Path(best).is_file() and Path(best).parent == job_dir / "checkpoints"
     rows = (job_dir / "csv" / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # the epochs before the requeue are kept
+
+
+def test_a_job_an_administrator_cancels_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
+    """A plain scancel of the first job to finish an epoch: SLURM ends it for good. The sweep sees it ended (scontrol),
+    records it failed with SLURM's state, and goes on: the other job finishes and the report is written."""
+    callback = ("+callbacks.cancel._target_=signal_callbacks.CancelAt", "+callbacks.cancel.hook=on_train_epoch_end")
+    callback += (f"+callbacks.cancel.once={tmp_path / 'sent'}",)
+    output = sweep(tmp_path, "dropout=on,off", *callback, env={"PYTHONPATH": str(TESTS)})
+    records = sorted((read_metrics(tmp_path / "sweep" / job) for job in ("0", "1")), key=lambda r: r["status"])
+    cancelled, other = records  # "failed" sorts before "finished"
+    assert cancelled["status"] == "failed" and "CANCELLED" in cancelled["error"], cancelled["error"]
+    assert "\n" not in cancelled["error"] and cancelled["error"].startswith("SLURM job ")
+    assert len(cancelled["history"]) == 1, "its own record's epochs are kept"  # SLURM killed it in its first
+    assert other["status"] == "finished"  # the once-file was there by its first epoch's end
+    assert (tmp_path / "sweep" / "report.md").exists() and "run failed: SLURM job" in output
+
+
+def test_jobs_slurm_holds_are_cancelled_after_held_timeout_s_and_the_sweep_ends(tmp_path):
+    """Jobs submitted held (sbatch --hold: they would wait for `scontrol release` forever): after
+    hydra.launcher.held_timeout_s the launcher cancels them and records them failed with SLURM's reason; no run
+    finished, so the command ends in one line and exit 1, well before any test deadline."""
+    held = ("+hydra.launcher.additional_parameters.hold=true", "hydra.launcher.held_timeout_s=5")
+    output = sweep(tmp_path, "dropout=on,off", *held, expect=1, limit_s=120)
+    for job in ("0", "1"):
+        ended = read_metrics(tmp_path / "sweep" / job)
+        assert ended["status"] == "failed" and "JobHeld" in ended["error"] and "cancelled" in ended["error"]
+    assert "alexlab: error: no run of the sweep finished (2 runs); run 0: SLURM job" in output
+    states = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout
+    assert not [line for line in states.splitlines() if "PENDING" in line], states  # none left in the queue
