@@ -9,6 +9,7 @@ from torch import nn
 
 from alexlab.info import layer_table
 from alexlab.model.alexnet import AlexNet, TowerLRN, from_torchvision_state_dict
+from alexlab.model.layers import MaxPool
 
 TORCHVISION_LAYOUT = dict(
     widths=(64, 192, 384, 256, 256),
@@ -153,6 +154,17 @@ def test_pooling_switch():
     assert {(p.kernel_size, p.stride) for p in AlexNet().modules() if isinstance(p, nn.MaxPool2d)} == {(3, 2)}
     # non-overlapping pooling still gives 6x6 maps into fc6 at 224
     assert AlexNet(pooling="plain").classifier.fc6.in_features == 9216
+
+
+@pytest.mark.parametrize("side", [13, 14, 27, 28, 55, 56])
+def test_plain_pooling_keeps_overlapping_poolings_map_size_and_pools_2x2_windows(side):
+    """At the paper's odd sizes both poolings give the same maps; at even sizes plain pooling leaves out the last row
+    and column, as the overlapping windows do, instead of one more output: the switch changes the overlap alone."""
+    x = torch.randn(2, 3, side, side)
+    overlap, plain = MaxPool(3, 2), MaxPool(2, 2, maps_of=(3, 2))
+    assert plain(x).shape == overlap(x).shape == (2, 3, (side - 3) // 2 + 1, (side - 3) // 2 + 1)
+    stock = nn.functional.max_pool2d(x, 2, 2)
+    assert torch.equal(plain(x), stock[..., : plain(x).shape[-2], : plain(x).shape[-1]])  # 2x2 windows, stride 2
 
 
 def test_dropout_switch_and_position():

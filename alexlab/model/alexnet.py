@@ -17,6 +17,12 @@ Constant choices, named once here because the paper leaves them open:
 - conv1 padding: the paper's 224 does not divide (224 - 11) / 4 + 1; cuda-convnet pads to 227 with ceil
   arithmetic, Caffe crops 227. With `stem_padding=None` conv1 pads just enough for the input to reach 227,
   so 224 (padding 2) and 227 (padding 0) both give 55-27-13-13-13-6.
+- Pooling: the paper compares overlapping pooling (3x3 windows, stride 2) with plain pooling (2x2, stride 2) at
+  maps of 55, 27 and 13, odd sizes where both give 27, 13 and 6: the same network but for the windows' overlap. At
+  an even size plain pooling would give one more row and column (28 -> 14 where overlapping gives 13, and 713,866
+  parameters instead of 550,026 in model=small at 28 px, through fc6's wider input), a comparison of capacity, not
+  of overlap. So `pooling="plain"` keeps the overlapping pooling's map size, floor((n - 3) / 2) + 1, at every input
+  size: at an even size its last row and column, which the overlapping windows leave out too, are left out.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from alexlab.model.split import TwoDeviceLayer, check_devices
 SPLITS = ("grouped", "single", "half", "two_gpu")
 LRN_CHOICES = ("paper", "caffe", "off")
 POOLINGS = {"overlap": (3, 2), "plain": (2, 2)}
+OVERLAP = POOLINGS["overlap"]
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 DEPTHS = (3, 4, 5, 6)
 DROPOUT_AT = ("outputs", "inputs")
@@ -69,7 +76,7 @@ class AlexNet(nn.Module):
         depth: conv layers: 5 (paper), 4 (conv4 removed), 3 (conv3 and conv4 removed), 6 (extra conv6).
         activation: "relu" (paper) or "tanh" (the saturating unit the paper compares against).
         lrn: "paper", "caffe" or "off": LRN after the activations of conv1 and conv2.
-        pooling: "overlap" (3x3 windows, stride 2, paper) or "plain" (2x2, stride 2).
+        pooling: "overlap" (3x3 windows, stride 2, paper) or "plain" (2x2, stride 2, at overlap's map sizes).
         dropout: drop probability in the classifier (paper 0.5; 0 turns it off).
         dropout_at: "outputs" of fc6 and fc7 (paper) or "inputs" of fc6 and fc7 (torchvision).
         adaptive_pool: average-pool conv features to 6x6 before fc6, as torchvision does.
@@ -152,8 +159,8 @@ class AlexNet(nn.Module):
             if i in (1, 2) and lrn != "off":
                 # two_gpu: each tower tensor is its own group already
                 features[f"lrn{i}"] = make_lrn(lrn, towers if split == "grouped" else 1)
-            if i in (1, 2, 5):
-                features[f"pool{i}"] = MaxPool(kernel, stride)
+            if i in (1, 2, 5):  # plain pooling keeps overlapping pooling's map sizes (module docstring)
+                features[f"pool{i}"] = MaxPool(kernel, stride, maps_of=None if pooling == "overlap" else OVERLAP)
         self.features = nn.Sequential(features)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6)) if adaptive_pool else nn.Identity()
 

@@ -231,6 +231,18 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k
     return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers, compiled)
 
 
+def lrn_strength(x: torch.Tensor, size: int, alpha: float, k: float, towers: int = 1) -> torch.Tensor:
+    """How far the LRN of x [N, C, H, W] is from dividing by the constant k^beta: the mean over every map position of
+    alpha / size * (the sum of a^2 over the `size` maps around it, inside its tower) / k. At 0.01 the divisor moves by
+    under 1% whatever the input (a constant factor, which the next layer's weights absorb); the paper's constants
+    (k=2, alpha=1e-4 on the sum of 5 squares) reach 1 for activations around 100, as on its "centered raw RGB values"
+    (0-255 minus the mean, section 2)."""
+    n, c, h, w = x.shape
+    maps = x.detach().reshape(n * towers, c // towers, h * w)
+    squares = _window_of_squares(maps, size, size // 2, alpha / size, 0.0, out=torch.empty_like(maps))
+    return squares.mean() / k
+
+
 class TowerLRN(nn.Module):
     """Local response normalisation inside each of `towers` channel groups (one group = plain LRN): the function of
     nn.LocalResponseNorm(size, alpha, beta, k), b_c = a_c / (k + alpha/size * sum of a^2 over the `size` maps
@@ -263,10 +275,22 @@ class MaxPool(nn.MaxPool2d):
     # (input shape, window, stride, with backward) -> whether oneDNN's pooling was the faster: timed once per process
     onednn_faster: ClassVar[dict[tuple, bool]] = {}
 
+    def __init__(self, *args, maps_of: tuple[int, int] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # (window, stride) of another pooling whose map size this one keeps: its last rows and columns are left out
+        # where it would give more (see AlexNet's pooling)
+        self.maps_of = maps_of
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._onednn_applies(x) and self._onednn_wins(x):
-            return self._onednn(x)
-        return super().forward(x)
+        pooled = self._onednn(x) if self._onednn_applies(x) and self._onednn_wins(x) else super().forward(x)
+        if self.maps_of is None:
+            return pooled
+        window, stride = self.maps_of
+        height, width = ((side - window) // stride + 1 for side in x.shape[-2:])
+        return pooled[..., :height, :width]
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.maps_of is None else f", maps_of={self.maps_of}")
 
     def _onednn_applies(self, x: torch.Tensor) -> bool:
         return (
