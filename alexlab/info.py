@@ -44,14 +44,30 @@ def layer_table(model: nn.Module, in_channels: int, input_size: int) -> list[Lay
     handles = [layer.register_forward_hook(record(name)) for name, layer in layers]
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device  # a network on the meta device is sized without memory or arithmetic
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size))
+            model(torch.zeros(1, in_channels, input_size, input_size, device=device))
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
     return rows
+
+
+def network_size(model_config: dict) -> tuple[int, int]:
+    """(parameters, MACs per image) of the network a run's `model` config builds (alexlab.model.alexnet.AlexNet's
+    arguments with its `_target_`), built on the meta device: no weights are allocated. split=two_gpu counts as its
+    one-device twin, split=grouped (the same layers)."""
+    from hydra.utils import instantiate
+
+    config = dict(model_config)
+    if config.get("split") == "two_gpu":
+        config["split"] = "grouped"
+    with torch.device("meta"):
+        model = instantiate(config)
+    rows = layer_table(model, config["in_channels"], config["input_size"])
+    return sum(p.numel() for p in model.parameters()), sum(row.macs for row in rows)
 
 
 def print_table(rows: list[LayerRow], title: str) -> None:

@@ -14,9 +14,12 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from alexlab import metrics
 from alexlab.errors import BadValue
 
 SCHEDULES = ("paper", "step", "cosine", "constant")
+# The centre crop's place among torchvision's TenCrop views: the four corners, the centre, then their mirror images
+CENTRE_VIEW = 4
 
 
 class TopKError(MulticlassAccuracy):
@@ -24,11 +27,6 @@ class TopKError(MulticlassAccuracy):
 
     def compute(self) -> torch.Tensor:
         return 1.0 - super().compute()
-
-
-# "train_eval": a fixed sample of training images evaluated as the validation images are (eval mode, centre view):
-# the training error without dropout and augmentation, against which the validation error measures overfitting
-SPLITS = ("train", "val", "train_eval", "test")
 
 
 class AlexNetModule(L.LightningModule):
@@ -69,7 +67,7 @@ class AlexNetModule(L.LightningModule):
         self.schedule = dict(schedule)
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
         self.metrics = nn.ModuleDict()
-        for split in SPLITS:
+        for split in metrics.SPLITS:
             self.metrics[f"{split}_loss"] = MeanMetric()
             self.metrics[f"{split}_top1_err"] = TopKError(num_classes, top_k=1, average="micro")
             self.metrics[f"{split}_top5_err"] = TopKError(num_classes, top_k=min(5, num_classes), average="micro")
@@ -95,15 +93,29 @@ class AlexNetModule(L.LightningModule):
         self._log_split(split, logits, F.cross_entropy(logits, y), y, batch_idx)
 
     def test_step(self, batch, batch_idx):
+        """The test images in both views (metrics.py): [B, 10, C, H, W], the ten crops, whose softmax averaged is the
+        ten-crop prediction and whose fifth is the centre view; `test/*` is the view the data module's test_views
+        names. (A batch of one view, [B, C, H, W], is the centre view alone.)"""
         x, y = batch
-        if x.ndim == 5:  # [B, views, C, H, W]: average the softmax over the views, as the paper's 10-crop test
-            b, v = x.shape[:2]
-            probs = F.softmax(self(x.flatten(0, 1)), dim=1).view(b, v, -1).mean(1)
-            log_probs = probs.clamp_min(1e-12).log()
-            self._log_split("test", log_probs, F.nll_loss(log_probs, y), y, batch_idx)
-        else:
+        if x.ndim == 4:
             logits = self(x)
-            self._log_split("test", logits, F.cross_entropy(logits, y), y, batch_idx)
+            self._log_split(metrics.TEST, logits, F.cross_entropy(logits, y), y, batch_idx)
+            return
+        b, v = x.shape[:2]
+        logits = self(x.flatten(0, 1)).view(b, v, -1)
+        log_probs = F.softmax(logits, dim=2).mean(1).clamp_min(1e-12).log()  # the paper's 10-crop test
+        centre = logits[:, CENTRE_VIEW]
+        views = {metrics.TEST_CENTRE: (centre, F.cross_entropy(centre, y)),
+                 metrics.TEST_TEN_CROP: (log_probs, F.nll_loss(log_probs, y))}  # fmt: skip
+        for split, (scores, loss) in views.items():
+            self._log_split(split, scores, loss, y, batch_idx)
+        chosen = metrics.TEST_TEN_CROP if self.test_views() == "ten_crop" else metrics.TEST_CENTRE
+        self._log_split(metrics.TEST, *views[chosen], y, batch_idx)
+
+    def test_views(self) -> str:
+        """The view `test/*` reports: the data module's test_views (centre without a data module)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "test_views", "centre")
 
     def _log_split(self, split: str, scores: torch.Tensor, loss: torch.Tensor, y: torch.Tensor, batch_idx: int) -> None:
         # The metric objects accumulate on the device every step (no host sync) and are handed to Lightning once
@@ -117,7 +129,7 @@ class AlexNetModule(L.LightningModule):
         self._logged[split] = self.current_epoch  # the epoch's first batch here (not batch 0 in a resumed epoch)
         for name in ("loss", "top1_err", "top5_err"):
             metric = self.metrics[f"{split}_{name}"]
-            shown = name == "top1_err" and split != "train_eval"
+            shown = name == "top1_err" and split in (metrics.TRAIN, metrics.VAL, metrics.TEST)
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=shown, add_dataloader_idx=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -388,12 +388,30 @@ def test_module_batches_and_ten_crop():
     ten, y = next(iter(module.test_dataloader()))
     assert ten.shape == (16, 10, 3, 28, 28) and y.shape == (16,)
 
+    # every run tests both views (alexlab.metrics): test_views=centre gets the same ten crops, and the centre view
+    # is the fifth of them, what the centre view's own pipeline gives, bit for bit
     centre = shapes_module()
     centre.setup("test")
-    x, _ = next(iter(centre.test_dataloader()))
-    assert x.shape == (16, 3, 28, 28)
-    assert torch.allclose(ten[:, 4], x)  # TenCrop's fifth view is the centre crop
-    assert torch.allclose(ten[:, 9], x.flip(-1))  # and its tenth is the centre crop's mirror image
+    both, _ = next(iter(centre.test_dataloader()))
+    assert torch.equal(both, ten)
+    pipeline = eval_transform(28, 32, [0.5] * 3, [0.25] * 3)
+    x = torch.stack([pipeline(centre.test_set.dataset[i][0]) for i in range(16)])
+    assert torch.equal(ten[:, 4], x)  # TenCrop's fifth view is the centre crop
+    assert torch.equal(ten[:, 9], x.flip(-1))  # and its tenth is the centre crop's mirror image
+
+
+def test_raw_scale_is_the_papers_centered_raw_pixel_values():
+    """data.scale=raw: 0-255 minus the mean (the paper's "centered raw RGB values"), no division by the spread."""
+    unit, raw = shapes_module(), shapes_module(scale="raw")
+    unit.setup("fit"), raw.setup("fit")
+    x_unit, _ = next(iter(unit.val_dataloader()[0]))
+    x_raw, _ = next(iter(raw.val_dataloader()[0]))
+    pixels = x_unit * 0.25 + 0.5  # back to 0..1 from (x - 0.5) / 0.25
+    assert torch.allclose(x_raw, (pixels - 0.5) * 255, atol=1e-3)
+    assert x_raw.abs().max() <= 127.5 + 1e-3
+    assert x_raw.std().item() == pytest.approx(x_unit.std().item() * 0.25 * 255, rel=1e-4)
+    with pytest.raises(ValueError, match="scale must be one of unit|raw"):
+        shapes_module(scale="centred")
 
 
 def test_module_val_split_seeding():
@@ -531,7 +549,7 @@ def test_a_batch_fetched_at_once_is_the_per_image_pipeline_bit_for_bit(augment, 
         assert torch.equal(batch[0], image_by_image[0]) and torch.equal(batch[1], image_by_image[1])
         count += 1
     assert count == 240 // 16 + 2 * (60 // 16 + 1) + 40 // 16 + 1
-    assert batch[0].shape[1:] == ((10, 3, 28, 28) if test_views == "ten_crop" else (3, 28, 28))  # the test split
+    assert batch[0].shape[1:] == (10, 3, 28, 28)  # the test split: both views, whatever test_views names
 
 
 def test_batches_of_images_of_several_sizes_are_the_per_image_pipeline_bit_for_bit(tmp_path):

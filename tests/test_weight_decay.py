@@ -84,7 +84,7 @@ def test_a_run_logs_one_lr_whatever_its_groups_and_checkpoints_their_decay(alexl
     (run_dir,) = run_dirs(tmp_path / "outputs")
     with open(run_dir / "csv" / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert [key for key in rows[0] if key.startswith("lr")] == ["lr"]  # not lr/pg1, lr/pg2 (one per group)
+    assert [key for key in rows[0] if key.startswith(("lr/", "lr-")) or key == "lr"] == ["lr"]  # not lr/pg1, lr/pg2
     history = read_metrics(run_dir)["history"]  # the same name and values as metrics.json: the lr each epoch began at
     assert [float(row["lr"]) for row in rows] == pytest.approx([row["lr"] for row in history])
     assert [row["lr"] for row in history] == pytest.approx([0.01, 0.001])  # schedule=step: / 10 after an epoch

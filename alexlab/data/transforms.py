@@ -24,6 +24,19 @@ AUGMENTS = ("none", "flip_crop", "paper")
 TEST_VIEWS = ("centre", "ten_crop")
 PCAS = ("imagenet", "data")
 CROP_REGIONS = ("whole", "centre_square")
+# How pixel values reach the network: "unit", (x - mean) / std per channel, spread about 1; "raw", the paper's
+# "centered raw RGB values of the pixels" (section 2): 0-255 minus the training mean, no division, spread about 60
+# on ImageNet. The paper's LRN constants (k=2, alpha=1e-4) were set for the second: at unit spread its
+# alpha * sum of squares stays near 1e-4 of k and the LRN divides by a constant (alexlab.model.layers.lrn_strength).
+SCALES = ("unit", "raw")
+
+
+def spread_of(scale: str, std: Sequence[float]) -> list[float]:
+    """What Normalize divides by (after ToDtype's 0-1 scaling) for `scale`: the data's std, or 1/255 for raw values."""
+    if scale not in SCALES:
+        raise BadValue(f"scale must be one of {'|'.join(SCALES)}, got {scale!r}")
+    return list(std) if scale == "unit" else [1 / 255] * len(std)
+
 
 # ImageNet RGB pixel statistics on the 0-1 scale, as used by fb.resnet.torch and most re-implementations
 # (the eigenvalues are the 0-255 values [55.46, 4.794, 1.148] divided by 255). Each column of the written matrix
