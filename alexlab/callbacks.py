@@ -17,6 +17,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from alexlab.errors import BadValue, Diverged
+from alexlab.metrics import EPOCH_PREFIXES
 from alexlab.terminal import is_fraction, percent
 
 log = logging.getLogger("alexlab")
@@ -79,13 +80,62 @@ class EpochHistory(L.Callback):
             logger.log_metrics({"lr": self._epoch_lr[1], "epoch": trainer.current_epoch}, step=trainer.global_step)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
-            if key.startswith(("train/", "val/", "train_eval/", "perf/")):
+            if key.startswith(EPOCH_PREFIXES):
                 row[key] = float(value)
         row["lr"] = self._epoch_lr[1]
         self.history.append(row)
         if trainer.is_global_zero:
             shown = "  ".join(_fmt(k, v) for k, v in row.items() if "/" in k or k == "lr")
             log.info("epoch %d  %s", row["epoch"], shown)
+
+
+class LRNStrength(L.Callback):
+    """After each validation, how strongly each LRN of the network normalised the validation images
+    (alexlab.metrics.lrn_strength, alexlab.model.layers.lrn_strength), logged as lrn/<layer>_strength: the report
+    reads the LRN claim only where the LRN does more than divide by a constant. Measured by a forward hook on each
+    LRN while the validation split (not train_eval) runs; nothing for a network without LRN."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, list] = {}  # layer -> [sum of batch means weighted by images, images]
+        self._measuring = False
+        self._handles: list = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from alexlab.model.layers import TowerLRN
+
+        for name, layer in pl_module.named_modules():
+            if isinstance(layer, TowerLRN):
+                layer_name = "conv" + name.rpartition("lrn")[2]  # features.lrn1 -> conv1
+                self._handles.append(layer.register_forward_hook(self._hook(layer_name)))
+
+    def _hook(self, layer_name: str):
+        def hook(layer, inputs, output) -> None:
+            if self._measuring:
+                from alexlab.model.layers import lrn_strength
+
+                (x,) = inputs
+                value = lrn_strength(x, layer.size, layer.alpha, layer.k, layer.towers)
+                total = self._sums.setdefault(layer_name, [0.0, 0])
+                total[0], total[1] = total[0] + value * len(x), total[1] + len(x)
+
+        return hook
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._measuring = dataloader_idx == 0 and not trainer.sanity_checking
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from alexlab.metrics import lrn_strength
+
+        self._measuring = False
+        for layer_name, (total, images) in self._sums.items():
+            if images:
+                pl_module.log(lrn_strength(layer_name), float(total) / images, sync_dist=True)
+        self._sums = {}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 class TrainingCurve(L.Callback):
@@ -157,6 +207,70 @@ class TrainingCurve(L.Callback):
         }
         self.curve.append(row)
         self._open = []
+
+
+class CleanTrainingError(L.Callback):
+    """The clean training error, as the paper's Figure 1 reads the speed of learning: every `every` optimiser steps
+    (and before the first), the network in eval mode (no dropout) on a fixed sample of `size` training images seen
+    as the validation images are (no augmentation: the data module's train_eval sample), its top-1 error and loss
+    at exactly that step's weights. Rows {"step", "train_clean/top1_err", "train_clean/loss"} go to the run record's
+    clean_curve and to the step-based loggers as curve/train_clean_top1_err; `alexlab report` counts the steps to a
+    training error on them where a run has them (the speed claims need them). `stop_below`: end training once the
+    clean error is at or below this fraction (a speed run has nothing more to measure).
+
+    The sample is held as one tensor on the training device, taken once: evaluating it draws no random numbers, so
+    a run trains exactly as it would without this callback."""
+
+    def __init__(self, every: int, size: int, stop_below: float | None = None) -> None:
+        for name, value in (("train_clean_every", every), ("train_clean_size", size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadValue(f"{name} must be a whole number >= 1, got {value!r}")
+        if stop_below is not None and not 0 < stop_below < 1:
+            raise BadValue(f"train_clean_stop must be an error between 0 and 1 (a fraction), got {stop_below!r}")
+        self.every, self.size, self.stop_below = every, size, stop_below
+        self.curve: list[dict[str, float]] = []
+        self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def state_dict(self) -> dict:  # in every checkpoint: a resumed run keeps its curve
+        return {"curve": self.curve}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.curve = list(state_dict["curve"])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dataset = getattr(trainer.datamodule, "train_eval_set", None)
+        if dataset is None:
+            raise BadValue("train_clean_every needs the train_eval sample of training images: data.train_eval_size > 0")
+        count = min(self.size, len(dataset))
+        items = dataset.__getitems__(list(range(count))) if hasattr(dataset, "__getitems__") else [
+            dataset[i] for i in range(count)]  # fmt: skip
+        x = torch.stack([image for image, _ in items]).to(pl_module.device)
+        self._sample = (x, torch.tensor([label for _, label in items], device=pl_module.device))
+        if not self.curve or self.curve[-1]["step"] < trainer.global_step:
+            self._measure(trainer, pl_module)  # the weights it starts from (step 0, or the resumed step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0 and (not self.curve or self.curve[-1]["step"] < trainer.global_step):
+            self._measure(trainer, pl_module)
+
+    def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        x, y = self._sample
+        was_training = pl_module.training
+        pl_module.eval()
+        errors, losses = 0.0, 0.0
+        with torch.no_grad():
+            for images, labels in zip(x.split(256), y.split(256), strict=True):
+                logits = pl_module(images)
+                errors += float((logits.argmax(1) != labels).sum())
+                losses += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        pl_module.train(was_training)
+        row = {"step": trainer.global_step, "train_clean/top1_err": errors / len(y),
+               "train_clean/loss": losses / len(y)}  # fmt: skip
+        self.curve.append(row)
+        if trainer.is_global_zero:
+            log_curve(trainer.loggers, [row], ("train_clean/top1_err", "train_clean/loss"))
+        if self.stop_below is not None and row["train_clean/top1_err"] <= self.stop_below:
+            trainer.should_stop = True
 
 
 def _fmt(key: str, value: float) -> str:
@@ -303,13 +417,13 @@ class OptunaPruning(L.Callback):
             raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} ({self.monitor}={value:.4f})")
 
 
-def log_curve(loggers: list, rows: list[dict]) -> None:
-    """Training-curve rows to the step-based loggers (W&B, TensorBoard) as curve/train_top1_err and curve/train_loss
-    at their step; not to the CSV log, which keeps one row per epoch."""
+def log_curve(loggers: list, rows: list[dict], keys: tuple[str, ...] = ("train/top1_err", "train/loss")) -> None:
+    """Training-curve rows to the step-based loggers (W&B, TensorBoard) as curve/<key with _ for />: train/top1_err
+    as curve/train_top1_err, at their step; not to the CSV log, which keeps one row per epoch."""
     from lightning.pytorch.loggers import CSVLogger
 
     for row in rows:
-        metrics = {"curve/train_top1_err": row["train/top1_err"], "curve/train_loss": row["train/loss"]}
+        metrics = {"curve/" + key.replace("/", "_"): row[key] for key in keys if key in row}
         for logger in loggers:
             if not isinstance(logger, CSVLogger):
                 logger.log_metrics(metrics, step=row["step"])

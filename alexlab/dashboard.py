@@ -27,6 +27,7 @@ import html
 import io
 import math
 import os
+import re
 import statistics
 import sys
 import warnings
@@ -46,7 +47,7 @@ from alexlab.report import (
     cell_seeds_needed,
     config_value,
     distinguish_lines,
-    measure_name,
+    finding_measure,
     place_legend,
     plot_verdicts,
     shown,
@@ -204,10 +205,10 @@ def verdicts_panel(report: Report) -> Panel:
     """The report's verdict figure and table (alexlab.report.plot_verdicts, verdict_table's columns)."""
     buffer = io.BytesIO()
     plot_verdicts(report, buffer)
-    measured = f"measured Δ [{report.level} CI]"
+    measured = f"measured Δ [{report.level}]"
     table = [("change", "the paper", "measured on", measured, "test", "verdict", "seeds to decide")]
     for f in report.findings:
-        table.append((f.change, f.claim.paper, measure_name(f.measure), f.measured, test_name(f.comparison),
+        table.append((f.change, f.claim.paper, finding_measure(f), f.measured, test_name(f.comparison),
                       f.shown_verdict, cell_seeds_needed(f)))  # fmt: skip
     verdicts = Counter(f.verdict for f in report.findings)
     note = (
@@ -215,7 +216,7 @@ def verdicts_panel(report: Report) -> Panel:
         f"as `alexlab report {report.sweep_dir}` decides them; steps counted to {report.threshold:g}% training error."
     )
     attributes = {"source": METRICS_SOURCE, "claims": str(len(report.findings))}
-    attributes |= {verdict.replace(" ", "-"): str(n) for verdict, n in verdicts.items()}
+    attributes |= {re.sub(r"\W+", "-", verdict): str(n) for verdict, n in verdicts.items()}
     return Panel("verdicts", "the paper's claims: verdicts", buffer.getvalue(), note, attributes, table)
 
 

@@ -78,9 +78,11 @@ class Record:
     best: dict[str, float] = field(default_factory=dict)  # the epoch with the lowest objective: val/*, its epoch
     history: list[dict] = field(default_factory=list)  # one row per epoch (callbacks.EpochHistory)
     curve: list[dict] = field(default_factory=list)  # the training curve (callbacks.TrainingCurve)
+    clean_curve: list[dict] = field(default_factory=list)  # the clean training error (callbacks.CleanTrainingError)
     checkpoints: dict[str, str | None] = field(default_factory=dict)
     resume_from: str | None = None  # the checkpoint an interrupted run goes on from
     parameters: int | None = None
+    macs: int | None = None  # multiply-accumulates per image of the network (alexlab.info.network_size)
     git: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     wall_time_s: float | None = None
@@ -122,7 +124,7 @@ class Record:
             if not isinstance(record.switches, dict):
                 raise TypeError("switches must be an object")
             record.final, record.best = _numbers(record.final, "final"), _numbers(record.best, "best")
-            for name in ("history", "curve"):
+            for name in ("history", "curve", "clean_curve"):
                 rows = getattr(record, name)
                 if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
                     raise TypeError(f"{name} must be a list of objects")
@@ -382,6 +384,30 @@ def hydra_overrides(run_dir: Path) -> list[str] | None:
     except (OSError, yaml.YAMLError):
         return None
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+def saved_config(run_dir: Path) -> dict:
+    """The composed config Hydra saved when the job started (.hydra/config.yaml), as written (interpolations
+    unresolved); {} without one."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(run_dir) / ".hydra" / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def saved_choices(run_dir: Path) -> dict:
+    """The config-group choices Hydra saved when the job started (.hydra/hydra.yaml: hydra.runtime.choices); {}."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        choices = saved["hydra"]["runtime"]["choices"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return choices if isinstance(choices, dict) else {}
 
 
 def held_identity(run_dir: Path) -> list[str] | None:

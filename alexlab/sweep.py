@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from alexlab.errors import BadFile, DirectoryTaken, NotFound, SweepFailed
+from alexlab.stats import Looks
 
 log = logging.getLogger("alexlab")
 SWEEPS_PACKAGE = "alexlab.sweeps"
@@ -36,10 +37,11 @@ class Design:
     """How a seed rounds sweep decides its claims (hydra.sweeper in its multirun.yaml), so that `alexlab report` on
     its directory later reads the runs as the sweep's stopping rule did."""
 
-    looks: int = 1  # seed rounds after which it may have stopped on its verdicts (seeds=auto), else 1
+    looks: Looks = Looks()  # seed rounds after which it may have stopped on its verdicts (seeds=auto), else one
     margin: float | None = None  # the report options its verdicts used; None: the report's defaults
     ratio_margin: float | None = None
-    threshold: float | None = None
+    threshold: float | list[float] | None = None  # or several: the speed claims read at each
+    baseline: str | None = None  # KEY=VALUE[,...] of the row the others are compared with
 
 
 def sweep_design(multirun_yaml: Path) -> Design:
@@ -54,9 +56,13 @@ def sweep_design(multirun_yaml: Path) -> Design:
     if sweeper is None or not str(sweeper.get("_target_", "")).endswith("SeedRoundsSweeper"):
         return Design()
     auto = _read(lambda: str(sweeper.seeds) == "auto")
-    looks = _read(lambda: max(1, int(sweeper.max_seeds) - int(sweeper.min_seeds) + 1)) if auto else 1
-    options = {key: _read(lambda key=key: float(sweeper[key])) for key in ("margin", "ratio_margin", "threshold")}
-    return Design(looks or 1, **options)
+    span = _read(lambda: (int(sweeper.min_seeds), int(sweeper.max_seeds))) if auto else None
+    looks = Looks(*span) if span and 1 <= span[0] <= span[1] else Looks()
+    options = {key: _read(lambda key=key: float(sweeper[key])) for key in ("margin", "ratio_margin")}
+    threshold = _read(lambda: OmegaConf.to_container(sweeper, resolve=True).get("threshold"))
+    baseline = _read(lambda: sweeper.get("baseline"))
+    return Design(looks, **options, threshold=threshold if isinstance(threshold, (int, float, list)) else None,
+                  baseline=str(baseline) if baseline else None)  # fmt: skip
 
 
 UNREADABLE = (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException)

@@ -26,7 +26,9 @@ from alexlab import cli, config_groups, record
 from alexlab.callbacks import (
     AtomicCheckpointIO,
     CheckpointOnInterrupt,
+    CleanTrainingError,
     EpochHistory,
+    LRNStrength,
     OptunaPruning,
     PlateauStep,
     StopOnDivergence,
@@ -127,12 +129,25 @@ class Job:
         self.trainer: L.Trainer | None = None
         self.loggers: list = []
         self.history, self.curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
+        self.clean = (CleanTrainingError(cfg.train_clean_every, cfg.train_clean_size, cfg.train_clean_stop)
+                      if cfg.train_clean_every else None)  # fmt: skip
         self.results: dict[str, float] = {}
         self.twin: Twin | None = None  # a finished job of the sweep that trained this network already
 
     @functools.cached_property
     def git(self) -> dict:  # asked once a run: its record is written after every epoch
         return git_state()
+
+    @functools.cached_property
+    def macs(self) -> int | None:
+        """Multiply-accumulates per image of this run's network, for the report's check that two arms differ in
+        their switch alone (None for a network alexlab.info cannot size)."""
+        from alexlab.info import network_size
+
+        try:
+            return network_size(OmegaConf.to_container(self.cfg.model, resolve=True))[1]
+        except Exception:  # noqa: BLE001 -- a user's own network: the report then compares parameters only
+            return None
 
     def record_run(self, multirun: bool) -> Record:
         """Run it between two records: `running` first, then how it ended. A failure is raised again unless the
@@ -216,6 +231,7 @@ class Job:
             for logger in self.loggers:
                 logger.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
         log_curve(self.loggers, twin.record.curve)  # as TrainingCurve logs them
+        log_curve(self.loggers, twin.record.clean_curve, ("train_clean/top1_err", "train_clean/loss"))
         if self.cfg.test_after_fit:  # DDP's other processes test the same checkpoint (`alexlab test`), not train
             with ddp_processes_run_this_job("test", (f"ckpt_path={twin.checkpoint}",)):
                 self.results.update(_test(trainer, module, datamodule, str(twin.checkpoint)))
@@ -241,7 +257,9 @@ class Job:
 
     def build_trainer(self) -> L.Trainer:
         cfg = self.cfg
-        callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep()]
+        callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep(), LRNStrength()]
+        if self.clean is not None and self.fit:
+            callbacks.append(self.clean)
         if self.fit:
             # the record after every epoch (after EpochHistory's row): a kill -9 leaves it at most an epoch old
             callbacks.append(LambdaCallback(on_train_epoch_end=self.record_epoch))
@@ -271,9 +289,11 @@ class Job:
         cfg, before, twin = self.cfg, self.before, self.twin
         history, trainer = self.history.history or (before.history if before else []), self.trainer
         curve = self.curve.curve or (before.curve if before else [])
+        clean = (self.clean.curve if self.clean else []) or (before.clean_curve if before else [])
         final = {k: v for k, v in history[-1].items() if "/" in k} if history else {}
         if twin is not None:  # trained in another job of the sweep: its epochs, this job's test
             history, curve, final = twin.record.history, twin.record.curve, twin.epochs()
+            clean = twin.record.clean_curve
         final.update(self.results)
         best: dict[str, float] = {}
         if history:
@@ -296,12 +316,14 @@ class Job:
             best=best,
             history=history,
             curve=curve,
+            clean_curve=clean,
             checkpoints={
                 "best": str(twin.checkpoint) if twin else best_checkpoint(trainer) if trainer is not None else None,
                 "last": str(last) if self.fit and not twin and last.is_file() else None,
             },
             resume_from=str(resume) if resume else None,
             parameters=sum(p.numel() for p in module.parameters()) if module is not None else None,
+            macs=self.macs,
             git=self.git,
             versions={"torch": torch.__version__, "lightning": L.__version__},
             wall_time_s=round(((before.wall_time_s or 0.0) if before else 0.0) + time.time() - self.started, 2),
@@ -518,6 +540,7 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
                     run.define_metric(f"{split}/{metric}", step_metric="epoch", summary="min")
             run.define_metric("perf/images_per_sec", step_metric="epoch", summary="mean")
             run.define_metric("lr", step_metric="epoch")
+            run.define_metric("lrn/*", step_metric="epoch")
             run.define_metric("trainer/global_step")
             run.define_metric("curve/*", step_metric="trainer/global_step")  # the training curve (TrainingCurve)
     except Exception as exc:

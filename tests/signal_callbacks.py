@@ -51,13 +51,16 @@ def wait_for_preemption(limit_s: float) -> None:
 
 
 class CancelAt(SigtermAt):
-    """At Lightning's `hook`, once: a plain `scancel` of the SLURM job running this process, as an administrator's:
-    SLURM ends the job (SIGTERM, then SIGKILL after KillWait) and does not run it again."""
+    """At Lightning's `hook`, once among all the jobs that share `once`: a plain `scancel` of the SLURM job running
+    this process, as an administrator's: SLURM ends the job (SIGTERM, then SIGKILL after KillWait) and does not run it
+    again. Jobs that reach the hook together: the one that creates `once` (O_EXCL) is cancelled, the others go on."""
 
     def _send(self, *args, **kwargs) -> None:
-        if not self.once.exists():
-            self.once.touch()
-            # an array's element by ARRAY_TASK: scancel refuses its own job id ("Invalid job id specified")
-            job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-            subprocess.run(["scancel", job], check=True)
-            time.sleep(60)  # SLURM ends the job during this wait
+        try:
+            os.close(os.open(self.once, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        # an array's element by ARRAY_TASK: scancel refuses its own job id ("Invalid job id specified")
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+        subprocess.run(["scancel", job], check=True)
+        time.sleep(60)  # SLURM ends the job during this wait

@@ -12,7 +12,7 @@ import matplotlib.image
 import optuna
 import pytest
 from conftest import read_metrics, run_dirs
-from test_report import PNG_MAGIC, ablation_sweep, write_run, write_study
+from helpers.sweeps import PNG_MAGIC, ablation_sweep, write_run, write_study
 
 from alexlab.dashboard import (
     METRICS_SOURCE,
@@ -263,13 +263,14 @@ def test_real_sweep_page_renders_in_headless_chromium(seed_grid, tmp_path, monke
 
 
 def test_the_verdicts_lead_the_page_and_the_wandb_report(tmp_path):
-    sweep = ablation_sweep(tmp_path)
+    sweep = ablation_sweep(tmp_path / "sweep")
     report = build_report(sweep)
     runs = collect_runs(report, [])
     page = write_offline_page(report, runs).read_text()
     panels = panels_of(page)
     assert list(panels)[0] == "verdicts"
-    assert 'data-claims="7"' in panels["verdicts"] and 'data-agrees="4"' in panels["verdicts"]
-    assert "<td>contradicts</td>" in page and "without dropout, substantial overfitting (4.2)" in page
+    assert 'data-claims="9"' in panels["verdicts"] and 'data-agrees="5"' in panels["verdicts"]
+    assert 'data-agrees-smaller="1"' in panels["verdicts"]
+    assert "<td>contradicts</td>" in page and "without dropout, substantial overfitting: a larger gap" in page
     blocks = build_wandb_report(report, runs, [], entity="someone").blocks
     assert any("verdicts" in getattr(block, "text", "") and "contradicts" in block.text for block in blocks)

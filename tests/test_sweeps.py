@@ -158,7 +158,7 @@ def compose_sweep(name: str, overrides: list[str]):
 
 def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline():
     ablations = compose_sweep("paper_ablations", []).hydra.sweeper.params["+ablation"].split(",")
-    assert len(ablations) == 10 and ablations[0] == "baseline"
+    assert len(ablations) == 8 and ablations[0] == "baseline"
     switches = {}
     for ablation in ablations:
         choices = compose_sweep("paper_ablations", [f"+ablation={ablation}"]).hydra.runtime.choices
@@ -179,15 +179,14 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
         differ = {k: v for k, v in values.items() if v != baseline[k]}
         assert len(differ) == 1, (ablation, differ)
         changed.update(differ)
+    # the ten-crop claim is read within each run (both views, every run); ReLU's speed in its own sweep (relu_speed)
     assert changed == {
         "lrn": "off",
         "pooling": "plain",
         "dropout": "off",
         "depth": "4",
         "split": "half",
-        "activation": "tanh",
         "augment": "none",  # augment_none; augment_no_pca's flip_crop is checked below
-        "test_views": "centre",
     }
     no_pca = compose_sweep("paper_ablations", ["+ablation=augment_no_pca"]).hydra.runtime.choices
     assert no_pca["augment"] == "flip_crop"
@@ -215,7 +214,7 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
     )
     assert result.returncode == 0, result.stderr
     runs = job_dirs(sweep_dir)
-    assert len(runs) == 10
+    assert len(runs) == 8
     assert {read_metrics(p)["switches"]["ablation"] for p in runs} == {
         "baseline",
         "lrn_off",
@@ -223,21 +222,15 @@ def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_re
         "dropout_off",
         "depth_4",
         "split_half",
-        "activation_tanh",
         "augment_no_pca",
         "augment_none",
-        "centre_test",
     }
-    # centre_test is the baseline tested on the centre view: it tests the baseline's checkpoint, not a retrained one
-    by_ablation = {read_metrics(p)["switches"]["ablation"]: p for p in runs}
-    centre = read_metrics(by_ablation["centre_test"])
-    assert centre["trained_in"] == str(by_ablation["baseline"])
-    assert centre["history"] == read_metrics(by_ablation["baseline"])["history"]
-    assert all(read_metrics(by_ablation[name])["trained_in"] is None for name in by_ablation if name != "centre_test")
     report = (sweep_dir / "report.md").read_text()
     assert "+1.4" in report and "+1.7" in report  # the paper's claims for lrn off and split half
-    # one seed a side: every claim has a measured difference but no interval yet
-    assert "## Verdicts on the paper's claims" in report and "10 claims: 10 undecided." in report
+    assert "test_views ten_crop->centre (within each run)" in report  # both views of every baseline run
+    # one seed a side: every claim that can be read has a measured difference but no interval yet
+    verdicts = report.split("## Verdicts on the paper's claims")[1].split("\n\n")[1]
+    assert "undecided" in verdicts and "agrees" not in verdicts and "contradicts" not in verdicts
 
 
 TWO_ABLATIONS = (
@@ -255,22 +248,26 @@ def test_seeds_auto_runs_seed_rounds_until_max_seeds_and_resumes_where_it_left(t
     result = run_alexlab(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = {p.name: read_metrics(p) for p in job_dirs(sweep_dir)}
-    # round r: every configuration with seed r, numbered r x 2 + i
+    # round r: configuration i with seed r, numbered r x 2 + i; lrn_off's one claim cannot be read on this smoke data
+    # (its LRN divides by a near constant), so after round 0 it gets no more seeds: no job 3
     assert {name: (m["seed"], m["switches"]["ablation"]) for name, m in runs.items()} == {
-        "0": (0, "baseline"), "1": (0, "lrn_off"), "2": (1, "baseline"), "3": (1, "lrn_off"),
+        "0": (0, "baseline"), "1": (0, "lrn_off"), "2": (1, "baseline"),
     }  # fmt: skip
+    (stopped,) = [line for line in (result.stdout + result.stderr).splitlines() if "gets no more seeds" in line]
+    assert "ablation=lrn_off" in stopped and stopped.endswith("gets no more seeds: its claims are decided")
     assert all("seeds=auto" not in m["overrides"] for m in runs.values())  # how long, not what: not the run's identity
     with (sweep_dir / "verdicts.csv").open() as f:
-        (lrn,) = list(csv.DictReader(f))
-    assert lrn["change"] == "lrn on->off" and lrn["test"] == "paired t" and lrn["n_pairs"] == "2"
+        ten_crop, lrn = list(csv.DictReader(f))
+    assert lrn["change"] == "lrn on->off" and lrn["verdict"] == "not testable here" and lrn["n_pairs"] == "1"
+    assert ten_crop["change"].startswith("test_views") and ten_crop["test"] == "paired t" and ten_crop["n_pairs"] == "2"
     before = {name: (sweep_dir / name / "metrics.json").read_bytes() for name in runs}
     again = run_alexlab(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # the same command: nothing trains again
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already finished") + again.stderr.count("already finished") == 4
+    assert again.stdout.count("already finished") + again.stderr.count("already finished") == 3
     assert {name: (sweep_dir / name / "metrics.json").read_bytes() for name in runs} == before
     more = run_alexlab("sweep", "paper_ablations", "seeds=3", *TWO_ABLATIONS, f"hydra.sweep.dir={sweep_dir}",
                        cwd=tmp_path)  # fmt: skip
-    assert more.returncode == 0, more.stderr  # the same sweep, one seed more: jobs 4 and 5
+    assert more.returncode == 0, more.stderr  # the same sweep with fixed seeds: every arm each round, jobs 3 to 5
     assert sorted(p.name for p in job_dirs(sweep_dir)) == ["0", "1", "2", "3", "4", "5"]
 
 
@@ -283,18 +280,41 @@ def test_seeds_auto_stops_at_its_time_budget(tmp_path):
     assert "reached time_budget_h=1e-06" in result.stdout + result.stderr
 
 
+def stop(rounds, sweep, seed: int):
+    """Why the sweeper would start no round `seed` on what `sweep` holds, as it decides it before each round."""
+    return rounds.reason_to_stop(sweep, seed, rounds.current_report(sweep, seed))
+
+
 def test_seeds_auto_stops_once_every_claim_is_decided(tmp_path):
-    from test_report import ablation_sweep
+    from helpers.sweeps import ABLATIONS, ablation_sweep
 
     from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
 
     rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10)
     noisy = ablation_sweep(tmp_path / "noisy")  # 5 seeds; depth 5->4 is undecided
-    assert rounds.reason_to_stop(noisy, seed=2) is None  # fewer than min_seeds rounds: not decided yet
-    assert rounds.reason_to_stop(noisy, seed=5) is None  # depth is undecided: one more round
-    decided = ablation_sweep(tmp_path / "decided", depth_shifts=[2.0, 2.1, 1.9, 2.2, 2.0])
-    reason = rounds.reason_to_stop(decided, seed=5)
-    assert reason == "every claim is decided (5 agrees, 1 no effect, 1 contradicts)"
+    assert stop(rounds, noisy, seed=2) is None  # fewer than min_seeds rounds: not decided yet
+    assert stop(rounds, noisy, seed=5) is None  # depth is undecided: one more round
+    depth = ({"depth": "4"}, [2.0, 2.1, 1.9, 2.2, 2.0], 0.0, 1.0, ABLATIONS["depth_4"][4])
+    decided = ablation_sweep(tmp_path / "decided", depth_4=depth)
+    assert stop(rounds, decided, seed=5).startswith("every claim is decided (")
+
+
+def test_an_arm_gets_no_more_seeds_once_every_claim_it_serves_is_decided(tmp_path):
+    """After 5 seeds only depth 5->4 is open: its arm and the baseline (which every claim needs) get the next seed,
+    the arms whose claims are decided do not. Before min_seeds rounds every arm runs."""
+    from helpers.sweeps import ablation_sweep
+
+    from alexlab.report import build_report
+    from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper, spans
+
+    sweep = ablation_sweep(tmp_path / "sweep")
+    report = build_report(sweep)
+    grid = [[o for o in row.runs[0].overrides if not o.startswith("seed=")] for row in report.rows]
+    rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10)
+    kept = [report.rows[i].switches["ablation"] for i in rounds.arms_to_run(grid, report, seed=5)]
+    assert kept == ["baseline", "depth_4"]
+    assert rounds.arms_to_run(grid, report, seed=2) == list(range(len(grid)))  # sign verdicts wait for min_seeds
+    assert spans([0, 4]) == [(0, 0), (4, 4)] and spans([0, 1, 2, 5, 7, 8]) == [(0, 2), (5, 5), (7, 8)]
 
 
 def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_stops_nothing(tmp_path, caplog):
@@ -304,7 +324,7 @@ def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_sto
     import json
     import shutil
 
-    from test_report import write_run
+    from helpers.sweeps import write_run
 
     from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
 
@@ -314,18 +334,18 @@ def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_sto
         record = json.loads(path.read_text()) | {"wall_time_s": 1800.0, "started": 1.7e9 + job}
         path.write_text(json.dumps(record))
     rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10, time_budget_h=1.5)
-    assert rounds.reason_to_stop(sweep, seed=1) is None  # 1 h of 1.5
+    assert stop(rounds, sweep, seed=1) is None  # 1 h of 1.5
     shutil.copytree(sweep / "0", sweep / "copies" / "0")  # the same run again: still 1 h
-    assert rounds.reason_to_stop(sweep, seed=1) is None
+    assert stop(rounds, sweep, seed=1) is None
     write_run(sweep, 2, seed=1, ablation="baseline")
     record = json.loads((sweep / "2" / "metrics.json").read_text()) | {"wall_time_s": 1800.0, "started": 1.8e9}
     (sweep / "2" / "metrics.json").write_text(json.dumps(record))
-    assert "1.50 h, reached time_budget_h=1.5" in rounds.reason_to_stop(sweep, seed=2)
+    assert "1.50 h, reached time_budget_h=1.5" in stop(rounds, sweep, seed=2)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "multirun.yaml").write_text("hydra: {}\n")  # no runs yet: the report refuses
     with caplog.at_level("WARNING", logger="alexlab"):
-        assert rounds.reason_to_stop(empty, seed=3) is None
+        assert stop(rounds, empty, seed=3) is None
     assert "no decision after 3 seeds (BadValue" in caplog.text
 
 
@@ -354,21 +374,23 @@ def test_seeds_auto_stops_on_claims_more_seeds_cannot_decide_and_on_its_budget_w
     keep the rounds going. The time budget is read from the runs, so it holds where the report cannot be built."""
     import json
 
-    from test_report import relu_against_tanh, seed_rounds_yaml
+    from helpers.sweeps import seed_rounds_yaml
+    from test_report import relu_against_tanh
 
     from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
 
-    # tanh never gets below 89%, ReLU starts at 60%: censored at any threshold
-    sweep = relu_against_tanh(tmp_path / "censored", [(10, 0.6), (20, 0.3), (30, 0.1)],
+    # tanh never gets below 89%, ReLU is below 25% at its first point: no end of the interval can hold
+    sweep = relu_against_tanh(tmp_path / "censored", [(10, 0.2), (20, 0.1), (30, 0.05)],
                               [(10, 0.9), (20, 0.895), (300, 0.892)])  # fmt: skip
+    seed_rounds_yaml(sweep, threshold=25.0)
     rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10, time_budget_h=1.0)
-    reason = rounds.reason_to_stop(sweep, seed=3)
-    assert reason.startswith("every claim more seeds could decide is decided") and "3 runs censored" in reason
+    reason = stop(rounds, sweep, seed=3)
+    assert reason.startswith("every claim more seeds could decide is decided") and "6 runs censored" in reason
     for job in range(6):  # 6 runs of 15 minutes: past the budget; and a bad margin saved: no report
         path = sweep / str(job) / "metrics.json"
         path.write_text(json.dumps(json.loads(path.read_text()) | {"wall_time_s": 900.0, "started": 1.7e9 + job}))
     seed_rounds_yaml(sweep, margin=-1.0)
-    assert rounds.reason_to_stop(sweep, seed=3) == "the runs' training time, 1.50 h, reached time_budget_h=1"
+    assert stop(rounds, sweep, seed=3) == "the runs' training time, 1.50 h, reached time_budget_h=1"
     with caplog.at_level("WARNING", logger="alexlab"):
-        assert SeedRoundsSweeper(seeds="auto").reason_to_stop(sweep, seed=3) is None  # no budget: no decision
+        assert stop(SeedRoundsSweeper(seeds="auto"), sweep, seed=3) is None  # no budget: no decision
     assert "hydra.sweeper.margin must be a finite number" in caplog.text

@@ -25,6 +25,7 @@ from alexlab.data.transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
     PCAS,
+    SCALES,
     TEST_VIEWS,
     PCALighting,
     augment_batch,
@@ -35,6 +36,7 @@ from alexlab.data.transforms import (
     eval_transform,
     one_size,
     pixel_pca,
+    spread_of,
     train_transform,
 )
 from alexlab.errors import BadFile, BadValue, NotFound
@@ -254,16 +256,49 @@ def collate_encoded(items: list[tuple[torch.Tensor, int, str, int]], split: str)
     return EncodedBatch(torch.cat(encoded), lengths, torch.tensor(labels), torch.tensor(draws), list(paths), split)
 
 
+def balanced_subset(split: Subset, per_class: int, num_classes: int, seed: int) -> Subset:
+    """`per_class` images of each of `num_classes` classes of `split` (a random_split of a source's training set),
+    the first of each class in an order shuffled with `seed`; BadValue where a class has fewer."""
+    labels = labels_of(split.dataset)
+    indices = torch.tensor(split.indices)
+    order = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))]
+    chosen = []
+    for label in range(num_classes):
+        of_class = order[labels[order] == label][:per_class]
+        if len(of_class) < per_class:
+            raise BadValue(f"data.train_per_class={per_class}: class {label} has only {len(of_class)} training images")
+        chosen.append(of_class)
+    return Subset(split.dataset, torch.cat(chosen).sort().values.tolist())
+
+
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    """Every item's label: the dataset's own tensor or list where it keeps one, else read item by item."""
+    for name in ("labels", "targets"):
+        if hasattr(dataset, name):
+            return torch.as_tensor(getattr(dataset, name))
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+
 class ImageDataModule(L.LightningDataModule):
     """Train / val / test loaders of a source, val split off the training images with a generator seeded by `seed`.
 
-    Batches are (x float32 [B, C, crop, crop] normalised, y int64 [B]); with test_views="ten_crop" the test x is
-    [B, 10, C, crop, crop] (the paper's four corners + centre and their flips); val always uses the centre view.
+    Batches are (x float32 [B, C, crop, crop] normalised, y int64 [B]); the test x is [B, 10, C, crop, crop], the
+    paper's four corners + centre and their flips, of which the module tests both views (the ten crops and the centre,
+    alexlab.metrics) and reports the one test_views names as test/*; val always uses the centre view.
     augment: "none" | "flip_crop" (the paper's random crops + flips) | "paper" (+ PCA colour noise, sigma pca_std,
     along the ImageNet principal components or, with pca="data", those of the training pixels).
     resize_size is the short side before cropping; None means the paper's 256/224 ratio. crop_region: where the
     training crops and the ten test crops of a non-square image come from: "whole" (the resized image) or
     "centre_square" (its central resize_size square, as the paper; experiment=paper).
+    scale: "unit" ((x - mean) / std) or "raw" (0-255 minus the mean: the paper's input, where its LRN constants act;
+    alexlab.data.transforms.SCALES).
+    train_per_class: train on this many images of each class only (a class-balanced subset of the training split,
+    drawn with the split's seed); the other training images are used nowhere, neither in validation nor in test.
+    None: every training image. A small subset is a regime where the network overfits (the paper's claims about
+    dropout and augmentation are claims about such a net).
+    split_seed: the seed of the validation split and of the subset (None: the run's `seed`): a fixed split_seed
+    gives every seed and every arm of a study the same images, so that seeds vary only the initial weights, the
+    order and the augmentation.
     train_eval_size: training images (a fixed sample, drawn with `seed`) evaluated after every epoch as the
     validation images are (centre view, eval mode): the training error without dropout and augmentation, which the
     validation error is set against to measure overfitting. None: as many as the validation split; 0: none. The
@@ -299,6 +334,9 @@ class ImageDataModule(L.LightningDataModule):
         decode: str = "auto",
         crop_region: str = "whole",
         train_eval_size: int | None = None,
+        scale: str = "unit",
+        train_per_class: int | None = None,
+        split_seed: int | None = None,
     ):
         super().__init__()
         resize_size = default_resize(crop_size) if resize_size is None else resize_size
@@ -306,6 +344,7 @@ class ImageDataModule(L.LightningDataModule):
             (augment in AUGMENTS, f"augment must be one of {'|'.join(AUGMENTS)}, got {augment!r}"),
             (test_views in TEST_VIEWS, f"test_views must be one of {'|'.join(TEST_VIEWS)}, got {test_views!r}"),
             (pca in PCAS, f"pca must be one of {'|'.join(PCAS)}, got {pca!r}"),
+            (scale in SCALES, f"scale must be one of {'|'.join(SCALES)}, got {scale!r}"),
             (num_classes >= 2, f"num_classes must be >= 2, got {num_classes}"),
             (channels >= 1, f"channels must be >= 1, got {channels}"),
             (
@@ -323,6 +362,14 @@ class ImageDataModule(L.LightningDataModule):
             (
                 train_eval_size is None or (isinstance(train_eval_size, int) and train_eval_size >= 0),
                 f"train_eval_size must be an image count >= 0 or null, got {train_eval_size!r}",
+            ),
+            (
+                train_per_class is None or (isinstance(train_per_class, int) and train_per_class >= 1),
+                f"train_per_class must be an image count >= 1 or null, got {train_per_class!r}",
+            ),
+            (
+                split_seed is None or (isinstance(split_seed, int) and not isinstance(split_seed, bool)),
+                f"split_seed must be an integer or null (the run's seed), got {split_seed!r}",
             ),
             (num_workers >= 0, f"num_workers must be >= 0, got {num_workers}"),
             (crop_size >= 1, f"crop_size must be >= 1, got {crop_size}"),
@@ -361,6 +408,9 @@ class ImageDataModule(L.LightningDataModule):
         self.decode = decode
         self.crop_region = crop_region
         self.train_eval_size = train_eval_size
+        self.scale = scale
+        self.train_per_class = train_per_class
+        self.split_seed = split_seed
         # where batches are used when no Trainer is attached (alexlab bench sets it): decode=auto decides by it
         self.training_device: torch.device | None = None
         self.decodes_on_device = False
@@ -384,8 +434,11 @@ class ImageDataModule(L.LightningDataModule):
         val_count = round(self.val_size * len(train)) if isinstance(self.val_size, float) else self.val_size
         if val_count >= len(train):
             raise BadValue(f"val_size={self.val_size} leaves no training images out of {len(train)}")
-        generator = torch.Generator().manual_seed(self.seed)
+        split_seed = self.seed if self.split_seed is None else self.split_seed
+        generator = torch.Generator().manual_seed(split_seed)
         fit, val = random_split(train, [len(train) - val_count, val_count], generator=generator)
+        if self.train_per_class is not None:
+            fit = balanced_subset(fit, self.train_per_class, self.num_classes, split_seed)
         if len(fit) < self.batch_size:  # drop_last would leave no training batch at all
             raise BadValue(f"batch_size={self.batch_size} is more than the {len(fit)} training images")
         encoded = self._encoded_splits(fit, val, test)
@@ -405,12 +458,13 @@ class ImageDataModule(L.LightningDataModule):
             else:
                 eigval, eigvec = pixel_pca(fit, seed=self.seed)
             lighting = PCALighting(eigval, eigvec, self.pca_std)
-        sizes = (self.crop_size, self.resize_size, self.mean, self.std)
+        sizes = (self.crop_size, self.resize_size, self.mean, spread_of(self.scale, self.std))
         self.transforms = {
             "train": train_transform(self.augment, *sizes, lighting=lighting, crop_region=self.crop_region),
             "val": eval_transform(*sizes),
             "train_eval": eval_transform(*sizes),
-            "test": eval_transform(*sizes, views=self.test_views, crop_region=self.crop_region),
+            # both views of every test image (the ten crops; the centre view is the fifth): metrics.py
+            "test": eval_transform(*sizes, views="ten_crop", crop_region=self.crop_region),
         }
         count = min(len(fit), val_count if self.train_eval_size is None else self.train_eval_size)
         sample = torch.randperm(len(fit), generator=torch.Generator().manual_seed(self.seed))[:count].tolist()
