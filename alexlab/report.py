@@ -982,7 +982,8 @@ def measure_name(measure: str) -> str:
 def finding_measure(f: Finding) -> str:
     """What a finding was decided on, for people."""
     if f.claim.within_run:
-        return "test top-1, centre view against ten crops (same runs)"
+        same = " (same runs)" if f.change.endswith("(within each run)") else ""
+        return f"test top-1, centre view against ten crops{same}"
     if f.measure == "val/top1_err" and f.claim.measure == ERROR:
         return "val top-1 error (centre view; no centre-view test error in these runs)"
     if f.measure == CENTRE:
