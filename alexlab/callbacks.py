@@ -89,6 +89,57 @@ class EpochHistory(L.Callback):
             log.info("epoch %d  %s", row["epoch"], shown)
 
 
+class PhaseTimes(L.Callback):
+    """Where a run's wall time goes, in seconds, for its record (`phases`) and `alexlab bench`'s study section:
+    setup (from the job's start to the fit's: data, network, loggers, the Trainer), train (the fit's training steps,
+    with Lightning's and alexlab's per-step work), validate (the validation and train_eval passes, sanity check
+    included), clean (the clean training error's passes), checkpoint (writing checkpoints), test (testing, both
+    views). `started`: the job's start (time.perf_counter)."""
+
+    def __init__(self, started: float, clean: CleanTrainingError | None = None) -> None:
+        self.started, self.clean = started, clean
+        self.seconds: dict[str, float] = {}
+        self._marks: dict[str, float] = {}
+        self._checkpoint_start = AtomicCheckpointIO.seconds
+
+    def phases(self) -> dict[str, float]:
+        """The phases so far, rounded to milliseconds."""
+        seconds = dict(self.seconds)
+        if "fit" in seconds:
+            fit = seconds.pop("fit")
+            seconds["clean"] = self.clean.seconds if self.clean is not None else 0.0
+            seconds["checkpoint"] = AtomicCheckpointIO.seconds - self._checkpoint_start
+            parts = ("validate", "clean", "checkpoint")
+            seconds["train"] = fit - sum(seconds.get(part, 0.0) for part in parts)
+        return {name: round(value, 3) for name, value in seconds.items()}
+
+    def _start(self, name: str) -> None:
+        self._marks[name] = time.perf_counter()
+
+    def _stop(self, name: str) -> None:
+        if name in self._marks:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - self._marks.pop(name)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds["setup"] = self.seconds.get("setup", 0.0) + time.perf_counter() - self.started
+        self._start("fit")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop("fit")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("validate")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop("validate")
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("test")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop("test")
+
+
 class LRNStrength(L.Callback):
     """After each validation, how strongly each LRN of the network normalised the validation images
     (alexlab.metrics.lrn_strength, alexlab.model.layers.lrn_strength), logged as lrn/<layer>_strength: the report
@@ -230,6 +281,7 @@ class CleanTrainingError(L.Callback):
         self.every, self.size, self.stop_below = every, size, stop_below
         self.curve: list[dict[str, float]] = []
         self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.seconds = 0.0  # spent measuring (PhaseTimes reads it)
 
     def state_dict(self) -> dict:  # in every checkpoint: a resumed run keeps its curve
         return {"curve": self.curve}
@@ -254,6 +306,7 @@ class CleanTrainingError(L.Callback):
             self._measure(trainer, pl_module)
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        start = time.perf_counter()
         x, y = self._sample
         was_training = pl_module.training
         pl_module.eval()
@@ -269,6 +322,7 @@ class CleanTrainingError(L.Callback):
         self.curve.append(row)
         if trainer.is_global_zero:
             log_curve(trainer.loggers, [row], ("train_clean/top1_err", "train_clean/loss"))
+        self.seconds += time.perf_counter() - start
         if self.stop_below is not None and row["train_clean/top1_err"] <= self.stop_below:
             trainer.should_stop = True
 
@@ -289,16 +343,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     system's temporary directory and moves it, which across filesystems is a copy that a full disk cuts short,
     leaving a truncated last.ckpt that nothing can resume from."""
 
+    seconds = 0.0  # spent writing checkpoints in this process (PhaseTimes reads it)
+
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         from alexlab.record import atomic_write
 
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        start = time.perf_counter()
         # serialised in memory first, as Lightning does: the file write alone can then fail (a full disk), and it
         # fails as an OSError (torch.save straight into a full disk fails as "RuntimeError: unexpected pos")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+        AtomicCheckpointIO.seconds += time.perf_counter() - start
 
 
 class CheckpointOnInterrupt(L.Callback):

@@ -86,6 +86,7 @@ class Record:
     git: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     wall_time_s: float | None = None
+    phases: dict = field(default_factory=dict)  # seconds by phase: setup, train, validate, ... (callbacks.PhaseTimes)
     # the job of the same sweep directory whose training this one is (alexlab.twins): its epochs and checkpoint
     trained_in: str | None = None
 

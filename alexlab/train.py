@@ -30,6 +30,7 @@ from alexlab.callbacks import (
     EpochHistory,
     LRNStrength,
     OptunaPruning,
+    PhaseTimes,
     PlateauStep,
     StopOnDivergence,
     TrainingCurve,
@@ -131,6 +132,7 @@ class Job:
         self.history, self.curve = EpochHistory(), TrainingCurve(cfg.train_curve_every)
         self.clean = (CleanTrainingError(cfg.train_clean_every, cfg.train_clean_size, cfg.train_clean_stop)
                       if cfg.train_clean_every else None)  # fmt: skip
+        self.phases = PhaseTimes(time.perf_counter(), self.clean)
         self.results: dict[str, float] = {}
         self.twin: Twin | None = None  # a finished job of the sweep that trained this network already
 
@@ -257,7 +259,7 @@ class Job:
 
     def build_trainer(self) -> L.Trainer:
         cfg = self.cfg
-        callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep(), LRNStrength()]
+        callbacks = [self.history, self.curve, StopOnDivergence(), PlateauStep(), LRNStrength(), self.phases]
         if self.clean is not None and self.fit:
             callbacks.append(self.clean)
         if self.fit:
@@ -327,6 +329,7 @@ class Job:
             git=self.git,
             versions={"torch": torch.__version__, "lightning": L.__version__},
             wall_time_s=round(((before.wall_time_s or 0.0) if before else 0.0) + time.time() - self.started, 2),
+            phases=self.phases.phases(),
             trained_in=str(twin.run_dir) if twin else None,
         )
 
