@@ -140,13 +140,13 @@ def test_another_sweep_into_a_used_sweep_dir_is_refused_before_anything_is_writt
 
 def test_help_lists_the_named_sweeps_and_an_unknown_name_is_one_line(tmp_path):
     help_text = run_alexlab("--help", cwd=tmp_path).stdout
-    for name in ("paper_ablations", "seeds_grid", "search"):
+    names = ("dropout_speed", "figure1_pilot", "paper_ablations", "regime_pilot", "relu_speed", "search", "seeds_grid")
+    for name in names:
         assert name in help_text
     result = run_alexlab("sweep", "nosuch", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "alexlab: error: no sweep named 'nosuch'; choose one of: paper_ablations, search, seeds_grid"
-        " (or a path to a .yaml)"
+        f"alexlab: error: no sweep named 'nosuch'; choose one of: {', '.join(names)} (or a path to a .yaml)"
     )
 
 
