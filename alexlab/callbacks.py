@@ -1,4 +1,4 @@
-"""alexlab's own Lightning callbacks: the per-epoch history and the training curve that metrics.json keeps, one log
+"""alexlab's own Lightning callbacks: the per-epoch history and the training curve that the run record keeps, one log
 line per epoch, stopping a diverged run, checkpointing on SIGTERM, and reporting to an Optuna trial."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from alexlab import metrics
 from alexlab.errors import BadValue, Diverged
 from alexlab.metrics import EPOCH_PREFIXES
 from alexlab.terminal import is_fraction, percent
@@ -28,7 +29,7 @@ class EpochHistory(L.Callback):
 
     Images/s counts the training batches only (from the epoch's start to its last batch, validation excluded).
     The lr is the one the epoch started at, of the first parameter group (every group follows one schedule from one
-    base lr: module.parameter_groups); it goes to the loggers as `lr` at the epoch's end, so that metrics.json, W&B,
+    base lr: module.parameter_groups); it goes to the loggers as `lr` at the epoch's end, so that the run record, W&B,
     TensorBoard and the CSV log all name it `lr` (Lightning's LearningRateMonitor names one per parameter group,
     lr/pg1 and lr/pg2 with the biases in a group of their own).
     The line goes through Python logging, so it lands in the terminal and in the run directory's alexlab.log
@@ -73,7 +74,7 @@ class EpochHistory(L.Callback):
         if self._images and self._last > self._start:
             # under DDP each rank logs world_size x its own rate and sync_dist averages them: the job's total rate
             rate = self._images * trainer.world_size / (self._last - self._start)
-            pl_module.log("perf/images_per_sec", rate, on_epoch=True, sync_dist=True)
+            pl_module.log(metrics.IMAGES_PER_SEC, rate, on_epoch=True, sync_dist=True)
         # to the loggers as LearningRateMonitor does, a Python float (self.log would make 0.01 a float32 0.0099999998),
         # with the epoch, so that W&B plots it against the epoch and the CSV log puts it in the epoch's row
         for logger in trainer.loggers:
@@ -253,8 +254,8 @@ class TrainingCurve(L.Callback):
         errors, losses, steps = zip(*self._open, strict=True)
         row = {
             "step": int(steps[-1]),
-            "train/top1_err": sum(errors) / len(errors),
-            "train/loss": sum(losses) / len(losses),
+            metrics.TRAIN_TOP1: sum(errors) / len(errors),
+            metrics.TRAIN_LOSS: sum(losses) / len(losses),
         }
         self.curve.append(row)
         self._open = []
@@ -317,13 +318,13 @@ class CleanTrainingError(L.Callback):
                 errors += float((logits.argmax(1) != labels).sum())
                 losses += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
         pl_module.train(was_training)
-        row = {"step": trainer.global_step, "train_clean/top1_err": errors / len(y),
-               "train_clean/loss": losses / len(y)}  # fmt: skip
+        row = {"step": trainer.global_step, metrics.CLEAN_TOP1: errors / len(y),
+               metrics.CLEAN_LOSS: losses / len(y)}  # fmt: skip
         self.curve.append(row)
         if trainer.is_global_zero:
-            log_curve(trainer.loggers, [row], ("train_clean/top1_err", "train_clean/loss"))
+            log_curve(trainer.loggers, [row], (metrics.CLEAN_TOP1, metrics.CLEAN_LOSS))
         self.seconds += time.perf_counter() - start
-        if self.stop_below is not None and row["train_clean/top1_err"] <= self.stop_below:
+        if self.stop_below is not None and row[metrics.CLEAN_TOP1] <= self.stop_below:
             trainer.should_stop = True
 
 
@@ -435,8 +436,8 @@ class StopOnDivergence(L.Callback):
             self._check(float(loss), trainer, "train loss")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if "train/loss" in trainer.callback_metrics:
-            self._check(float(trainer.callback_metrics["train/loss"]), trainer, "train/loss")
+        if metrics.TRAIN_LOSS in trainer.callback_metrics:
+            self._check(float(trainer.callback_metrics[metrics.TRAIN_LOSS]), trainer, metrics.TRAIN_LOSS)
 
     @staticmethod
     def _check(value: float, trainer: L.Trainer, name: str) -> None:
@@ -475,7 +476,9 @@ class OptunaPruning(L.Callback):
             raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} ({self.monitor}={value:.4f})")
 
 
-def log_curve(loggers: list, rows: list[dict], keys: tuple[str, ...] = ("train/top1_err", "train/loss")) -> None:
+def log_curve(
+    loggers: list, rows: list[dict], keys: tuple[str, ...] = (metrics.TRAIN_TOP1, metrics.TRAIN_LOSS)
+) -> None:
     """Training-curve rows to the step-based loggers (W&B, TensorBoard) as curve/<key with _ for />: train/top1_err
     as curve/train_top1_err, at their step; not to the CSV log, which keeps one row per epoch."""
     from lightning.pytorch.loggers import CSVLogger

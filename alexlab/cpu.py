@@ -1,25 +1,21 @@
 """How an alexlab process uses the CPU: set once, at the start of `alexlab` (cli.main), before torch is imported.
 
-Two settings, each measured on this project's 2-core CI machine with the quickstart network's training step
-(batch 128, 28 px, LRN on):
+Two settings, each for a machine whose cores other work shares (docs/measurements.md, A shared CPU, has the figures):
 
 - **OpenMP threads wait briefly, then sleep.** PyTorch's intra-op threads (GNU OpenMP, also under MKL and oneDNN)
   spin at the end of every parallel region for about 300,000 iterations before they sleep. On a machine of its
   own that costs nothing; on a shared one it burns the cores other work is waiting for, and a spinning thread
-  waits for a partner the kernel has descheduled. With four busy processes beside it (load 5-6) the step took
-  0.7-1.8 s of wall time and 2.3-5.8x its CPU time, instead of the 0.2 s of CPU it needs; with a short spin
-  (GOMP_SPINCOUNT=10000, KMP_BLOCKTIME=1 for LLVM's and Intel's OpenMP) it took 0.37-0.47 s and the same 0.2 s of
-  CPU as on an idle machine: the run waits for cores instead of burning them. Idle, the step is as fast either way
-  (102-107 ms against 104-106 ms). A user's own OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is kept.
-  `alexlab bench experiment=quickstart bench.load=4` measures it (bench_shared_cpu; on an AVX2 EPYC, fair share 3x):
-  wall 3.66x the step alone and 1.09x its CPU time with this setting, 7.04x and 2.34x with GOMP_SPINCOUNT=300000.
+  waits for a partner the kernel has descheduled: beside busy processes the step then takes several times its
+  CPU time. With a short spin (GOMP_SPINCOUNT=10000, KMP_BLOCKTIME=1 for LLVM's and Intel's OpenMP) it takes the
+  CPU time it needs alone: the run waits for cores instead of burning them; idle, the step is as fast either way.
+  A user's own OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is kept. `alexlab bench experiment=quickstart
+  bench.load=4` measures it (bench_shared_cpu).
 - **Freed memory is reused, not given back to the kernel.** glibc's malloc returns large blocks (above 128 KiB,
   adjusted up to 32 MiB) to the kernel with munmap and the heap's top with trim; the next step's tensors of the
-  same sizes then come back as fresh pages, each zeroed by a page fault: 7,000-10,000 faults per training step
-  (about 13 ms of its 75-125 ms). Kept in the heap (M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD 2 GiB; PyTorch's
-  CPU tuning guide recommends jemalloc or tcmalloc for the same reason), the step has under 100 faults; the LRN
-  step went from 126-130 ms to 95-104 ms. The process keeps its peak heap until it ends. Other C libraries than
-  glibc (macOS, musl) are left as they are.
+  same sizes then come back as fresh pages, each zeroed by a page fault: thousands of faults per training step,
+  a tenth of its time. Kept in the heap (M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD 2 GiB; PyTorch's CPU tuning
+  guide recommends jemalloc or tcmalloc for the same reason), the step has under a hundred. The process keeps its
+  peak heap until it ends. Other C libraries than glibc (macOS, musl) are left as they are.
 """
 
 from __future__ import annotations

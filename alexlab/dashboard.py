@@ -11,7 +11,7 @@ The views, the same in both modes:
 - for an Optuna sweep (SWEEP_DIR/optuna_study.yaml), the trials' parameters and objective in parallel coordinates.
 
 Data: each job's offline W&B run file (alexlab.wandb_runs; the latest one when a resumed job holds several), else its
-metrics.json (a run logged without W&B, e.g. logger=csv); each view says which it used. As in the report, only
+run record (a run logged without W&B, e.g. logger=csv); each view says which it used. As in the report, only
 finished runs are averaged in. Offline (the default unless you are logged in to W&B; `--offline`), the page is
 SWEEP_DIR/dashboard/index.html: plots are inline PNGs, nothing is loaded from the network; each panel is an element
 with class "panel" and data-panel="<name>" that an inline script marks data-rendered="true" once its image has
@@ -39,7 +39,9 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alexlab import metrics, wandb_runs
 from alexlab.errors import BadValue
+from alexlab.record import RECORD
 from alexlab.report import (
     Report,
     Row,
@@ -59,11 +61,11 @@ from alexlab.wandb_runs import job_run, wandb_logged_in
 matplotlib.use("Agg")  # Optuna's parallel-coordinates plot goes through pyplot
 
 PROJECT = "alexlab"  # conf/logger/wandb.yaml
-CURVE_METRIC = "val/top1_err"
-BAR_METRIC = "test/top1_err"
+CURVE_METRIC = metrics.VAL_TOP1
+BAR_METRIC = metrics.TEST_TOP1
 MAX_LINES_PER_PANEL = 10  # a column with more values (an Optuna search's samples) is left to the parallel coordinates
-WANDB_SOURCE, METRICS_SOURCE = "wandb", "metrics.json"
-SOURCE_NAMES = {WANDB_SOURCE: "their W&B run files", METRICS_SOURCE: "their metrics.json (no W&B run file)"}
+WANDB_SOURCE, METRICS_SOURCE = "wandb", RECORD
+SOURCE_NAMES = {WANDB_SOURCE: "their W&B run files", METRICS_SOURCE: f"their {RECORD} (no W&B run file)"}
 
 
 @dataclass
@@ -86,15 +88,15 @@ class Panel:
     table: list[tuple[str, ...]] = field(default_factory=list)  # header first; shown under the plot
 
 
-def collect_runs(report: Report, wandb_runs: list) -> list[DashboardRun]:
-    """One DashboardRun per job of the report, from its W&B run file when it has one, else from its metrics.json.
-    `wandb_runs`: find_runs' list, in its start order."""
+def collect_runs(report: Report, found: list) -> list[DashboardRun]:
+    """One DashboardRun per job of the report, from its W&B run file when it has one, else from its run record.
+    `found`: find_runs' list, in its start order."""
     runs = []
     for row in report.rows:
         for run in [*row.runs, *row.unfinished]:
             job_dir = report.sweep_dir / run.job
-            in_job = [w for w in wandb_runs if Path(w.path).is_relative_to(job_dir)]
-            if not in_job:  # alexlab.report read its metrics.json, in percent
+            in_job = [w for w in found if Path(w.path).is_relative_to(job_dir)]
+            if not in_job:  # alexlab.report read its run record, in percent
                 test = run.values.get(BAR_METRIC)
                 runs.append(DashboardRun(run.job, row, run.status, METRICS_SOURCE, dict(run.curve), test))
                 continue
@@ -139,7 +141,7 @@ def curves_by_value(runs: list[DashboardRun], column: str) -> dict[str, tuple[li
 
 
 def source_note(runs: list[DashboardRun]) -> tuple[str, str]:
-    """The data-source attribute ("wandb", "metrics.json" or both) and a sentence naming the runs of each."""
+    """The data-source attribute (WANDB_SOURCE, METRICS_SOURCE or both) and a sentence naming the runs of each."""
     by_source: dict[str, list[str]] = {}
     for run in runs:
         by_source.setdefault(run.source, []).append(run.job)
@@ -212,7 +214,7 @@ def verdicts_panel(report: Report) -> Panel:
                       f.shown_verdict, cell_seeds_needed(f)))  # fmt: skip
     verdicts = Counter(f.verdict for f in report.findings)
     note = (
-        f"Against the baseline row {report.baseline.index} ({report.baseline.label}); from each run's metrics.json, "
+        f"Against the baseline row {report.baseline.index} ({report.baseline.label}); from each run's {RECORD}, "
         f"as `alexlab report {report.sweep_dir}` decides them; steps counted to {report.threshold:g}% training error."
     )
     attributes = {"source": METRICS_SOURCE, "claims": str(len(report.findings))}
@@ -344,11 +346,11 @@ def write_offline_page(report: Report, runs: list[DashboardRun]) -> Path:
 
 def wandb_config_key(report: Report, column: str) -> str:
     """Where a column lives in a run's W&B config: group choices are top-level keys, other overrides (optimizer.lr)
-    are paths in the composed config under "config" (train.py's start_wandb)."""
-    return column if any(column in row.switches for row in report.rows) else f"config.{column}"
+    are paths in the composed config under wandb_runs.CONFIG (loggers.start_wandb)."""
+    return column if any(column in row.switches for row in report.rows) else f"{wandb_runs.CONFIG}.{column}"
 
 
-def build_wandb_report(report: Report, runs: list[DashboardRun], wandb_runs: list, entity: str | None = None):
+def build_wandb_report(report: Report, runs: list[DashboardRun], found: list, entity: str | None = None):
     """The W&B report of the same views; `.save()` it to publish (needs a login)."""
     import wandb_workspaces.reports.v2 as wr
     from wandb_workspaces import expr
@@ -393,7 +395,7 @@ def build_wandb_report(report: Report, runs: list[DashboardRun], wandb_runs: lis
     if report.study is not None and report.study.trials:
         objective = report.study.objective
         # train.py asks W&B to keep the minimum of val/* as the summary ({"min": x}); other metrics keep the last
-        kept_as_min = any(isinstance(w.summary.get(objective), dict) for w in wandb_runs)
+        kept_as_min = any(isinstance(w.summary.get(objective), dict) for w in found)
         params = sorted({param for trial in report.study.trials for param in trial.params})
         columns = [wr.ParallelCoordinatesPlotColumn(metric=wr.Config(wandb_config_key(report, p))) for p in params]
         target = wr.SummaryMetric(f"{objective}.min" if kept_as_min else objective)
@@ -418,11 +420,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--entity", help="the W&B entity of the report (default: your default entity)")
     args = parser.parse_args(argv)
 
-    from alexlab.wandb_runs import find_runs
-
     report = build_report(args.sweep_dir)
-    wandb_runs = find_runs(report.sweep_dir)
-    runs = collect_runs(report, wandb_runs)
+    found = wandb_runs.find_runs(report.sweep_dir)
+    runs = collect_runs(report, found)
     if not wants_online(args.online, args.offline):
         print(write_offline_page(report, runs))
         return 0
@@ -433,7 +433,7 @@ def main(argv: list[str]) -> int:
         return 2
     if not wandb_logged_in():
         raise BadValue("--online needs a W&B login (`wandb login` or WANDB_API_KEY); --offline writes the page")
-    saved = build_wandb_report(report, runs, wandb_runs, args.entity).save()
+    saved = build_wandb_report(report, runs, found, args.entity).save()
     print(saved.url)
     return 0
 

@@ -8,6 +8,12 @@ is a FileNotFoundError), so `except FileNotFoundError` and the like keep working
 
 from __future__ import annotations
 
+import sys
+
+# Exit status of a run stopped by a signal after saving its checkpoint (sysexits' EX_TEMPFAIL, "try again"): the same
+# command with resume=true goes on from it.
+EXIT_INTERRUPTED = 75
+
 
 class UserError(Exception):
     """An error the user can fix; its message is one line."""
@@ -56,3 +62,28 @@ class SweepFailed(UserError, RuntimeError):
     """No run of a sweep finished: nothing to compare. The message says why the first one did not."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException, typed: bool = False) -> str:
+    """An exception in one line: the first non-blank line of its message, or its type's name without one; with
+    typed=True after its type's name ("RuntimeError: boom"), where the line stands alone (an Optuna trial's error)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if typed else lines[0]
+
+
+def out_of_memory_line(exc: BaseException, batch_size: int) -> str | None:
+    """One line for an out-of-memory error (CUDA's torch.OutOfMemoryError or the CPU allocator's), else None."""
+    text = str(exc).strip()
+    torch = sys.modules.get("torch")  # an out-of-memory error comes from torch, so torch is imported then
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+        what = text.splitlines()[0] if text else "CUDA out of memory"
+    elif isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in text:
+        what = "CPU: " + text[text.index("DefaultCPUAllocator") :].splitlines()[0]
+    else:
+        return None
+    return (
+        f"out of memory at data.batch_size={batch_size} ({what}): try data.batch_size={max(1, batch_size // 2)} "
+        "or trainer.precision=bf16-mixed"
+    )

@@ -1,6 +1,6 @@
 """Secrets never written: passwords in URLs (`postgresql://user:PASSWORD@host/db`), the values of keys named like a
 secret (`api_key`, `*_token`, `password`, `secret`) and the value of $WANDB_API_KEY become `<masked>` in everything
-alexlab writes: metrics.json, the W&B config, Hydra's saved configs (.hydra/*.yaml, multirun.yaml), the Optuna
+alexlab writes: the run record, the W&B config, Hydra's saved configs (.hydra/*.yaml, multirun.yaml), the Optuna
 sweeper's files and the log. The values themselves are still used: only what is written is masked.
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from alexlab.files import MULTIRUN
 
 MASK = "<masked>"  # valid YAML, JSON and URL text alike
 # scheme://user:PASSWORD@host
@@ -137,7 +139,7 @@ class MaskSecrets(Callback):
             for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
                 mask_file(saved / name)
         if hydra.mode is not None and hydra.mode.name == "MULTIRUN":
-            mask_file(Path(hydra.sweep.dir) / "multirun.yaml")
+            mask_file(Path(hydra.sweep.dir) / MULTIRUN)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        mask_file(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        mask_file(Path(config.hydra.sweep.dir) / MULTIRUN)

@@ -1,5 +1,5 @@
 """The names of what a run measures: one set of names for the metrics logged to W&B and the other loggers, the run
-record (metrics.json), the report and the sweep's objective. A metric is `<split>/<quantity>`; the errors are
+record, the report and the sweep's objective. A metric is `<split>/<quantity>`; the errors are
 fractions (0.0816, not 8.16%).
 
 Splits:
@@ -38,3 +38,16 @@ def lrn_strength(layer: str) -> str:
     alpha * (sum of squares over its window) / k, logged after each validation (callbacks.LRNStrength). Near 0 the
     LRN divides by the constant k^beta, whatever its input."""
     return f"lrn/{layer}_strength"
+
+
+def curve(name: str) -> str:
+    """The name a training-curve metric is logged under to the step-based loggers: train/top1_err as
+    curve/train_top1_err (callbacks.log_curve)."""
+    return "curve/" + name.replace("/", "_")
+
+
+TRAIN_TOP1, TRAIN_LOSS = metric(TRAIN, "top1_err"), metric(TRAIN, "loss")
+VAL_TOP1, VAL_TOP5 = metric(VAL, "top1_err"), metric(VAL, "top5_err")
+TEST_TOP1, TEST_TOP5 = metric(TEST, "top1_err"), metric(TEST, "top5_err")
+CENTRE_TOP1, TEN_CROP_TOP1 = metric(TEST_CENTRE, "top1_err"), metric(TEST_TEN_CROP, "top1_err")
+CLEAN_TOP1, CLEAN_LOSS = metric(TRAIN_CLEAN, "top1_err"), metric(TRAIN_CLEAN, "loss")

@@ -2,11 +2,11 @@
 
 A run directory holds one run: one task (train, or test of a checkpoint) of one configuration. Hydra writes .hydra/
 and alexlab.log into it when the job starts, Lightning the checkpoints, the loggers their files, and alexlab the
-run's record, metrics.json. Whatever reads or writes a record, or decides what a directory may hold, goes through
+run's record (files.RECORD). Whatever reads or writes a record, or decides what a directory may hold, goes through
 this module: training (start, end, resume, skipping a job that already finished), the sweep's guard and summary,
 the Optuna sweeper, the report and the dashboard.
 
-- The record is a `Record`; `read` gives it back from metrics.json, or refuses in one line a file that is not one.
+- The record is a `Record`; `read` gives it back from its file, or refuses in one line a file that is not one.
 - `write` is atomic: a temporary file in the same directory, flushed to the disk, renamed over the old record. A
   crash, a signal or a full disk never leaves half a record.
 - `ending` classifies how a run ended (an exception or a signal) into a `Status`, in one place.
@@ -24,22 +24,34 @@ import json
 import logging
 import math
 import os
-import signal
+import subprocess
 import tempfile
-import threading
-import zipfile
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from alexlab import files, metrics
 from alexlab.errors import BadFile, CannotWrite, DirectoryBusy, DirectoryTaken, Diverged
+from alexlab.files import HYDRA_DIR, LOCK, MULTIRUN, RECORD, SWEEP_SUMMARY
+
+__all__ = [
+    "HYDRA_DIR",
+    "LOCK",
+    "MULTIRUN",
+    "RECORD",
+    "SWEEP_SUMMARY",
+]  # the directories' file names, from alexlab.files
 
 log = logging.getLogger("alexlab")
-RECORD = "metrics.json"
-LOCK = ".alexlab.lock"  # held (flock) by the process running the job; the kernel drops it when that process dies
 TASKS = ("train", "test")
 UMASK = os.umask(0o022)
 os.umask(UMASK)  # read back (os.umask sets it and returns the old one), as it was
+
+
+# How a reader of a sweep finds a job directory, besides the Status its record gives (the report lists these with the
+# runs that did not finish): no record yet, a record that is not one, a record that names no configuration, a copy
+# of another run, no W&B run file (read with --source wandb)
+NO_RECORD, UNREADABLE, UNIDENTIFIED, COPY, NO_WANDB = f"no {RECORD}", "unreadable", "unidentified", "copy", "no W&B run"
 
 
 class Status(str, Enum):
@@ -63,7 +75,7 @@ def _is_number(value) -> bool:
 
 @dataclass
 class Record:
-    """What metrics.json holds. The errors are fractions (0.0816, not 8.16%)."""
+    """What a run record holds. The errors are fractions (0.0816, not 8.16%)."""
 
     status: Status
     task: str = "train"
@@ -97,7 +109,7 @@ class Record:
     def value(self, objective: str | None = None) -> float:
         """The objective (this record's own when not named): at the best epoch, else as last measured; NaN if
         never measured."""
-        name = objective or self.objective or "val/top1_err"
+        name = objective or self.objective or metrics.VAL_TOP1
         value = self.best.get(name, self.final.get(name))
         return float(value) if value is not None else math.nan
 
@@ -109,7 +121,7 @@ class Record:
 
     @classmethod
     def from_dict(cls, data, where: str = RECORD) -> Record:
-        """A record from metrics.json's dict; a dict that is not one raises BadFile naming what is wrong."""
+        """A record from its file's dict; a dict that is not one raises BadFile naming what is wrong."""
         try:
             if not isinstance(data, dict):
                 raise TypeError(f"it holds a JSON {type(data).__name__}, not an object")
@@ -137,7 +149,7 @@ class Record:
 
 
 def read(run_dir: Path) -> Record | None:
-    """The record in `run_dir`, None when there is none yet; BadFile when metrics.json is not a record."""
+    """The record in `run_dir`, None when there is none yet; BadFile when its file is not a record."""
     path = Path(run_dir) / RECORD
     try:
         text = path.read_text()
@@ -170,7 +182,7 @@ def configs_subdir(run_dir: str) -> str | None:
     job skipped here. Hydra saves config.yaml, hydra.yaml and overrides.yaml before the job starts, also for a job
     that a resumed sweep (or a second worker) then skips: they would say how the later command was typed (its
     working directory, its sweep controls such as max_seeds=) instead of how the job ran."""
-    return None if skipped_here(run_dir) else ".hydra"
+    return None if skipped_here(run_dir) else files.HYDRA_DIR
 
 
 def job_log(run_dir: str, name: str) -> str:
@@ -197,7 +209,7 @@ def running_elsewhere(run_dir) -> bool:
 
 
 def write(run_dir: Path, record: Record) -> None:
-    """metrics.json, atomically, secrets masked (alexlab.masking)."""
+    """The record file, atomically, secrets masked (alexlab.masking)."""
     from alexlab.masking import mask
 
     text = json.dumps(mask(record.to_dict()), indent=2, default=str) + "\n"
@@ -242,6 +254,8 @@ def ending(exc: BaseException) -> tuple[Status, str]:
     """How a run that raised `exc` ended, and why in one line."""
     import sys
 
+    from alexlab.signals import Interrupted
+
     optuna = sys.modules.get("optuna")  # a pruned trial comes from Optuna, so Optuna is imported then
     lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
     interrupts = (KeyboardInterrupt, SystemExit, Interrupted)
@@ -266,100 +280,18 @@ def ending(exc: BaseException) -> tuple[Status, str]:
     return status, error
 
 
-class Interrupted(BaseException):
-    """A signal (SIGTERM, a pre-emption) stopped the job outside the training loop (alexlab.train.job_signals).
-    A BaseException, as KeyboardInterrupt is: code that catches Exception does not swallow it."""
-
-
-@contextlib.contextmanager
-def job_signals():
-    """SIGTERM anywhere in a job ends it as `interrupted`, recorded: while fitting, Lightning's own handler stops
-    at the next step and CheckpointOnInterrupt saves last.ckpt (so this one only notes it: `Signals.defer`); before
-    and after fitting (loading data, building the network, testing) this one raises Interrupted at once.
-
-    Under SLURM, SIGUSR1 is the pre-emption (`scancel --signal=USR1`, `#SBATCH --signal=USR1@120` before the time
-    limit: conf/launcher/slurm.yaml), and it may come at any moment of the job. It ends the job as SIGTERM does
-    (while fitting: the same stop at the next step and last.ckpt), and then the job is requeued (`scontrol
-    requeue`): the requeued job runs again in the same directory and goes on from that checkpoint, or starts again
-    when it came before the first one. Lightning's own auto-requeue covers only the training loop (a USR1 while
-    the job loads its data or tests killed it, and the work with it), so this handler replaces it for the whole job;
-    Lightning sees a handler in place and leaves USR1 to it."""
-    signals = Signals()
-    main = threading.current_thread() is threading.main_thread()  # handlers live in the main thread
-    handled = [signal.SIGTERM] + ([signal.SIGUSR1] if slurm_job() is not None else [])
-    previous = {signum: signal.signal(signum, signals.handle) for signum in handled} if main else {}
-    try:
-        yield signals
-    except BaseException:
-        if signals.preempted:
-            requeue(slurm_job())
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-class Signals:
-    def __init__(self) -> None:
-        self.deferred = False
-        self.received = False
-        self.preempted = False  # SIGUSR1 under SLURM: requeue the job once it has ended
-
-    def handle(self, signum, frame) -> None:
-        # Lightning's loop handles SIGTERM only from the moment its own handler is in place (inside fit, after the
-        # data's setup and the checkpoint's restore): before that, a deferred signal would be noted and the whole
-        # fit run to its end, so this one raises then as it does outside fit.
-        loop_handles = self.deferred and signal.getsignal(signal.SIGTERM) != self.handle
-        if signum == signal.SIGUSR1:
-            self.preempted = True
-            log.warning("SIGUSR1 received: SLURM pre-empts this job; it stops here and is requeued")
-            if loop_handles:  # the loop stops at its next step as for SIGTERM, and last.ckpt is saved
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-        self.received = True
-        if not loop_handles:
-            raise Interrupted(f"{signal.Signals(signum).name} received")
-
-    @contextlib.contextmanager
-    def defer(self):
-        """While Lightning's loop handles SIGTERM: only note it; raise once the loop has returned."""
-        self.deferred = True
-        try:
-            yield
-        finally:
-            self.deferred = False
-        if self.received:
-            raise Interrupted("SIGTERM received while fitting")
-
-
-def slurm_job() -> str | None:
-    """The SLURM job this process runs in as `scontrol` names it (an array's element as JOB_TASK), None outside
-    SLURM. An interactive allocation (srun bash, salloc) is not a batch job to requeue: None, as Lightning's
-    SLURMEnvironment decides."""
-    if "SLURM_JOB_ID" not in os.environ or os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
-        return None
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
-
-
-def requeue(job: str | None) -> None:
-    """`scontrol requeue JOB`, once per job: by its first task (SLURM_PROCID 0; every task of a step gets the
-    signal). SLURM then ends this stint and starts the job again in the same directory."""
-    import subprocess
-
-    if job is None or os.environ.get("SLURM_PROCID", "0") != "0":
-        return
-    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
-    if done.returncode == 0:
-        log.warning("requeued SLURM job %s: it goes on from its last checkpoint", job)
-    else:
-        log.error("could not requeue SLURM job %s: %s", job, (done.stderr or done.stdout).strip())
-
-
 # --- a run's identity -------------------------------------------------------------------------------------------------
 
 # Overrides that say how to start a run, not what it is: a resumed run has the same identity without them.
 START_KEYS = ("resume",)
+# Keys of a sweep file that say how long a sweep goes on (how many seed rounds: hydra_plugins/alexlab_seed_rounds),
+# not what a run is: left out of a run's identity and of the comparison that lets a sweep dir be resumed, so that
+# `seeds=3` can later go on as `seeds=5` or `seeds=auto` in the same directory.
+SWEEP_CONTROLS = ("seeds", "min_seeds", "max_seeds", "time_budget_h")
+
+
+def is_sweep_control(override: str) -> bool:
+    return override.partition("=")[0].lstrip("+~") in SWEEP_CONTROLS
 
 
 def identity(overrides) -> list[str]:
@@ -367,7 +299,6 @@ def identity(overrides) -> list[str]:
     start it (resume=true, ckpt_path=last) or how long its sweep goes on (alexlab.sweep.SWEEP_CONTROLS), secrets
     masked as they are written."""
     from alexlab.masking import mask_text
-    from alexlab.sweep import is_sweep_control
 
     def starts(override: str) -> bool:
         key, _, value = override.partition("=")
@@ -381,7 +312,7 @@ def hydra_overrides(run_dir: Path) -> list[str] | None:
     import yaml
 
     try:
-        overrides = yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text())
+        overrides = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
@@ -393,7 +324,7 @@ def saved_config(run_dir: Path) -> dict:
     import yaml
 
     try:
-        config = yaml.safe_load((Path(run_dir) / ".hydra" / "config.yaml").read_text())
+        config = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}
@@ -404,7 +335,7 @@ def saved_choices(run_dir: Path) -> dict:
     import yaml
 
     try:
-        saved = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        saved = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "hydra.yaml").read_text())
         choices = saved["hydra"]["runtime"]["choices"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return {}
@@ -439,7 +370,7 @@ def ended_outside(run_dir: Path, overrides: list[str], error: str) -> Record:
     ended = held or Record(status=Status.FAILED, overrides=identity(overrides))
     ended.status, ended.error = Status.FAILED, error
     if ended.resume_from is None:
-        found = resume_checkpoint(run_dir)
+        found = files.resume_checkpoint(run_dir)
         ended.resume_from = str(found) if found else None
     write(run_dir, ended)
     return ended
@@ -454,7 +385,7 @@ def check_claim(run_dir: Path, overrides: list[str], task: str) -> Record | None
     Raises DirectoryTaken for a directory that holds something else: another run, a run of the other task (a test
     never writes into its training's directory), or a sweep. Writes nothing."""
     run_dir = Path(run_dir)
-    if (run_dir / "multirun.yaml").exists():
+    if (run_dir / MULTIRUN).exists():
         raise DirectoryTaken(f"{run_dir} is a sweep directory; a single run needs a directory of its own")
     try:
         record = read(run_dir)
@@ -509,62 +440,20 @@ def claim(run_dir: Path, overrides: list[str], task: str):
         yield check_claim(run_dir, overrides, task)
 
 
-# --- checkpoints ------------------------------------------------------------------------------------------------------
-
-
-def last_checkpoint(run_dir: Path) -> Path:
-    """Where a run's latest checkpoint goes: every epoch's end (conf/callbacks/default.yaml: last_checkpoint), and
-    the step a signal stopped the run at (CheckpointOnInterrupt)."""
-    return Path(run_dir) / "checkpoints" / "last.ckpt"
-
-
-def readable_checkpoint(path: Path) -> bool:
-    """Whether `path` is a whole checkpoint file: torch.save writes a zip archive whose directory is at its end, so a
-    file cut short (a full disk, a killed copy) is not one. Cheap: reads the end of the file only."""
+def git_state() -> dict:
+    """The commit of the alexlab source tree and whether it had uncommitted changes (None outside a checkout)."""
+    source = Path(__file__).resolve().parent
     try:
-        return path.is_file() and zipfile.is_zipfile(path)
-    except OSError:
-        return False
-
-
-def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint an unfinished run goes on from: the newest whole one among the hpc_ckpt_<n>.ckpt that
-    Lightning's SLURM requeue saves, checkpoints/last.ckpt and the epoch checkpoints; None without one."""
-    run_dir = Path(run_dir)
-    saved = [*run_dir.glob("hpc_ckpt_*.ckpt"), *(run_dir / "checkpoints").glob("*.ckpt")]
-    whole = [path for path in saved if readable_checkpoint(path)]
-    for path in sorted(set(saved) - set(whole)):
-        log.warning("%s is not a whole checkpoint (cut short?): not resumed from", path)
-    return max(whole, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def file_away_hpc_checkpoints(run_dir: Path) -> None:
-    """Move the hpc_ckpt_<n>.ckpt of `run_dir` into its checkpoints/. Under SLURM, Lightning restores the newest hpc
-    checkpoint of the run directory whenever it is not told a checkpoint, and so also in trainer.test(): the test
-    would then see the requeue's mid-epoch weights instead of the best checkpoint's, and the run would lose the
-    epochs it trained after the requeue from its history. Called before fit chooses where it starts
-    (resume_checkpoint finds them in checkpoints/ as well); a new pre-emption writes a new one."""
-    run_dir = Path(run_dir)
-    for path in sorted(run_dir.glob("hpc_ckpt_*.ckpt")):
-        target = run_dir / "checkpoints" / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-
-
-def find_resumable(output_root: Path, overrides: list[str]) -> Path | None:
-    """`alexlab train OVERRIDES resume=true`: the newest run under output_root/runs with these overrides that did not
-    finish (interrupted, killed, failed) and left a whole checkpoint, or None."""
-    candidates = []
-    for run_dir in (Path(output_root) / "runs").glob("*/"):
-        try:
-            record = read(run_dir)
-        except BadFile:
-            continue
-        if record is None:  # killed before its record: Hydra's saved overrides say which run it was
-            held = held_identity(run_dir)
-            same = held is not None and sorted(held) == sorted(identity(overrides))
-        else:
-            same = record.same_run(overrides, "train") and not record.finished
-        if same and resume_checkpoint(run_dir) is not None:
-            candidates.append(run_dir)
-    return max(candidates, key=lambda d: d.name, default=None)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 from typing import TYPE_CHECKING
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
+
+from alexlab import metrics
 
 if TYPE_CHECKING:
     from alexlab.record import Record
@@ -129,15 +132,41 @@ def headline(ended: Record, run_dir) -> list[str]:
     """The lines that end a run: what it measured, in percent, how long it took, where it is."""
     final, best = ended.final, ended.best
     lines = []
-    if "test/top1_err" in final:
-        top1, top5 = final["test/top1_err"], final.get("test/top5_err")
+    if metrics.TEST_TOP1 in final:
+        top1, top5 = final[metrics.TEST_TOP1], final.get(metrics.TEST_TOP5)
         test = f"test top-1 error {percent(top1)} (accuracy {percent(1 - top1)})"
         if top5 is not None:
             test += f", top-5 error {percent(top5)}"
         lines.append(test)
-    objective = ended.objective or "val/top1_err"
+    objective = ended.objective or metrics.VAL_TOP1
     if objective in best:
         shown = percent(best[objective]) if is_fraction(objective) else f"{best[objective]:.4g}"
         lines.append(f"best {objective} {shown} at epoch {best.get('epoch', '?')}")
     took = f"{ended.status.value} in {duration(ended.wall_time_s or 0)}"
     return [f"{took}: {'; '.join(lines)}" if lines else took, f"run dir: {run_dir}"]
+
+
+# Lightning's lines that tell an alexlab user nothing, left out of the terminal and alexlab.log: its cloud logger's
+# advert, accelerators this machine does not have, the count of batches it loads to size a per-step schedule, a
+# limit the user set (`Trainer(limit_val_batches=4)` was configured...), and why fit stopped (alexlab's headline
+# says how the run ended). What helps stays: a GPU that is there, used or not, restoring from a checkpoint, DDP.
+LIGHTNING_CHATTER = re.compile(
+    r"💡 Tip|GPU available: False, used: False|TPU available: False|HPU available: False"
+    r"|Loading `train_dataloader` to estimate number of stepping batches"
+    r"|`Trainer\(limit_\w+_batches=[^)]*\)` was configured|`Trainer.fit` stopped: "
+)
+
+
+def quiet_lightning() -> None:
+    """Lightning's lines once, and only those that tell an alexlab user something: `import lightning` gives its logger
+    a stderr handler of its own, and Hydra's root handlers already print its lines (and write them to the run's
+    alexlab.log), so without this every Lightning message shows twice; LIGHTNING_CHATTER is left out."""
+    logging.getLogger("lightning").handlers.clear()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(getattr(f, "__name__", "") == "not_chatter" for f in logger.filters):
+            logger.addFilter(not_chatter)
+
+
+def not_chatter(record: logging.LogRecord) -> bool:
+    return not LIGHTNING_CHATTER.match(record.getMessage())

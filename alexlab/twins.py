@@ -4,7 +4,7 @@ Two jobs of one sweep directory can differ only in how the network is tested: `p
 the baseline with `test_views=centre` instead of ten_crop, and `alexlab -m test_views=centre,ten_crop` is the same.
 Training is deterministic for a given config and seed on a given machine (the study's centre_test runs retrained
 the baseline to the same validation error at every epoch, a tenth of the study's time), so the second job loads the
-first one's best checkpoint and only tests it: its record (metrics.json) copies the first job's epochs and training
+first one's best checkpoint and only tests it: its run record copies the first job's epochs and training
 curve, adds its own test, names the job it was trained in (`trained_in`), and its wall time is its own test's.
 
 What "the same training" means is owned here: the composed config, interpolations as written, equal in every key
@@ -22,9 +22,9 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab import record
+from alexlab import files, record
 from alexlab.errors import BadFile
-from alexlab.sweep import SWEEP_CONTROLS
+from alexlab.record import SWEEP_CONTROLS
 
 # Config keys that never change the weights a run trains: how it is tested, where it writes and what it reports,
 # how it was started, and how long its sweep goes on.
@@ -87,11 +87,11 @@ def _twin(job_dir: Path, mine: dict) -> Twin | None:
     if done is None or not done.finished or done.task != "train" or done.trained_in:
         return None
     best = done.checkpoints.get("best")
-    checkpoint = job_dir / "checkpoints" / Path(best).name if best else None
-    if checkpoint is None or not record.readable_checkpoint(checkpoint):
+    checkpoint = job_dir / files.CHECKPOINTS / Path(best).name if best else None
+    if checkpoint is None or not files.readable_checkpoint(checkpoint):
         return None
-    saved = job_dir / ".hydra" / "config.yaml"
-    try:
+    saved = job_dir / files.HYDRA_DIR / "config.yaml"
+    try:  # read as Hydra wrote it, by OmegaConf's own loader (its reading of numbers, as the live config's)
         theirs = training_config(OmegaConf.load(saved))
     except (OSError, yaml.YAMLError):  # no saved config (another launcher's layout), or not one that parses: train
         return None

@@ -38,6 +38,12 @@ from typing import TYPE_CHECKING
 
 from alexlab.errors import BadValue, NotFound
 
+# The keys of an alexlab run's W&B config besides its config groups' choices (loggers.start_wandb writes them; the
+# report's --source wandb and the dashboard read them back): the seed, the command line's overrides, the commit, and
+# the composed config
+SEED, OVERRIDES, GIT_COMMIT, GIT_DIRTY, CONFIG = "seed", "overrides", "git_commit", "git_dirty", "config"
+CONFIG_KEYS = (SEED, OVERRIDES, GIT_COMMIT, GIT_DIRTY, CONFIG, "_wandb")
+
 if TYPE_CHECKING:  # imported where a file is read: wandb's protobufs take most of a second to import, and a run
     from wandb.proto import wandb_internal_pb2 as pb  # logging to CSV or TensorBoard needs no wandb at all
 

@@ -1,8 +1,9 @@
-"""A process that imports alexlab once and forks one child per `alexlab ARGS` run of the tests (conftest.run_alexlab).
+"""A process that imports alexlab once and forks one child per `alexlab ARGS` run of the tests
+(helpers.commands.run_alexlab).
 
-Why: a fresh `alexlab` process spends about 6-9 s of CPU importing torch, Lightning (which imports all of
-torchmetrics, and with it scipy), wandb and Optuna before it reads its arguments. The suite starts about a hundred
-of them, which was a third of its CPU time on the 2-core CI machine. A child forked from this process has those
+Why: a fresh `alexlab` process spends seconds of CPU importing torch, Lightning (which imports all of torchmetrics,
+and with it scipy), wandb and Optuna before it reads its arguments. The suite starts about a hundred of them, a
+third of its CPU time (docs/measurements.md). A child forked from this process has those
 modules already; it then runs exactly what the console script runs, `alexlab.cli.main(ARGS)`, with its own working
 directory, environment, argv, stdin (/dev/null) and stdout/stderr (files the test reads), and ends as the script
 would: SystemExit's code, 1 with the traceback for an exception, its threads joined and the exit functions run

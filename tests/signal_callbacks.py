@@ -39,7 +39,7 @@ class ScancelAt(SigtermAt):
 
 
 def wait_for_preemption(limit_s: float) -> None:
-    """Until the job's USR1 handler (alexlab.record.Signals) has seen the signal that slurmd delivers a little after
+    """Until the job's USR1 handler (alexlab.signals.Signals) has seen the signal that slurmd delivers a little after
     scancel returns, so that it lands at this moment of the run, however long slurmd takes; at a moment where the
     handler raises (loading, testing) the wait ends with it. Not seen within limit_s: the test fails, saying so."""
     handler = getattr(signal.getsignal(signal.SIGUSR1), "__self__", None)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from conftest import run_alexlab
+from helpers.commands import run_alexlab
 from torchvision.io import write_jpeg
 
 # every image read once an epoch (batch 1, all batches), by two loader workers (the count crosses processes)

@@ -14,6 +14,10 @@ from hydra.utils import instantiate
 from torchvision.io import write_jpeg
 
 from alexlab import bench
+from alexlab.bench import common, run, table
+from alexlab.bench import data as data_bench
+from alexlab.bench import layers as layer_bench
+from alexlab.bench import training as training_bench
 from alexlab.info import layer_table
 
 TINY = [
@@ -91,19 +95,19 @@ def test_the_layers_section_pairs_lrn_against_no_lrn_and_stock_pooling_against_o
 
 
 def test_the_layers_section_measures_lrn_even_when_the_config_turns_it_off():
-    cfg = bench.compose_config(["lrn=off", "data.batch_size=4"])
+    cfg = run.compose_config(["lrn=off", "data.batch_size=4"])
     knobs = {"steps": 1, "warmup": 1, "reps": 2}
-    layers = bench.bench_layers(cfg, torch.device("cpu"), knobs)
+    layers = layer_bench.bench_layers(cfg, torch.device("cpu"), knobs)
     assert layers["lrn"] == "paper" and len(layers["lrn_over_no_lrn"]["values"]) == 2
 
 
 def test_flops_follow_the_macs_of_alexlab_info(results):
-    cfg = bench.compose_config(["data.batch_size=8"])
+    cfg = run.compose_config(["data.batch_size=8"])
     macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
     a = results["arithmetic"]
-    assert bench.TRAIN_FLOPS_PER_MAC == 6
+    assert common.TRAIN_FLOPS_PER_MAC == 6
     assert a["macs_per_image"] == macs
-    assert a["flops_per_image"] == macs * bench.TRAIN_FLOPS_PER_MAC
+    assert a["flops_per_image"] == macs * common.TRAIN_FLOPS_PER_MAC
     plain = results["training"]["plain"]["images_per_s"]["median"]
     assert a["achieved_flops_per_s"] == pytest.approx(a["flops_per_image"] * plain)
     assert a["share_of_peak"] == pytest.approx(a["achieved_flops_per_s"] / a["peak_flops_per_s"]["median"])
@@ -119,7 +123,7 @@ def test_sweep_and_memory(results):
 
 
 def test_table_rows_cover_every_section(results):
-    sections = {section for section, _, _ in bench.table_rows(results)}
+    sections = {section for section, _, _ in table.table_rows(results)}
     assert sections == {"training", "layers", "data", "arithmetic", "sweep", "memory"}
 
 
@@ -136,9 +140,9 @@ def test_the_shared_cpu_section_measures_the_step_alone_and_beside_busy_processe
             super().__init__(*args, **kwargs)
             started.append(self)
 
-    monkeypatch.setattr(bench.subprocess, "Popen", Recorded)
-    cfg = bench.compose_config(["data.batch_size=8"])
-    shared = bench.bench_shared_cpu(cfg, torch.device("cpu"), {"steps": 2, "warmup": 1, "reps": 3, "load": 2})
+    monkeypatch.setattr(layer_bench.subprocess, "Popen", Recorded)
+    cfg = run.compose_config(["data.batch_size=8"])
+    shared = layer_bench.bench_shared_cpu(cfg, torch.device("cpu"), {"steps": 2, "warmup": 1, "reps": 3, "load": 2})
     assert len(started) == 2 and all(process.returncode is not None for process in started)  # killed and reaped
     assert shared["load"] == 2 and shared["threads"] == torch.get_num_threads() and shared["cores"] >= 1
     for phase in ("alone", "loaded"):
@@ -156,39 +160,39 @@ def test_the_shared_cpu_section_measures_the_step_alone_and_beside_busy_processe
     threads, cores = shared["threads"], shared["cores"]
     expected = min(threads, cores) / min(min(threads, cores), threads * cores / (threads + 2))
     assert shared["fair_slowdown"] == pytest.approx(expected) and shared["fair_slowdown"] >= 1
-    rows = bench.shared_cpu_rows(shared)
+    rows = table.shared_cpu_rows(shared)
     assert [section for section, _, _ in rows] == ["shared CPU"] * 4 and "2 busy processes" in rows[0][2]
 
 
 def test_bad_knobs_are_one_line_value_errors():
     with pytest.raises(ValueError, match="not a bench knob"):
-        bench.split_knobs(["bench.nonsense=3"])
+        run.split_knobs(["bench.nonsense=3"])
     with pytest.raises(ValueError, match="whole number"):
-        bench.resolve_knobs({"steps": "many"}, heavy=False)
+        run.resolve_knobs({"steps": "many"}, heavy=False)
     with pytest.raises(ValueError, match=">= 1"):
-        bench.resolve_knobs({"reps": "0"}, heavy=False)
-    overrides, knobs = bench.split_knobs(["model=small", "+bench.steps=4", "bench.reps=2"])
+        run.resolve_knobs({"reps": "0"}, heavy=False)
+    overrides, knobs = run.split_knobs(["model=small", "+bench.steps=4", "bench.reps=2"])
     assert overrides == ["model=small"] and knobs == {"steps": "4", "reps": "2"}
 
 
 def test_paper_model_gets_the_heavy_defaults():
-    assert bench.resolve_knobs({}, heavy=True)["steps"] == bench.HEAVY_DEFAULTS["steps"]
-    cfg = bench.compose_config(["model=paper"])
+    assert run.resolve_knobs({}, heavy=True)["steps"] == run.HEAVY_DEFAULTS["steps"]
+    cfg = run.compose_config(["model=paper"])
     macs = sum(row.macs for row in layer_table(instantiate(cfg.model), cfg.model.in_channels, cfg.model.input_size))
-    assert macs * cfg.data.batch_size > bench.HEAVY_STEP_MACS
+    assert macs * cfg.data.batch_size > common.HEAVY_STEP_MACS
 
 
 def test_precision_and_speed_switches_reach_both_loops(tmp_path):
     """bf16-mixed and channels_last reach the Trainer and the plain loop alike; fp16 (needs a GradScaler) is refused."""
-    cfg = bench.compose_config(
+    cfg = run.compose_config(
         ["data.batch_size=4", "trainer.precision=bf16-mixed", "channels_last=true", f"paths.output_root={tmp_path}"]
     )
-    k = bench.resolve_knobs({"steps": "1", "warmup": "1", "reps": "2"}, heavy=False)
-    training = bench.bench_training(cfg, bench.pick_device(cfg), k)
+    k = run.resolve_knobs({"steps": "1", "warmup": "1", "reps": "2"}, heavy=False)
+    training = training_bench.bench_training(cfg, common.pick_device(cfg), k)
     assert training["precision"] == "bf16-mixed" and training["channels_last"] is True
     assert len(training["plain"]["images_per_s"]["values"]) == 2
     with pytest.raises(ValueError, match="32-true or bf16-mixed"):
-        bench.run_bench(bench.compose_config(["trainer.precision=16-mixed"]), {}, [])
+        run.run_bench(run.compose_config(["trainer.precision=16-mixed"]), {}, [])
 
 
 @pytest.mark.parametrize("decode", ["loader", "device"])
@@ -200,7 +204,7 @@ def test_data_section_decodes_where_the_config_says(tmp_path, decode):
         for i in range(6):
             image = torch.full((3, 40 + i, 36), 40 * label + i, dtype=torch.uint8)
             write_jpeg(image, str(tmp_path / name / f"{i}.jpg"))
-    cfg = bench.compose_config(
+    cfg = run.compose_config(
         [
             "data=imagefolder",
             f"data.source.root={tmp_path}",
@@ -213,17 +217,17 @@ def test_data_section_decodes_where_the_config_says(tmp_path, decode):
             f"paths.output_root={tmp_path}",
         ]
     )
-    k = bench.resolve_knobs({"reps": "2", "loader_batches": "3", "loader_warmup": "1"}, heavy=False)
-    data = bench.bench_data(cfg, torch.device("cpu"), k, consumed=100.0)
+    k = run.resolve_knobs({"reps": "2", "loader_batches": "3", "loader_warmup": "1"}, heavy=False)
+    data = data_bench.bench_data(cfg, torch.device("cpu"), k, consumed=100.0)
     assert data["decode"] == decode
     assert len(data["loader_images_per_s"]["values"]) == 2 and data["loader_images_per_s"]["min"] > 0
     assert data["ratio_loader_over_model"] == data["loader_images_per_s"]["median"] / 100.0
 
 
 def test_a_paper_sized_network_is_set_against_the_published_speeds(results):
-    assert not any("Titan X" in name for _, name, _ in bench.table_rows(results))  # 32 px: not comparable
+    assert not any("Titan X" in name for _, name, _ in table.table_rows(results))  # 32 px: not comparable
     paper_sized = {**results, "batch_shape": [128, 3, 224, 224]}
-    rows = {name: value for _, name, value in bench.table_rows(paper_sized)}
+    rows = {name: value for _, name, value in table.table_rows(paper_sized)}
     trainer = results["training"]["trainer"]["images_per_s"]["median"]
-    for name, rate in bench.PUBLISHED_IMAGES_PER_S.items():
+    for name, rate in common.PUBLISHED_IMAGES_PER_S.items():
         assert rows[f"Trainer / {name}"].startswith(f"{trainer / rate:.3f} ")

@@ -4,7 +4,7 @@ import re
 import sys
 
 import pytest
-from conftest import FASHION_MNIST, read_metrics, run_alexlab, run_alexlab_here, run_dirs
+from helpers.commands import FASHION_MNIST, read_metrics, run_alexlab, run_alexlab_here, run_dirs
 
 SMOKE = ("experiment=smoke", "logger=csv")
 
@@ -99,7 +99,7 @@ def test_smoke_training_writes_a_complete_run_dir(alexlab, tmp_path):
     output = result.stdout + result.stderr
     assert "litlogger" not in output and "set_vital" not in output  # libraries' adverts and internal deprecations
     for chatter in ("GPU available", "TPU available", "stepping batches", "was configured so", "Trainer.fit"):
-        assert chatter not in output, output  # Lightning's lines that say nothing here (train.LIGHTNING_CHATTER)
+        assert chatter not in output, output  # Lightning's lines that say nothing here (terminal.LIGHTNING_CHATTER)
     assert not [line for line in output.splitlines() if "warn" in line.lower()], output  # no warning line at all
     # one unit, percent, for every error in the terminal; the headline last: what the run measured, and where
     assert re.search(r"^epoch 1  .*val/top1_err=\d+\.\d\d%", result.stdout, re.M), result.stdout

@@ -11,7 +11,7 @@ import sys
 import matplotlib.image
 import optuna
 import pytest
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 from helpers.sweeps import PNG_MAGIC, ablation_sweep, write_run, write_study
 
 from alexlab.dashboard import (

@@ -2,7 +2,7 @@
 two-tower split trained through Lightning with both towers on CPU devices, its checkpoint tested as split=grouped."""
 
 import torch
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 
 from alexlab.distributed import is_rank_zero
 

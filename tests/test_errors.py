@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_alexlab, run_alexlab_here
+from helpers.commands import run_alexlab, run_alexlab_here
 
 SMOKE = ("experiment=smoke", "logger=none")
 TINY = (*SMOKE, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
@@ -105,7 +105,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, files, args):
 
 
 def test_weights_are_read_with_the_same_care(files):
-    from alexlab.train import load_weights
+    from alexlab.checkpoints import load_weights
 
     with pytest.raises(ValueError, match="holds a Python object .posix.system.*refused"):
         load_weights(str(files["evil"]))
@@ -176,8 +176,9 @@ def test_out_of_memory_in_a_run_names_the_batch_size(alexlab, tmp_path):
 
 
 def test_out_of_memory_message():
-    from alexlab.cli import user_error
-    from alexlab.train import OutOfMemory, oom_message
+    from alexlab.errors import OutOfMemory
+    from alexlab.errors import out_of_memory_line as oom_message
+    from alexlab.messages import user_error
 
     cuda = oom_message(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nmore"), 256)
     assert cuda == (

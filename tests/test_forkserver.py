@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from conftest import run_alexlab
+from helpers.commands import run_alexlab
 
 
 @pytest.mark.parametrize(

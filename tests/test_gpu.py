@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 from test_data import folder_module
 from torchvision.io import write_jpeg
 

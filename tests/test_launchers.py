@@ -7,11 +7,11 @@ import re
 
 import pytest
 import torch
-from conftest import read_metrics
+from helpers.commands import read_metrics
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from alexlab.train import fit_checkpoint
+from alexlab.checkpoints import fit_checkpoint
 
 TINY = (
     "experiment=smoke",

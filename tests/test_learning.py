@@ -2,7 +2,7 @@
 and its training loss falls. The quickstart's own run is tests/test_quickstart.py."""
 
 import pytest
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 from hydra import compose, initialize_config_module
 
 CHANCE = 0.9  # 10 classes

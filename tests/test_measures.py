@@ -3,11 +3,11 @@ both views, its LRN's strength, and at the paper's input scale an LRN that does 
 
 import pytest
 import torch
-from conftest import read_metrics as metrics
-from conftest import run_dirs
+from helpers.commands import read_metrics as metrics
+from helpers.commands import run_dirs
 
-from alexlab.claims import LRN_FLOOR
 from alexlab.model.layers import lrn_strength
+from alexlab.report.claims import LRN_FLOOR
 
 SMOKE = ("experiment=smoke", "logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=4")
 

@@ -21,7 +21,7 @@ import optuna
 import pytest
 import sqlalchemy
 import yaml
-from conftest import run_dirs
+from helpers.commands import run_dirs
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf

@@ -3,7 +3,7 @@
 (about 7 min on 2 cores: `python3 -m pytest -m slow`)."""
 
 import pytest
-from conftest import FASHION_MNIST, read_metrics, run_dirs
+from helpers.commands import FASHION_MNIST, read_metrics, run_dirs
 
 pytestmark = pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_metrics, run_alexlab, run_alexlab_here, run_dirs
+from helpers.commands import read_metrics, run_alexlab, run_alexlab_here, run_dirs
 
-from alexlab import record
+from alexlab import files, overrides, record
 from alexlab.errors import BadFile, DirectoryBusy, DirectoryTaken, Diverged
 from alexlab.record import Record, Status
+from alexlab.signals import Interrupted
 
 TESTS = Path(__file__).resolve().parent
 FAST = ("experiment=smoke", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=4")
@@ -100,7 +101,7 @@ def test_how_a_run_ended_is_classified_in_one_place():
 
     assert record.ending(KeyboardInterrupt())[0] == Status.INTERRUPTED
     assert record.ending(SIGTERMException())[0] == Status.INTERRUPTED
-    assert record.ending(record.Interrupted("SIGTERM received"))[0] == Status.INTERRUPTED
+    assert record.ending(Interrupted("SIGTERM received"))[0] == Status.INTERRUPTED
     assert record.ending(optuna.TrialPruned("epoch 1")) == (Status.PRUNED, "TrialPruned: epoch 1")
     assert record.ending(Diverged("diverged: loss is nan")) == (Status.DIVERGED, "Diverged: diverged: loss is nan")
     assert record.ending(RuntimeError("boom\nmore")) == (Status.FAILED, "RuntimeError: boom")
@@ -156,15 +157,15 @@ def test_a_directory_is_held_by_one_process_at_a_time(tmp_path):
 def test_a_run_resumes_from_its_newest_whole_checkpoint(tmp_path):
     import os
 
-    assert record.resume_checkpoint(tmp_path) is None
+    assert files.resume_checkpoint(tmp_path) is None
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     torch.save({"epoch": 0}, checkpoints / "epoch000.ckpt")
     (checkpoints / "last.ckpt").write_bytes(b"PK\x03\x04 cut short by a full disk")  # newer, but not whole
     os.utime(checkpoints / "epoch000.ckpt", (1, 1))
-    assert record.resume_checkpoint(tmp_path) == checkpoints / "epoch000.ckpt"
+    assert files.resume_checkpoint(tmp_path) == checkpoints / "epoch000.ckpt"
     torch.save({"epoch": 1}, tmp_path / "hpc_ckpt_1.ckpt")
-    assert record.resume_checkpoint(tmp_path) == tmp_path / "hpc_ckpt_1.ckpt"
+    assert files.resume_checkpoint(tmp_path) == tmp_path / "hpc_ckpt_1.ckpt"
 
     runs = tmp_path / "out" / "runs"
     for name, status in (("a", Status.FAILED), ("b", Status.FINISHED), ("c", Status.INTERRUPTED)):
@@ -172,12 +173,12 @@ def test_a_run_resumes_from_its_newest_whole_checkpoint(tmp_path):
         torch.save({}, runs / name / "hpc_ckpt_1.ckpt")
     record.write(runs / "d", Record(Status.INTERRUPTED, overrides=["seed=2"]))  # other overrides
     torch.save({}, runs / "d" / "hpc_ckpt_1.ckpt")
-    assert record.find_resumable(tmp_path / "out", ["seed=1", "resume=True"]) == runs / "c"
-    assert record.find_resumable(tmp_path / "out", ["seed=3"]) is None
+    assert overrides.find_resumable(tmp_path / "out", ["seed=1", "resume=True"]) == runs / "c"
+    assert overrides.find_resumable(tmp_path / "out", ["seed=3"]) is None
 
 
 def test_a_failed_write_is_one_line_naming_the_file_and_the_way_out():
-    from alexlab.cli import user_error
+    from alexlab.messages import user_error
 
     full = OSError(errno.ENOSPC, "No space left on device", "/data/run/checkpoints/last.ckpt")
     assert user_error(full) == (
@@ -221,7 +222,7 @@ def test_a_sweep_with_its_axes_in_another_order_is_refused_before_anything_is_wr
 
 def test_two_workers_of_one_sweep_never_run_the_same_job(tmp_path):
     args = ["-m", *FAST, "dropout=on,off", "depth=5,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    from conftest import start_alexlab
+    from helpers.commands import start_alexlab
 
     first = start_alexlab(*args, cwd=tmp_path)
     second = start_alexlab(*args, cwd=tmp_path)
@@ -317,7 +318,7 @@ def test_a_full_disk_ends_the_run_in_one_line_with_no_checkpoint_cut_short(small
     assert last.startswith("alexlab: error: cannot write ") and "No space left on device" in last, last
     (run_dir,) = run_dirs(small_disk)
     checkpoints = list(run_dir.rglob("*.ckpt"))
-    assert all(record.readable_checkpoint(path) for path in checkpoints), checkpoints  # whole, or not there
+    assert all(files.readable_checkpoint(path) for path in checkpoints), checkpoints  # whole, or not there
     assert not [path for path in run_dir.rglob("*") if path.name.startswith(".") and ".tmp" in path.name]
     ended = record.read(run_dir)
     assert ended is None or ended.status == Status.FAILED  # the record, when it fits, says so; never `running`
@@ -386,7 +387,7 @@ def test_printing_the_config_masks_secrets(tmp_path):
 
 
 def test_sweep_functions_over_a_numeric_group_reach_the_jobs_as_options(tmp_path):
-    from alexlab.cli import quote_numeric_options
+    from alexlab.overrides import quote_numeric_options
 
     assert quote_numeric_options(["depth=choice(5,3)", "depth=range(3,7)", "depth=range(3, 7, 2)"]) == [
         "depth='5','3'", "depth='3','4','5','6'", "depth='3','5'"]  # fmt: skip

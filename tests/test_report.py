@@ -10,7 +10,7 @@ import matplotlib.image
 import optuna
 import pytest
 import yaml
-from conftest import read_metrics
+from helpers.commands import read_metrics
 from helpers.sweeps import (
     ABLATIONS,
     BASE,
@@ -24,8 +24,8 @@ from helpers.sweeps import (
 )
 from scipy import stats
 
-from alexlab.claims import LRN_FLOOR
 from alexlab.report import bin_centres, build_report, main, steps_to
+from alexlab.report.claims import LRN_FLOOR
 from alexlab.stats import Looks
 
 

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, run_alexlab, run_dirs, start_alexlab
+from helpers.commands import read_metrics, run_alexlab, run_dirs, start_alexlab
 
 from alexlab import record
+from alexlab.errors import EXIT_INTERRUPTED
 from alexlab.record import Record, Status
-from alexlab.train import EXIT_INTERRUPTED
 
 RUN = (
     "experiment=smoke",

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 import test_optuna_sweeper
-from conftest import run_alexlab
+from helpers.commands import run_alexlab
 
 from alexlab.masking import SecretsFilter, is_secret_name, mask, mask_file, mask_text
 from alexlab.optuna_storage import open_storage

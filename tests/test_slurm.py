@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, start_alexlab
+from helpers.commands import read_metrics, start_alexlab
 
 TESTS = Path(__file__).resolve().parent
 

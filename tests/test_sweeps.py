@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from conftest import read_metrics, run_alexlab
+from helpers.commands import read_metrics, run_alexlab
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 

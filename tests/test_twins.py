@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import read_metrics, run_alexlab
+from helpers.commands import read_metrics, run_alexlab
 from hydra import compose, initialize_config_module
 
 from alexlab.report import read_run, read_wandb_run

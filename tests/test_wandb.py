@@ -1,6 +1,6 @@
 """What a run logs to W&B, read back from the offline run files (no account, no server)."""
 
-from conftest import read_metrics
+from helpers.commands import read_metrics
 
 from alexlab.report import build_report
 from alexlab.wandb_runs import find_runs

@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 from wandb.proto import wandb_internal_pb2 as pb
 
 from alexlab.wandb_runs import BLOCK_SIZE, WandbRun, find_runs, job_run, read_records, read_run

@@ -7,7 +7,7 @@ import functools
 
 import pytest
 import torch
-from conftest import read_metrics, run_dirs
+from helpers.commands import read_metrics, run_dirs
 from hydra import compose, initialize_config_module
 
 from alexlab.errors import BadValue

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch.utils.data import Dataset
 
-from alexlab.data import DataNotFoundError, InMemoryImages
+from alexlab.data.images import DataNotFoundError, InMemoryImages
 from alexlab.errors import BadValue
 
 

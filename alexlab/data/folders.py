@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
-from alexlab.data import BadImageError, DataNotFoundError
+from alexlab.data.images import BadImageError, DataNotFoundError
 from alexlab.errors import BadValue
 
 JPEG_START = [0xFF, 0xD8, 0xFF]  # the first bytes of every JPEG file (SOI marker + the next marker's 0xFF)

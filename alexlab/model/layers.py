@@ -1,10 +1,10 @@
 """The two layers of AlexNet that PyTorch's own modules make slow on a CPU: LRN and overlapping max-pooling.
 
 Both compute exactly what `nn.LocalResponseNorm` and `nn.MaxPool2d` compute (tests compare values and gradients);
-what differs is how. Measured in the quickstart network's training step (batch 128, 28 px, 2 CPU cores): LRN as
-`nn.LocalResponseNorm` more than doubled the step, and `nn.MaxPool2d` took a third of it on some CPUs (see the
-classes below).
-`alexlab bench` reports the step with `lrn=paper` against `lrn=off` side by side.
+what differs is how: `nn.LocalResponseNorm` is a dozen passes over conv1's output, each through memory, and
+`nn.MaxPool2d`'s NCHW kernel is slow on some CPUs (see the classes below). `alexlab bench` reports the step with
+`lrn=paper` against `lrn=off`, and with `nn.MaxPool2d` against `MaxPool`, side by side; what it measured:
+docs/measurements.md (LRN, Max-pooling).
 """
 
 from __future__ import annotations
@@ -23,25 +23,22 @@ from torch.nn.modules.utils import _pair
 from alexlab.errors import BadValue
 
 # On a CPU the LRN works through the batch in blocks of whole samples of about this many bytes of maps, so that the
-# dozen passes over one block find it in the cache (2 MiB: the L2 of the CI machine's two cores together) instead of
-# streaming conv1's whole output (51 MB in the quickstart) from memory a dozen times. Measured on the quickstart's
-# LRNs (forward and backward, alternating, medians of 10): conv1's (128 x 32 x 28 x 28) 30-40 ms over the whole
-# batch at once, 21-27 ms in blocks of 2 MiB (0.5 MiB: 26-32 ms, 4 MiB: 22-27 ms); conv2's (128 x 64 x 13 x 13,
-# 5.5 MB) 9-12 ms either way.
+# dozen passes over one block find it in the cache (2 MiB: about the L2 of two cores) instead of streaming conv1's
+# whole output (51 MB in the quickstart) from memory a dozen times. 2 MiB was the fastest of 0.5, 2 and 4 MiB and
+# the whole batch at once (docs/measurements.md, LRN).
 BLOCK_BYTES = 1 << 21
 
 # On a CPU the LRN's arithmetic also exists as two loops that Inductor (torch.compile) generates from the formulas
 # (_fused_forward, _fused_backward): each reads its inputs once and writes its outputs once, where the blocked passes
-# above make a dozen passes. Measured on an AVX-512 Xeon, 2 cores, forward and backward of the quickstart's LRNs:
-# conv1's 2.9-3.1 ms against 11-13 ms, conv2's 1.4 ms against 4.6-5.0 ms. Compiling costs time once per process and
-# input shape (about 20 s with a cold Inductor cache, 1 s once its on-disk cache holds the loops), so a shape's
-# training calls switch to the compiled loops only after COMPILE_AFTER calls, where the run has shown it is long:
-# 20 s is what the quickstart's conv1 LRN saves in about 1,700 steps, so a run of under 1,000 steps (CI's smoke runs:
-# 60; `alexlab train` with its defaults: 710) never compiles, and the quickstart (3,432) does after 1,000, saving
-# about 8 ms a step for the other 2,400. Not on a GPU (its kernels are one pass over the whole batch already;
-# `compile=true` fuses them there), not in bfloat16, not under deterministic algorithms (a run resumed from a
-# checkpoint would start in the blocked passes again, so its rounding would differ from the uninterrupted run's),
-# not where Inductor cannot build (no C++ compiler: one warning, then the blocked passes).
+# above make a dozen passes, so they take a fraction of the time. Compiling costs time once per process and input
+# shape (seconds with Inductor's on-disk cache warm, tens of seconds cold), so a shape's training calls switch to the
+# compiled loops only after COMPILE_AFTER calls, where the run has shown it is long: a cold compile is repaid after
+# more than a thousand quickstart steps (docs/measurements.md, LRN), so a run of under 1,000 steps (CI's smoke runs:
+# 60; `alexlab train` with its defaults: 710) never compiles, and the quickstart (3,432) does after 1,000. Not on a
+# GPU (its kernels are one pass over the whole batch already; `compile=true` fuses them there), not in bfloat16, not
+# under deterministic algorithms (a run resumed from a checkpoint would start in the blocked passes again, so its
+# rounding would differ from the uninterrupted run's), not where Inductor cannot build (no C++ compiler: one
+# warning, then the blocked passes).
 COMPILE_AFTER = 1000
 log = logging.getLogger("alexlab")
 
@@ -99,8 +96,8 @@ def _fused_backward(maps, d, power, grad, size: int, alpha: float, beta: float) 
 
 class CompiledLoops:
     """Whether an LRN call runs in the compiled loops (see COMPILE_AFTER), and those loops: one compiled function
-    each for the forward and the backward, compiled per input shape (static shapes: measured, Inductor's loops for
-    a dynamic batch size took 1.5x as long) and at most as many shapes as torch._dynamo recompiles one function for
+    each for the forward and the backward, compiled per input shape (static shapes: Inductor's loops for a dynamic
+    batch size are slower) and at most as many shapes as torch._dynamo recompiles one function for
     (recompile_limit); further shapes keep the blocked passes."""
 
     training_calls: ClassVar[Counter] = Counter()  # training forward calls per (maps' shape, size, alpha, beta, k)
@@ -161,17 +158,14 @@ class _LocalResponseNorm(torch.autograd.Function):
     trace through squares, pads, sums and a pow. Each window sum is one pass over the channels: a fused
     multiply-add per neighbour on the channel slices it overlaps (towers apart: the maps are viewed as
     [N * towers, C / towers, HW], so no slice crosses a tower), and d^-0.75 (the paper's beta) is rsqrt(d^1.5) from
-    a sqrt and an rsqrt, without a general pow (three times slower here: exp and log). Every step is a memory-bound
+    a sqrt and an rsqrt, without a general pow (exp and log: several times slower). Every step is a memory-bound
     pass over conv1's or conv2's output, so the fewer the better, and on a CPU they run block by block in the cache
     (BLOCK_BYTES).
-    Measured in the quickstart network's training step (batch 128, 2 cores, alternating windows in one process):
-    nn.LocalResponseNorm 1.72x the step without LRN, the sum of shifted slices with a pow 1.9x, window sums as a
-    banded [C, C] matrix product (bmm) 1.24-1.48x, slices with fused multiply-adds 1.22-1.43x on the same runs (the
-    machine's load moves both). After COMPILE_AFTER training calls of one shape the same formulas run as two
-    loops that Inductor compiles (CompiledLoops): on an Intel Xeon with AVX-512, the step with LRN 1.18-1.20x the
-    step without (4 runs of `alexlab bench experiment=quickstart`), 1.41x in the blocked passes on the same
-    machine. On a GPU it is the same function over the whole batch; torch.compile (`compile=true`) traces it and
-    fuses its passes into a few loops there."""
+    Of the ways tried (nn.LocalResponseNorm, shifted slices with a pow, window sums as a banded [C, C] matrix
+    product, slices with fused multiply-adds), the last was the fastest step beside the step without LRN
+    (docs/measurements.md, LRN). After COMPILE_AFTER training calls of one shape the same formulas run as two loops
+    that Inductor compiles (CompiledLoops), faster again. On a GPU it is the same function over the whole batch;
+    torch.compile (`compile=true`) traces it and fuses its passes into a few loops there."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int, compiled: bool):
@@ -213,7 +207,7 @@ class _LocalResponseNorm(torch.autograd.Function):
             ratio = (into_grad * a).div_(d[b])  # g_c a_c d_c^-beta-1
             # channel i is in the windows of c = i - (size - 1) // 2 .. i + size // 2 (the mirrored window): a fused
             # multiply-add of a_i and each of those ratio_c straight into the gradient, its own channel first (one
-            # pass fewer and no window-sum buffer: 4-8% of the LRN's forward and backward, measured side by side)
+            # pass fewer and no window-sum buffer than summing the window first)
             into_grad.addcmul_(a, ratio, value=scale)
             for into, source in _neighbours(a.shape[1], size, (size - 1) // 2):
                 into_grad[:, into].addcmul_(a[:, into], ratio[:, source], value=scale)
@@ -261,10 +255,9 @@ class TowerLRN(nn.Module):
 
 class MaxPool(nn.MaxPool2d):
     """nn.MaxPool2d, through oneDNN on a CPU where that is the faster of the two. Which one is faster depends on the
-    CPU: on an AVX-512 Xeon PyTorch's NCHW max-pooling kernel took 20 ms for the quickstart's first pooling
-    (128 x 32 x 28 x 28), a third of its training step, and oneDNN's, with the conversions to its layout and back,
-    2 ms forward and 4 ms with the backward; on an AVX2 EPYC (this project's CI machine on another day) PyTorch's
-    took 22 ms with the backward and oneDNN's 40 ms. So, as cudnn.benchmark does for convolutions, the first call
+    CPU: on some PyTorch's NCHW max-pooling kernel took a third of the quickstart's training step and oneDNN's, with
+    the conversions to its layout and back, a fifth of that; on others oneDNN's was twice as slow
+    (docs/measurements.md, Max-pooling). So, as cudnn.benchmark does for convolutions, the first call
     for each input shape times both (best of three, with the backward when the input needs a gradient) and that
     shape keeps the faster one for the rest of the process (`onednn_faster`). Same values, and the same gradients
     (oneDNN routes each window's gradient to its first maximum, as PyTorch does; overlapping windows may add in

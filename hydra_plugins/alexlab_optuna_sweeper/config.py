@@ -109,7 +109,7 @@ class MOTPESamplerConfig(SamplerConfig):
     """The official plugin's `motpe`: Optuna 4 folded MOTPESampler into TPESampler, which handles several
     directions itself; n_ehvi_candidates becomes its n_ei_candidates."""
 
-    _target_: str = "hydra_plugins.alexlab_optuna_sweeper.optuna_sweeper.motpe_sampler"
+    _target_: str = "hydra_plugins.alexlab_optuna_sweeper.trials.motpe_sampler"
     consider_prior: bool | None = None
     prior_weight: float | None = None
     consider_magic_clip: bool | None = None

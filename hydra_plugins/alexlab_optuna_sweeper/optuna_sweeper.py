@@ -9,7 +9,7 @@ its params as overrides. What alexlab adds:
   _TRIAL; alexlab.optuna_storage.current_trial), so that alexlab's pruning callback reports to its trial whether
   the job runs in this process or another one, and no app needs a config node for it. Trial N runs in
   `<sweep dir>/N` (hydra.sweep.subdir).
-- A job that wrote an alexlab run record (metrics.json) is classified by it: pruned (by the study's pruner),
+- A job that wrote an alexlab run record is classified by it: pruned (by the study's pruner),
   failed or diverged, with its error; any app whose task raises optuna.TrialPruned is pruned too.
 - The study lives in a storage (by default the journal file <sweep dir>/optuna.journal), so re-running the same
   command resumes it: trials left unfinished by an interrupted or killed sweep are failed as `interrupted`, asked
@@ -21,11 +21,9 @@ its params as overrides. What alexlab adds:
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
-import re
 import socket
 import warnings
 from collections import Counter
@@ -33,31 +31,48 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, IntervalSweep, Override, QuotedString, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import OverrideParseException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.distributions import BaseDistribution
+from optuna.trial import TrialState
 
 from alexlab import record
-from alexlab.errors import BadFile, BadValue, SweepFailed
-from alexlab.masking import mask, mask_text
+from alexlab.errors import BadValue, SweepFailed, first_line
+from alexlab.masking import mask_text
 from alexlab.optuna_storage import PRUNER_ATTR, TRIAL_ENV, load_trial, open_storage, study_lock
-from alexlab.record import Record, Status
-from hydra_plugins.alexlab_optuna_sweeper.config import Direction, DistributionConfig, DistributionType
+from alexlab.record import Status
+from hydra_plugins.alexlab_optuna_sweeper.search_space import (  # noqa: F401 (the official plugin's tests read them here)
+    create_optuna_distribution_from_config,
+    create_optuna_distribution_from_override,
+    create_params_from_overrides,
+    grid_of,
+    override_value,
+    parse_search_space,
+    quote,
+    suggest,
+)
+from hydra_plugins.alexlab_optuna_sweeper.trials import (
+    best_trial,
+    count_done,
+    format_params,
+    parse_directions,
+    process_alive,
+    read_record,
+    tell,
+    temporary,
+    trial_outcome,
+    write_trials_csv,
+    write_yaml,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STUDY_NAME = "alexlab"
 SEARCH_SPACE_URL = "https://hydra.cc/docs/upgrades/1.1_to_1.2/changes_to_sweeper_config/"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STARTED_ATTR = "sweeps_started"  # the study's count of the sweeps (workers) that opened it
 
 
@@ -96,8 +111,9 @@ class OptunaSweeperImpl(Sweeper):
             try:
                 self.custom_search_space = get_method(custom_search_space)
             except Exception as exc:
+                why = first_line(exc, typed=True)
                 raise BadValue(
-                    f"hydra.sweeper.custom_search_space={custom_search_space}: cannot import it ({first_line(exc)})"
+                    f"hydra.sweeper.custom_search_space={custom_search_space}: cannot import it ({why})"
                 ) from None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -201,7 +217,7 @@ class OptunaSweeper(OptunaSweeperImpl):
         # the jobs load their trial from the storage (load_trial) and ask this pruner whether to stop
         study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_cfg, resolve=True))
         # as Hydra's basic sweeper does; whole, for another worker's check_sweep_dir reads it
-        multirun = self.sweep_dir / "multirun.yaml"
+        multirun = self.sweep_dir / record.MULTIRUN
         temporary(multirun).write_text(mask_text(OmegaConf.to_yaml(self.config)))  # secrets: alexlab.masking
         os.replace(temporary(multirun), multirun)
         return study
@@ -222,8 +238,9 @@ class OptunaSweeper(OptunaSweeperImpl):
             try:
                 return {"constraints_func": get_method(constraints)}
             except Exception as exc:
+                why = first_line(exc, typed=True)
                 raise BadValue(
-                    f"hydra.sweeper.sampler.constraints_func={constraints}: cannot import it ({first_line(exc)})"
+                    f"hydra.sweeper.sampler.constraints_func={constraints}: cannot import it ({why})"
                 ) from None
         if target != "optuna.samplers.GridSampler":
             return {}
@@ -285,7 +302,7 @@ class OptunaSweeper(OptunaSweeperImpl):
             if self.custom_search_space is not None:
                 self.custom_search_space(self.config, trial)
         except Exception as exc:
-            trial.set_user_attr("error", first_line(exc))
+            trial.set_user_attr("error", first_line(exc, typed=True))
             tell(study, trial, TrialState.FAIL)
             raise
         return trial
@@ -318,7 +335,8 @@ class OptunaSweeper(OptunaSweeperImpl):
         except Exception as exc:  # e.g. a trial's overrides do not compose: those trials fail, the study goes on
             returns = [None] * len(trials)
             errors = [
-                self.conclude(study, t, None, launch_error=f"the job did not run: {first_line(exc)}") for t in trials
+                self.conclude(study, t, None, launch_error=f"the job did not run: {first_line(exc, typed=True)}")
+                for t in trials
             ]
         except BaseException as exc:
             for trial in trials:
@@ -420,294 +438,10 @@ class OptunaSweeper(OptunaSweeperImpl):
 # --- the search space: Hydra's sweep syntax -> Optuna distributions --------------------------------------------------
 
 
-def parse_search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
-    """Sweep overrides become Optuna distributions, keyed by the override's key; plain overrides stay as they are
-    (name -> the override's text) and go to every trial. A later override of the same key replaces an earlier one.
-    A param that does not parse is refused in one line naming it."""
-    parser = OverridesParser.create()
-    space: dict[str, BaseDistribution] = {}
-    fixed: dict[str, str] = {}
-    for text in overrides:
-        try:
-            (override,) = parser.parse_overrides([text])
-        except OverrideParseException as exc:
-            reason = [line for line in str(exc).splitlines() if line.strip()][1:2] or ["syntax error"]
-            raise BadValue(f"cannot parse the sweep param '{text}': {reason[0].strip()}") from None
-        key = override.get_key_element()
-        space.pop(key, None)
-        fixed.pop(key, None)
-        if override.is_sweep_override():
-            try:
-                space[key] = create_optuna_distribution_from_override(override)
-            except ValueError as exc:
-                raise BadValue(f"sweep param '{text}': {str(exc).strip()}") from None
-        else:
-            fixed[key] = text
-    return space, fixed
-
-
-def create_params_from_overrides(arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
-    """The official plugin's split of overrides: (name -> distribution, name -> the fixed value as a string)."""
-    space, fixed = parse_search_space(arguments)
-    return space, {name: text.partition("=")[2] for name, text in fixed.items()}
-
-
-def create_optuna_distribution_from_override(override: Override) -> Any:
-    """A sweep override as an Optuna distribution, as the official plugin reads each expression:
-    choice(...) and a,b,c: categorical; shuffle(...): categorical; range(a, b[, step]): ints from a to b, *b
-    included* (floats when any of the three is one); interval(a, b): floats, ints when cast (int(interval(1, 5)));
-    tag(log, ...): the same on a log scale. A plain override gives its value as a string."""
-    if not override.is_sweep_override():
-        return override.get_value_element_as_str()
-    value = override.value()
-    if isinstance(value, Glob):
-        raise ValueError("glob() is not supported by the Optuna sweeper; list the options")
-    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
-        return CategoricalDistribution([choice_value(x) for x in override.sweep_iterator()])
-    if override.is_range_sweep():
-        assert isinstance(value, RangeSweep)
-        start, stop, step = value.start, value.stop, value.step
-        if step < 0:  # range(5, 1, -2): the same values as range(1, 5, 2) walked backwards
-            start, stop, step = stop, start, -step
-        if start > stop:
-            raise ValueError("the range is empty")
-        if any(isinstance(x, float) for x in (start, stop, step)):
-            return FloatDistribution(start, stop, step=step)
-        return IntDistribution(int(start), int(stop), step=int(step))
-    assert isinstance(value, IntervalSweep)
-    log_scale = "log" in value.tags
-    if isinstance(value.start, int) and isinstance(value.end, int):
-        return IntDistribution(value.start, value.end, log=log_scale)
-    return FloatDistribution(value.start, value.end, log=log_scale)
-
-
-def create_optuna_distribution_from_config(config: Any) -> BaseDistribution:
-    """One entry of Hydra 1.1's search_space ({type, choices, low, high, step, log}) as an Optuna distribution."""
-    entry = dict(config)
-    if isinstance(entry.get("type"), str):
-        entry["type"] = DistributionType[entry["type"]]
-    param = DistributionConfig(**entry)
-    if param.type == DistributionType.categorical:
-        return CategoricalDistribution(param.choices)
-    if param.low is None or param.high is None:
-        raise BadValue(f"hydra.sweeper.search_space: a {param.type.name} entry needs low and high, got {entry}")
-    if param.type == DistributionType.int:
-        if param.log:
-            return IntDistribution(int(param.low), int(param.high), log=True)
-        return IntDistribution(int(param.low), int(param.high), step=int(param.step or 1))
-    return FloatDistribution(param.low, param.high, log=param.log, step=None if param.log else param.step)
-
-
-def choice_value(element: Any) -> Any:
-    """A categorical choice as Optuna stores it: numbers and bools as they are, anything else in override syntax
-    (so that `name=<choice>` gives the job exactly that value: '5' stays the string 5, [1,2] a list)."""
-    if isinstance(element, QuotedString):
-        element = element.text
-    if isinstance(element, (bool, int, float)):
-        return element
-    if isinstance(element, str):
-        return element if is_plain_string(element) else quote(element)
-    return Transformer.str(element)
-
-
-def is_plain_string(text: str) -> bool:
-    """A string that Hydra reads back as the same string without quotes (sgd, val/top1_err, flip_crop)."""
-    keywords = ("true", "false", "null", "nan", "inf")
-    return bool(re.fullmatch(r"[A-Za-z_][\w\-./]*", text)) and text.lower() not in keywords
-
-
-def quote(text: str) -> str:
-    """`text` as a Hydra quoted string: quotes escaped, and the backslashes before a quote or at the end doubled."""
-    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
-    return f"'{escaped}'"
-
-
-def override_value(value: Any) -> str:
-    """A trial's param value in override syntax (strings are already in it: see choice_value)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
-    """Ask the trial for a value through the public suggest API (which also serves enqueued params)."""
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    low, high, step, log_scale = distribution.low, distribution.high, distribution.step, distribution.log
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, low, high, step=step, log=log_scale)
-    return trial.suggest_float(name, low, high, step=step, log=log_scale)
-
-
-def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
-    """The GridSampler's grid, as the official plugin builds it: the choices, or a range's values from its start up
-    to its stop *excluded* (the values Hydra's basic sweeper runs; the sampled distribution includes the stop)."""
-    grid = {}
-    for name, distribution in space.items():
-        if isinstance(distribution, CategoricalDistribution):
-            grid[name] = list(distribution.choices)
-        elif isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step is not None:
-            n = int((distribution.high - distribution.low) // distribution.step)
-            grid[name] = [distribution.low + i * distribution.step for i in range(n)]
-            if not grid[name]:
-                raise BadValue(f"hydra/sweeper/sampler=grid: the range of '{name}' holds no value below its stop")
-        else:
-            raise BadValue(
-                f"hydra/sweeper/sampler=grid needs discrete params (choice, a,b,c or range); '{name}' is an interval"
-            )
-    return grid
-
-
 # --- a job's outcome --------------------------------------------------------------------------------------------------
-
-
-def trial_outcome(
-    job_return: JobReturn | None, ended: Record | None, n_objectives: int = 1
-) -> tuple[TrialState, list[float] | None, str | None]:
-    """(state, values, error) of a trial. The values are what the task function returned: a number, or one per
-    direction. A job that raised optuna.TrialPruned, or whose alexlab record says pruned: PRUNED. A job that raised,
-    whose record says it did not finish, or whose return is not that many finite numbers: FAIL with the reason."""
-    if job_return is not None and job_return.status == JobStatus.FAILED:
-        raised = job_return._return_value
-        if isinstance(raised, optuna.TrialPruned):
-            return TrialState.PRUNED, None, None
-        return TrialState.FAIL, None, (ended.error if ended else None) or first_line(raised)
-    if ended is not None and ended.status == Status.PRUNED:
-        return TrialState.PRUNED, None, None
-    if ended is not None and not ended.finished:
-        return TrialState.FAIL, None, ended.error or f"the job ended with status {ended.status.value!r}"
-    if job_return is None:  # the launch was cut short after the job finished: its record has the value
-        if ended is None:
-            return TrialState.FAIL, None, "the job returned nothing and wrote no metrics.json"
-        returned: Any = ended.value()
-    else:
-        returned = job_return.return_value
-    try:
-        values = [float(returned)] if n_objectives == 1 else [float(v) for v in returned]
-    except (TypeError, ValueError):
-        want = "float-castable" if n_objectives == 1 else "a list or tuple of float-castable values"
-        return TrialState.FAIL, None, f"Return value must be {want}. Got '{returned}'."
-    if len(values) != n_objectives:
-        return (
-            TrialState.FAIL,
-            None,
-            (
-                "The number of the values and the number of the objectives are mismatched. "
-                f"Expect {n_objectives}, but actually {len(values)}."
-            ),
-        )
-    if not all(math.isfinite(v) for v in values):
-        name = (ended.objective if ended else None) or "the return value"
-        return TrialState.FAIL, None, f"{name} is {returned}"
-    return TrialState.COMPLETE, values, None
-
-
-def read_record(run_dir: Path) -> Record | None:
-    """The job's run record (alexlab.record); None when it has none or one that is not a record."""
-    try:
-        return record.read(run_dir)
-    except BadFile:
-        return None
 
 
 # --- the study --------------------------------------------------------------------------------------------------------
 
 
-def parse_directions(direction: Any) -> list[str]:
-    """hydra.sweeper.direction: minimize or maximize (a string or the Direction enum), or a list of them."""
-    given = list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
-    names = [getattr(d, "name", d) for d in given]  # Direction.minimize, or "minimize"
-    wrong = [str(name) for name in names if name not in Direction.__members__]
-    if wrong or not names:
-        raise BadValue(
-            f"hydra.sweeper.direction={direction} is not a direction; choose minimize or maximize, or a list of them "
-            "(one per value the task returns)"
-        )
-    return names
-
-
-def count_done(study: optuna.Study) -> int:
-    """Trials that count towards n_trials: ended ones, except those interrupted (they run again), and running ones
-    (of other live workers of the same study)."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")))
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best trial of a single-objective study, None before one completed (or with several objectives)."""
-    if len(study.directions) > 1 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    return study.best_trial
-
-
-def tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState, values: list[float] | None = None) -> None:
-    try:
-        study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
-    except RuntimeError as exc:
-        # GridSampler asks the study to stop once the grid is covered, which only works inside study.optimize;
-        # the trial is already stored, and our loop ends by itself
-        if "Study.stop" not in str(exc):
-            raise
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # --- files ------------------------------------------------------------------------------------------------------------
-
-
-def temporary(path: Path) -> Path:
-    """Where this process writes `path` before moving it in place (other workers write the same files)."""
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
-def write_yaml(path: Path, data: dict) -> None:
-    temporary(path).write_text(yaml.safe_dump(mask(data), sort_keys=False))  # secrets: alexlab.masking
-    os.replace(temporary(path), path)
-
-
-def write_trials_csv(path: Path, trials: list[FrozenTrial]) -> None:
-    """One row per trial, with the columns of study.trials_dataframe() that matter (without needing pandas);
-    duration in seconds."""
-    param_names = sorted({name for t in trials for name in t.params})
-    header = ["number", "state", "value", "datetime_start", "datetime_complete", "duration"]
-    header += [f"params_{name}" for name in param_names] + ["user_attrs_error", "user_attrs_interrupted"]
-    tmp = temporary(path)
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for t in trials:
-            duration = t.duration.total_seconds() if t.duration is not None else None
-            value = t.values[0] if t.values and len(t.values) == 1 else (" ".join(map(str, t.values or [])) or None)
-            row = [t.number, t.state.name, value, t.datetime_start, t.datetime_complete, duration]
-            row += [t.params.get(name) for name in param_names]
-            row += [t.user_attrs.get("error"), t.user_attrs.get("interrupted", False)]
-            writer.writerow(["" if v is None else v for v in row])
-    os.replace(tmp, path)
-
-
-def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
-    """hydra/sweeper/sampler=motpe: Optuna's TPESampler, which took over MOTPESampler's multi-objective search."""
-    return optuna.samplers.TPESampler(
-        n_ei_candidates=n_ehvi_candidates, **{k: v for k, v in kwargs.items() if v is not None}
-    )

@@ -21,7 +21,7 @@ this sweep's directory (alexlab.stats: Holm over the claims, repeated intervals 
 max_seeds, so that stopping at a decided look keeps the study's error rate), with `margin`, `ratio_margin` and
 `threshold` (hydra.sweeper.margin=0.5: the report's --margin; null for its default), which multirun.yaml keeps for
 a later `alexlab report`. `seeds`, `min_seeds`, `max_seeds` and `time_budget_h` say how long to go on, not what a
-run is: they are not part of a run's identity (alexlab.sweep.SWEEP_CONTROLS).
+run is: they are not part of a run's identity (alexlab.record.SWEEP_CONTROLS).
 """
 
 import logging
@@ -36,6 +36,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from alexlab.errors import BadValue
+from alexlab.record import MULTIRUN
 
 log = logging.getLogger("alexlab")
 
@@ -56,7 +57,7 @@ class SeedRoundsConf:
     # the config key each round sets
     seed_key: str = "seed"
     # the report options its verdicts are read with (null: the report's defaults); saved in multirun.yaml, where
-    # `alexlab report` on the sweep directory reads them too (alexlab.sweep.sweep_design)
+    # `alexlab report` on the sweep directory reads them too (alexlab.report.design.sweep_design)
     margin: float | None = None
     ratio_margin: float | None = None
     threshold: Any = None  # a training error in percent, or a list of them (the speed claims read at each)
@@ -106,7 +107,7 @@ class SeedRoundsSweeper(BasicSweeper):
         (grid,) = self.split_arguments(overrides, None)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as the basic sweeper (secrets: MaskSecrets)
+        OmegaConf.save(self.config, sweep_dir / MULTIRUN)  # as the basic sweeper (secrets: MaskSecrets)
         returns = []
         for seed in range(self.rounds):
             report = self.current_report(sweep_dir, seed) if self.auto else None
@@ -182,7 +183,8 @@ class SeedRoundsSweeper(BasicSweeper):
 
     def reason_to_stop(self, sweep_dir: Path, seed: int, report) -> str | None:
         """Why no round `seed` (seeds=auto): every claim decided, or the time budget spent; None to go on."""
-        from alexlab.report import COPY, read_runs
+        from alexlab.record import COPY
+        from alexlab.report import read_runs
 
         if seed == 0 or not any(sweep_dir.iterdir()) or (self.time_budget_h is None and seed < self.min_seeds):
             return None
