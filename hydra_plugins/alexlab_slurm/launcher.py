@@ -30,6 +30,8 @@ from omegaconf import OmegaConf
 log = logging.getLogger("alexlab")
 # Where submitit's result file may show up a little after SLURM says the job ended (a shared filesystem's cache)
 RESULT_GRACE_S = 15
+# How long the sweep waits for SLURM to take the jobs it cancelled off its queue (slurmctld does it asynchronously)
+CANCEL_WAIT_S = 60
 
 
 @dataclass
@@ -88,6 +90,7 @@ class AlexlabSlurmLauncher(SlurmLauncher):
         results: dict[int, JobReturn] = {}
         ended_at: dict[int, float] = {}  # when SLURM was first seen to have ended a job without a result file
         held_since: dict[int, float] = {}
+        cancelled: list[str] = []
         arrays = sorted({job.job_id.partition("_")[0] for job in jobs})
         while len(results) < len(jobs):
             states: dict = {}
@@ -108,11 +111,30 @@ class AlexlabSlurmLauncher(SlurmLauncher):
                         results[i] = self.ended_without_result(state.line(), overrides[i], run_dirs[i])
                 elif state.held and now - held_since.setdefault(i, now) >= self.held_timeout_s:
                     slurm.cancel(job.job_id)
+                    cancelled.append(job.job_id)
                     line = f"{state.line()}: held for {self.held_timeout_s:g} s, cancelled"
                     results[i] = self.ended_without_result(line, overrides[i], run_dirs[i])
             if len(results) < len(jobs):
                 time.sleep(self.poll_s)
+        self.wait_off_queue(cancelled, arrays)
         return [results[i] for i in range(len(jobs))]
+
+    def wait_off_queue(self, cancelled: list[str], arrays: list[str]) -> None:
+        """Until SLURM no longer lists the jobs the sweep cancelled as waiting (at most CANCEL_WAIT_S), so that
+        none of them can still start once the sweep has recorded it failed and moved on."""
+        from alexlab import slurm
+
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while cancelled:
+            states: dict = {}
+            for array in arrays:
+                states |= slurm.array_states(array)
+            cancelled = [job for job in cancelled if not slurm.job_state(job, states).ended]
+            if cancelled and time.monotonic() >= deadline:
+                log.warning("SLURM still lists %s %s s after scancel", ", ".join(cancelled), CANCEL_WAIT_S)
+                return
+            if cancelled:
+                time.sleep(min(self.poll_s, 1.0))
 
     @staticmethod
     def ended_without_result(line: str, overrides: list[str], run_dir: Path | None) -> JobReturn:
