@@ -18,6 +18,7 @@ from alexlab.bench import common, run, table
 from alexlab.bench import data as data_bench
 from alexlab.bench import layers as layer_bench
 from alexlab.bench import training as training_bench
+from alexlab.errors import BadValue
 from alexlab.info import layer_table
 
 TINY = [
@@ -231,3 +232,31 @@ def test_a_paper_sized_network_is_set_against_the_published_speeds(results):
     trainer = results["training"]["trainer"]["images_per_s"]["median"]
     for name, rate in common.PUBLISHED_IMAGES_PER_S.items():
         assert rows[f"Trainer / {name}"].startswith(f"{trainer / rate:.3f} ")
+
+
+def test_the_study_section_sums_the_runs_phases(tmp_path):
+    """bench.study=DIR: the phases of the finished runs (an unfinished one and a damaged record left out), their
+    shares of the summed wall time, and the train phase per step against the bench's step."""
+    from alexlab import record
+    from alexlab.bench.study import study_cost, study_rows
+
+    phases = {"setup": 1.0, "train": 6.0, "validate": 2.0, "test": 0.5}
+    for job, status in enumerate([record.Status.FINISHED, record.Status.FINISHED, record.Status.INTERRUPTED]):
+        ended = record.Record(status=status, overrides=[f"seed={job}"], phases=phases, wall_time_s=10.0)
+        ended.curve = [{"step": 10, "train/top1_err": 0.5}, {"step": 60, "train/top1_err": 0.2}]
+        (tmp_path / str(job)).mkdir()
+        record.write(tmp_path / str(job), ended)
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / record.RECORD).write_text("[1")
+    study = study_cost(tmp_path, step_s=0.05)
+    assert study["runs"] == 2 and study["wall_s"] == 20.0 and study["steps"] == 120
+    assert study["phases_s"] == {"setup": 2.0, "train": 12.0, "validate": 4.0, "test": 1.0, "other": 1.0}
+    assert math.isclose(sum(study["shares"].values()), 1.0)
+    assert math.isclose(study["train_step_over_bench"], 12.0 / 120 / 0.05)  # 100 ms a step against 50 ms
+    assert ("study", "  validate", "20.0%  (2.0 s a run)") in study_rows(study)
+
+
+def test_bench_study_refuses_a_folder_that_is_not_there(tmp_path):
+    with pytest.raises(BadValue, match="bench.study=/no/such: not a directory"):
+        run.main(["experiment=smoke", f"paths.output_root={tmp_path}", "bench.study=/no/such"])
+    assert not (tmp_path / "bench").exists()

@@ -1,6 +1,6 @@
 """`alexlab bench [overrides]`: where a training step's time goes, measured side by side in one process.
 
-Six sections (seven with `bench.load=N`), each written to `bench.json` in
+Six sections (seven with `bench.load=N`, eight with `bench.study=DIR`), each written to `bench.json` in
 `<paths.output_root>/bench/<date_time_microseconds>/` and printed as one table:
 
 1. training: images/s of the LightningModule through a Lightning Trainer against a plain PyTorch loop (forward,
@@ -35,10 +35,15 @@ Six sections (seven with `bench.load=N`), each written to `bench.json` in
    its CPU time per step stays; CPU time that grows with the load is burnt by waiting threads. Run it as
    `GOMP_SPINCOUNT=300000 alexlab bench bench.load=4` to see OpenMP's default spin instead of alexlab's.
 
+8. study (only with `bench.study=DIR`, a study's sweep directory): where its finished runs spent their wall time, by
+   the phases each record keeps (setup, train, validate, clean, checkpoint, test), and the train phase's seconds per
+   optimiser step against this bench's Trainer step (run the bench on the study's config: `alexlab bench
+   experiment=study bench.study=studies/paper_ablations`): what the training loop adds to the step.
+
 Every timing is the median of `reps` repetitions after warm-up, with their min and max.
 
 Bench knobs are `bench.KEY=VALUE` arguments (`+bench.KEY=VALUE` also accepted) next to the usual Hydra overrides:
-steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps, load.
+steps, warmup, reps, loader_batches, loader_warmup, sweep_jobs, sweep_reps, matmul_size, matmul_reps, load, study.
 The defaults take under a minute with the default config on a 2-core CPU (most of it the 2 x 29 training steps
 of the small net with LRN). A network whose training step is heavy (more than HEAVY_STEP_MACS multiply-accumulates
 per batch, e.g. model=paper at batch 128: 92 G) gets fewer steps by default (steps=1, warmup=1, reps=7), so that

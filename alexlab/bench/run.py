@@ -13,6 +13,7 @@ import torch
 from alexlab.bench.common import HEAVY_STEP_MACS, TRAIN_FLOPS_PER_MAC, autocast_for, pick_device
 from alexlab.bench.data import bench_data, bench_matmul
 from alexlab.bench.layers import bench_layers, bench_shared_cpu
+from alexlab.bench.study import study_cost
 from alexlab.bench.sweep import bench_sweep, cpu_name, peak_rss
 from alexlab.bench.table import print_table
 from alexlab.bench.training import bench_training
@@ -37,6 +38,8 @@ DEFAULTS = {
 }
 
 HEAVY_DEFAULTS = {"steps": 1, "warmup": 1, "reps": 7}
+# bench.study=DIR: a study's sweep directory, whose runs' phase times the study section reads (alexlab.bench.study)
+STUDY = "study"
 
 
 def main(argv: list[str]) -> int:
@@ -58,8 +61,9 @@ def split_knobs(argv: list[str]) -> tuple[list[str], dict[str, str]]:
             overrides.append(arg)
             continue
         key, sep, value = name.removeprefix("bench.").partition("=")
-        if not sep or key not in DEFAULTS:
-            raise BadValue(f"{arg}: not a bench knob; the knobs: {', '.join(f'bench.{k}=N' for k in DEFAULTS)}")
+        if not sep or key not in DEFAULTS and key != STUDY:
+            knobs_named = ", ".join([*(f"bench.{k}=N" for k in DEFAULTS), f"bench.{STUDY}=DIR"])
+            raise BadValue(f"{arg}: not a bench knob; the knobs: {knobs_named}")
         knobs[key] = value
     return overrides, knobs
 
@@ -67,6 +71,8 @@ def split_knobs(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 def resolve_knobs(knobs: dict[str, str], heavy: bool) -> dict[str, int]:
     values = {**DEFAULTS, **(HEAVY_DEFAULTS if heavy else {})}
     for key, text in knobs.items():
+        if key == STUDY:
+            continue
         try:
             values[key] = int(text)
         except ValueError:
@@ -108,6 +114,9 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     macs = sum(row.macs for row in layer_table(network, channels, size))
     heavy = macs * batch_size > HEAVY_STEP_MACS
     k = resolve_knobs(knobs, heavy)
+    study_dir = knobs.get(STUDY)
+    if study_dir is not None and not Path(study_dir).is_dir():  # refused before minutes of measuring
+        raise BadValue(f"bench.study={study_dir}: not a directory; give a study's sweep directory")
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -128,6 +137,8 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     }
     sweep = bench_sweep(cfg, k)
     shared = bench_shared_cpu(cfg, device, k) if k["load"] else None
+    step_s = batch_size / training["trainer"]["images_per_s"]["median"]
+    study = study_cost(Path(study_dir), step_s) if study_dir is not None else None
     memory = {
         "host_peak_rss_bytes": peak_rss(resource.RUSAGE_SELF),
         "children_peak_rss_bytes": peak_rss(resource.RUSAGE_CHILDREN),  # the largest: loader worker or sweep
@@ -149,6 +160,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
         "arithmetic": arithmetic,
         "sweep": sweep,
         "shared_cpu": shared,
+        "study": study,
         "memory": memory,
         "versions": {"torch": torch.__version__},
     }

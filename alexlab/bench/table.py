@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alexlab.bench.common import PUBLISHED_IMAGES_PER_S
+from alexlab.bench.study import study_rows
 
 
 def _spread(s: dict, fmt) -> str:
@@ -74,6 +75,7 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
         ("sweep", f"sweep of {s['jobs']} jobs, wall s", _spread(s["wall_s"], lambda v: f"{v:.2f}")),
         ("sweep", "per job s (all included)", _spread(s["per_job_s"], lambda v: f"{v:.2f}")),
         *shared_cpu_rows(results.get("shared_cpu")),
+        *study_rows(results.get("study")),
         ("memory", "host peak RSS", _mib(m["host_peak_rss_bytes"])),
         ("memory", "sweep subprocess peak RSS", _mib(m["sweep_peak_rss_bytes"])),
         ("memory", "children peak RSS (any)", _mib(m["children_peak_rss_bytes"])),
