@@ -26,6 +26,7 @@ from alexlab.overrides import (
     check_run_dir,
     check_sweep_dir,
     check_writable,
+    flags_first,
     quote_numeric_options,
     resume_argv,
 )
@@ -76,6 +77,7 @@ def _info(overrides: list[str]) -> None:
 
     from alexlab.info import layer_table, print_table
 
+    check_overrides(overrides)  # the same checks as a run's (info composes the config the run would compose)
     with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     note = ""
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         print(command_help(command))
         return
     os.environ[COMMAND_ENV] = command
+    if command in ("train", "test", "sweep"):  # Hydra's flags anywhere; the sweep's name stays first
+        head = argv[:1] if command == "sweep" else []
+        argv = head + exit_on_user_error(lambda: flags_first(argv[len(head) :]))
     argv = quote_numeric_options(argv)
     if command == "train" and not {"-m", "--multirun"} & set(argv) and asks_to_resume(argv):
         argv = exit_on_user_error(lambda: resume_argv(argv))

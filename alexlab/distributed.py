@@ -20,6 +20,8 @@ from functools import partial
 
 import torch
 
+from alexlab.record import as_typed
+
 # What Lightning's launcher puts into os.environ for its processes; restored after each job of a multirun, so
 # that the next job's DDP starts afresh (a new port) instead of finding the previous job's settings.
 LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -49,7 +51,7 @@ def job_command(subcommand: str, local_rank: int, extra: tuple[str, ...] = ()) -
         if source.provider == "command-line":  # a sweep file's folder (alexlab sweep NAME) or --config-path
             command += ["--config-path", source.path]
     replaced = {override.partition("=")[0].lstrip("+~") for override in extra}
-    overrides = [o for o in hydra.overrides.task if o.partition("=")[0].lstrip("+~") not in replaced]
+    overrides = [o for o in as_typed(hydra.overrides.task) if o.partition("=")[0].lstrip("+~") not in replaced]
     command += ["--config-name", hydra.job.config_name, *overrides, *extra]
     command += [
         f'hydra.run.dir="{os.path.abspath(hydra.runtime.output_dir)}"',

@@ -66,7 +66,7 @@ def start_wandb(cfg: DictConfig, logger_cfg: DictConfig, job_type: str):
                 {
                     **choices_of(config_groups.identity()),
                     wandb_runs.SEED: cfg.seed,
-                    wandb_runs.OVERRIDES: list(HydraConfig.get().overrides.task),
+                    wandb_runs.OVERRIDES: record.as_typed(HydraConfig.get().overrides.task),
                     wandb_runs.GIT_COMMIT: git["commit"],
                     wandb_runs.GIT_DIRTY: git["dirty"],
                     wandb_runs.CONFIG: OmegaConf.to_container(cfg, resolve=True),

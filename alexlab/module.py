@@ -68,7 +68,7 @@ class AlexNetModule(L.LightningModule):
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
         self.metrics = nn.ModuleDict()
         for split in metrics.SPLITS:
-            self.metrics[f"{split}_loss"] = MeanMetric()
+            self.metrics[f"{split}_loss"] = MeanMetric(nan_strategy="disable")  # a NaN loss stays NaN: a diverged run
             self.metrics[f"{split}_top1_err"] = TopKError(num_classes, top_k=1, average="micro")
             self.metrics[f"{split}_top5_err"] = TopKError(num_classes, top_k=min(5, num_classes), average="micro")
 

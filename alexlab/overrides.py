@@ -5,6 +5,7 @@ overrides and each value of each sweep axis against the config, the directory it
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import sys
@@ -13,9 +14,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab.config_groups import CONFIG_PACKAGE, group_options
-from alexlab.errors import BadFile, BadValue, CannotWrite, DirectoryTaken
+from alexlab.errors import BadFile, BadValue, CannotWrite, DirectoryTaken, first_line
 from alexlab.files import MULTIRUN, resume_checkpoint
-from alexlab.record import held_identity, identity, read
+from alexlab.record import as_typed, held_identity, identity, read
 
 # Hydra's command-line flags: flag -> (the values it takes, what it does). check_overrides reads those that READ:
 # with any other flag (--cfg, --info, --config-dir, ...) Hydra alone checks the command; those that PRINT print the
@@ -26,13 +27,52 @@ HYDRA_FLAGS = {
     "--config-name": (1, READ), "-cd": (1, OTHER), "--config-dir": (1, OTHER), "-c": (1, PRINT), "--cfg": (1, PRINT),
     "-p": (1, OTHER), "--package": (1, OTHER), "--experimental-rerun": (1, OTHER), "-i": (0, PRINT),
     "--info": (0, PRINT), "-h": (0, PRINT), "--help": (0, PRINT), "--hydra-help": (0, PRINT),
+    "--version": (0, PRINT), "--resolve": (0, OTHER), "-r": (0, OTHER), "--run": (0, OTHER),
+    "-sc": (1, OTHER), "--shell-completion": (1, OTHER),
 }  # fmt: skip
+FLAG_CHOICES = {"-c": ("job", "hydra", "all"), "--cfg": ("job", "hydra", "all")}
+# --info takes one of these as an optional value (--info defaults), or none
+INFO_CHOICES, INFO_FLAGS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"), ("-i", "--info")
 PRINTS_CONFIG = {flag for flag, (_, kind) in HYDRA_FLAGS.items() if kind == PRINT}
 CHECKED_FLAGS = {flag: values for flag, (values, kind) in HYDRA_FLAGS.items() if kind == READ}
 FLAGS_WITH_VALUE = {flag for flag, (values, _) in HYDRA_FLAGS.items() if values}
 
-# Keys whose value may be a word although the config's is a number: Lightning also takes devices=auto or "0,1".
-WORDS_ALLOWED = {"trainer.devices", "seeds"}  # seeds=auto: a seed-rounds sweep (sweeps/paper_ablations.yaml)
+# Keys whose value may be a word although the config's is a number, and no target's annotation says so.
+WORDS_ALLOWED = {"seeds"}  # seeds=auto: a seed-rounds sweep (sweeps/paper_ablations.yaml)
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before the overrides, as Hydra's argument parser needs them (`alexlab
+    dropout=on,off -m depth=5,3` would end in its usage and "unrecognized arguments"); a flag Hydra does not have, a
+    flag without its value or with a value it does not take is refused in one line instead."""
+    flags, words, i = [], [], 0
+    while i < len(argv):
+        arg, i = argv[i], i + 1
+        if not arg.startswith("-"):
+            words.append(arg)
+            continue
+        flag, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if flag not in HYDRA_FLAGS:
+            known = " ".join(sorted(f for f in HYDRA_FLAGS if f.startswith("--")))
+            raise BadValue(f"unknown flag {flag}; Hydra's flags: {known} (alexlab --hydra-help)")
+        flags.append(arg)
+        if HYDRA_FLAGS[flag][0] and not equals:
+            if i == len(argv) or argv[i].startswith("-") or "=" in argv[i]:  # the next flag or an override
+                choices = f": one of {', '.join(FLAG_CHOICES[flag])}" if flag in FLAG_CHOICES else ""
+                raise BadValue(f"{flag} needs a value{choices}")
+            value, i = argv[i], i + 1
+            flags.append(value)
+        if flag in FLAG_CHOICES and value not in FLAG_CHOICES[flag]:
+            raise BadValue(f"{flag} {value}: {flag} takes one of {', '.join(FLAG_CHOICES[flag])}")
+        if flag in INFO_FLAGS and not equals and i < len(argv) and argv[i] in INFO_CHOICES:
+            flags.append(argv[i])
+            i += 1
+    return flags + words
+
+
+def takes_value(flag: str, word: str) -> bool:
+    """Whether `word`, following `flag` on the command line, is that flag's value (flags_first keeps them so)."""
+    return flag in FLAGS_WITH_VALUE or (flag in INFO_FLAGS and word in INFO_CHOICES)
 
 
 def check_overrides(argv: list[str]) -> DictConfig | None:
@@ -68,7 +108,7 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
         master = loader.load_configuration(config_name, words, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
         params = master.hydra.sweeper.get("params") if multirun else None
         params = OmegaConf.to_container(params, resolve=True) if params else {}
-        lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
+        lines = [f"{key}={value}" for key, value in params.items()] + as_typed(master.hydra.overrides.task)
         axes = {o.get_key_element(): o for o in OverridesParser.create(loader).parse_overrides(lines)}
         values = {key: axis_values(o) for key, o in axes.items() if not o.is_delete()}
         for key, texts in values.items():
@@ -90,8 +130,31 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
             continue
         default = OmegaConf.select(base, name, default=None, throw_on_resolution_failure=False)
         for text, value in pairs:
-            check_value(key, name, text, value, default)
+            now = resolved(base, key, name, text, value)
+            try:
+                check_value(key, name, text, now, default, base)
+            except BadValue as exc:
+                raise BadValue(f"{exc} ({text} resolves to {now!r})" if now is not value else str(exc)) from None
     return master
+
+
+def resolved(config: DictConfig, key: str, name: str, text: str, value):
+    """An override's value with its interpolations resolved as the job will resolve them (`${oc.env:X}`,
+    `${oc.decode:...}`, `${seed}`), so that one that cannot be resolved is refused before Hydra writes anything, and
+    what it resolves to is checked as a typed value would be. `${hydra:...}` is only known inside the job: left as
+    it is."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not (isinstance(value, str) and "${" in value) or "${hydra:" in value:
+        return value
+    trial = config.copy()
+    try:
+        OmegaConf.update(trial, name, value, merge=False, force_add=True)
+        return OmegaConf.select(trial, name, throw_on_resolution_failure=True)
+    except OmegaConfBaseException as exc:
+        if "HydraConfig was not set" in str(exc):  # it reaches ${hydra:...} through another key
+            return value
+        raise BadValue(f"{key}={text}: {first_line(exc)}") from exc
 
 
 def check_group_values(words: list[str]) -> None:
@@ -108,13 +171,33 @@ def check_group_values(words: list[str]) -> None:
             raise BadValue(f"{name}={text}: '{name}' takes one of its options ({', '.join(groups[name])}), not {kind}")
 
 
-def check_value(key: str, name: str, text: str, value, default) -> None:
-    """A value of the command line against the config's own value for that key: a number where the config has a
-    number (an integer where it has an integer: seed=1.5 is refused), one value where it has one (not a list), and
-    something, not nothing, for a path (paths.output_root= would write under the filesystem's root). `key` is the
-    override's as typed (+a.b), `name` the config key it sets (a.b)."""
+def check_value(key: str, name: str, text: str, value, default, config=None) -> None:
+    """A value of the command line against what its key configures. Where the key is an argument of a `_target_`
+    (trainer.limit_test_batches of Lightning's Trainer, optimizer.lr of torch.optim.SGD, data.batch_size of the data
+    module), that argument's annotation decides: Lightning takes a count or a fraction for every limit_*_batches
+    although a preset sets a count. Elsewhere the config's own value does: a number where it has a number (an
+    integer where it has an integer: seed=1.5 is refused), one value where it has one (not a list). Always: a
+    number is finite (optimizer.lr=nan would train until the loss is NaN), and a path is something, not nothing
+    (paths.output_root= would write under the filesystem's root). `key` is the override's as typed (+a.b), `name`
+    the config key it sets (a.b), `config` the composed config that holds it."""
     if isinstance(value, str) and value.startswith("${") or name in WORDS_ALLOWED:
         return
+    if not finite(value):
+        raise BadValue(f"{key}={text}: {key} takes a finite number, not NaN or infinity")
+    kind = annotation(config, name)
+    fits = accepts(kind, value)
+    if fits is False:
+        shape = {list: "a list", dict: "a mapping"}.get(type(value))
+        raise BadValue(f"{key}={text}: {key} takes {describe(kind)}" + (f", not {shape}" if shape else "")
+                       + f" (the config's is {default!r})")  # fmt: skip
+    if fits is None:
+        by_default(key, text, value, default)
+    if name.startswith("paths.") and isinstance(default, str) and value in ("", None):
+        raise BadValue(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
+
+
+def by_default(key: str, text: str, value, default) -> None:
+    """check_value by the config's own value for the key: its type, and one value where it has one."""
     number = isinstance(default, (int, float)) and not isinstance(default, bool)
     if number and isinstance(value, (str, bool)):
         kind = "an integer" if isinstance(default, int) else "a number"
@@ -127,8 +210,87 @@ def check_value(key: str, name: str, text: str, value, default) -> None:
     if isinstance(default, (int, float, str, bool)) and isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "a mapping"
         raise BadValue(f"{key}={text}: {key} takes one value (the config's is {default!r}), not {kind}")
-    if name.startswith("paths.") and isinstance(default, str) and value in ("", None):
-        raise BadValue(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
+
+
+def finite(value) -> bool:
+    """No NaN or infinity in a value, a list's or a mapping's (Hydra reads nan, inf and -inf as floats)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    return True
+
+
+def annotation(config, name: str):
+    """The type annotation of the argument that config key `name` (a.b.c) gives the `_target_` of its node (a.b),
+    or None where no target takes it by name (no `_target_`, **kwargs, a target that cannot be imported)."""
+    import inspect
+    import typing
+
+    from hydra.utils import get_object
+
+    parent, _, leaf = name.rpartition(".")
+    target = OmegaConf.select(config, f"{parent}._target_" if parent else "_target_", default=None) if config else None
+    if not isinstance(target, str):
+        return None
+    try:
+        function = get_object(target)
+        function = function.__init__ if inspect.isclass(function) else function
+        hints = typing.get_type_hints(function)
+    except Exception:  # an unimportable target or annotations that do not evaluate: the config's value decides
+        return None
+    return hints.get(leaf)
+
+
+def accepts(kind, value) -> bool | None:
+    """Whether a value Hydra parsed (None, bool, int, float, str, list, dict) fits a type annotation: True, False,
+    or None where the annotation says nothing this can check (a class of the library's own, a callable, Any)."""
+    import collections.abc as abc
+    import types
+    import typing
+
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is None or kind is typing.Any:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        answers = [accepts(arg, value) for arg in args]
+        return True if True in answers else None if None in answers else False
+    if origin is typing.Literal:
+        return value in args and type(value) in {type(a) for a in args}
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    base = origin or kind
+    if base in (list, tuple, abc.Sequence, abc.MutableSequence, abc.Iterable):
+        return True if isinstance(value, list) else None if isinstance(value, str) else False  # a word is a Sequence
+    if base in (dict, abc.Mapping, abc.MutableMapping):
+        return isinstance(value, dict)
+    return None
+
+
+def describe(kind) -> str:
+    """An annotation in words for an error line: int | float | None -> 'an integer, a number or null'."""
+    import types
+    import typing
+
+    words = {int: "an integer", float: "a number", str: "a word", bool: "true or false", type(None): "null"}
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    members = typing.get_args(kind) if union else (kind,)
+    literals = [str(v) for m in members if typing.get_origin(m) is typing.Literal for v in typing.get_args(m)]
+    parts = ["one of " + ", ".join(dict.fromkeys(literals))] if literals else []
+    parts += [describe(m) for m in members if typing.get_origin(m) is not typing.Literal] if union else []
+    if parts:
+        return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    return words.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def as_override(key: str, text: str) -> str:
@@ -144,7 +306,7 @@ def axis_values(override) -> list[tuple[str, object]]:
         start = override.value().start
         return [(str(start), start)]
     if not override.is_sweep_override():
-        return [(override.get_value_element_as_str(), override.value())]
+        return [(override.input_line.partition("=")[2], override.value())]  # as typed (Hydra's str escapes ${})
     return [(Transformer.str(v), getattr(v, "text", v)) for v in override.sweep_iterator()]
 
 
@@ -240,14 +402,13 @@ def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None
 
     from alexlab.record import held_identity, identity
 
-    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
+    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or not takes_value(argv[i - 1], w))]
     overrides = OverridesParser.create().parse_overrides(words)
     sweep_dir = next((o.value() for o in overrides if o.key_or_group == "hydra.sweep.dir"), None)
     if sweep_dir is None or not (Path(sweep_dir) / MULTIRUN).is_file():
         return None
     previous = OmegaConf.load(Path(sweep_dir) / MULTIRUN)
-    before = OmegaConf.select(previous, "hydra.overrides.task", default=None) or []
-    before = sorted(identity(before))
+    before = sorted(identity(OmegaConf.select(previous, "hydra.overrides.task", default=None)))
     now = sorted(identity([o.input_line for o in overrides if not o.is_hydra_override()]))  # masked as stored
     before_name = OmegaConf.select(previous, "hydra.job.config_name", default=None)
     if before != now or before_name != config_name:
@@ -259,7 +420,7 @@ def check_sweep_dir(argv: list[str], config_name: str, master: DictConfig | None
     for name, planned in (jobs or {}).items():
         held = held_identity(Path(sweep_dir) / name)
         if held is not None and sorted(held) != sorted(identity(planned)):
-            order = " ".join(OmegaConf.select(previous, "hydra.overrides.task", default=None) or [])
+            order = " ".join(as_typed(OmegaConf.select(previous, "hydra.overrides.task", default=None)))
             raise DirectoryTaken(
                 f"{sweep_dir}/{name} holds the job {' '.join(held)}, but this command would run "
                 f"{' '.join(identity(planned))} there: give the sweep's overrides in their first order ({order})"
@@ -280,7 +441,7 @@ def planned_jobs(master: DictConfig, sweep_dir: Path) -> dict[str, list[str]] | 
         return None
     params = master.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=True) if params else {}
-    lines = [f"{key}={value}" for key, value in params.items()] + list(master.hydra.overrides.task)
+    lines = [f"{key}={value}" for key, value in params.items()] + as_typed(master.hydra.overrides.task)
     batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
     grid = [job for batch in batches for job in batch]
     if sweeper.endswith("SeedRoundsSweeper"):

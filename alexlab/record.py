@@ -294,6 +294,18 @@ def is_sweep_control(override: str) -> bool:
     return override.partition("=")[0].lstrip("+~") in SWEEP_CONTROLS
 
 
+def as_typed(overrides) -> list[str]:
+    """Hydra's hydra.overrides.task as the user typed it and as Hydra saved it (.hydra/overrides.yaml, multirun.yaml):
+    interpolations unresolved. Read element by element from the config, `+note=${oc.env:X}` would be resolved (two
+    spellings of one command, and a secret's value where only its reference was typed) or fail outside the job
+    (`${hydra:...}`)."""
+    from omegaconf import ListConfig, OmegaConf
+
+    if isinstance(overrides, ListConfig):
+        overrides = OmegaConf.to_container(overrides, resolve=False)
+    return [str(o) for o in overrides or []]
+
+
 def identity(overrides) -> list[str]:
     """A run's identity: its task overrides (Hydra's hydra.overrides.task) without the ones that only say how to
     start it (resume=true, ckpt_path=last) or how long its sweep goes on (alexlab.sweep.SWEEP_CONTROLS), secrets
@@ -304,7 +316,7 @@ def identity(overrides) -> list[str]:
         key, _, value = override.partition("=")
         return key.lstrip("+~") in START_KEYS or (key.lstrip("+~") == "ckpt_path" and value == "last")
 
-    return [mask_text(o) for o in overrides if not starts(o) and not is_sweep_control(o)]
+    return [mask_text(o) for o in as_typed(overrides) if not starts(o) and not is_sweep_control(o)]
 
 
 def hydra_overrides(run_dir: Path) -> list[str] | None:

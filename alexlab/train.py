@@ -45,7 +45,7 @@ def _run(cfg: DictConfig, fit: bool, signals: Signals | None = None) -> float:
     if not is_rank_zero():  # a DDP process other than rank zero: trains its shard, writes nothing of the run's
         return Job(cfg, fit, started).run().value(objective)
     run_dir = Path(cfg.paths.run_dir)
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = record.as_typed(HydraConfig.get().overrides.task)
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     try:
         handler = contextlib.nullcontext(signals) if signals is not None else job_signals()

@@ -26,6 +26,16 @@ def test_info_prints_the_papers_network(tmp_path):
     assert "61,100,840" in tv.stdout and "lrn" not in tv.stdout
 
 
+def test_hydra_flags_go_anywhere_among_the_overrides(tmp_path):
+    """Hydra's parser takes its flags before the overrides only: alexlab puts them there (the fuzzer found
+    `alexlab dropout=on,off -m depth=5,3` ending in Hydra's usage and "unrecognized arguments")."""
+    result = run_alexlab_here("model=paper", "--cfg", "job", "dropout=off", "--resolve", "depth=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dropout: 0.0" in result.stdout and "depth: 4" in result.stdout
+    result = run_alexlab_here("dropout=on,off", "-m", "--info", "defaults", "depth=5,3", cwd=tmp_path)
+    assert result.returncode == 2 and "Only one of --run, --multirun" in result.stderr  # Hydra's own rule, one line
+
+
 def test_hydra_cfg_flag_prints_the_composed_config(tmp_path):
     result = run_alexlab("--cfg", "job", "model=paper", "dropout=off", "depth=4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -43,6 +53,11 @@ def test_hydra_cfg_flag_prints_the_composed_config(tmp_path):
         (("data=imagefolder", "data.source.root=/no/such/folder", "data.num_classes=3"), "/no/such/folder"),
         (("split=two_gpu",), "split=grouped"),
         (("data.batch_size=-1",), "batch_size"),
+        # Hydra's flags: one it lacks, one without its value or with a value it does not take
+        (("--foo",), "unknown flag --foo; Hydra's flags: --cfg"),
+        (("--cfg",), "--cfg needs a value: one of job, hydra, all"),  # (an override follows it here)
+        (("--cfg", "jobs"), "--cfg jobs: --cfg takes one of job, hydra, all"),
+        (("-cn",), "-cn needs a value"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, expected):

@@ -28,6 +28,7 @@ from alexlab.data.transforms import (
     eval_transform,
     pixel_pca,
 )
+from alexlab.errors import BadValue
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -271,6 +272,51 @@ def test_image_folder_takes_each_image_once_through_links_and_loops(tmp_path):
     assert len(paths) == len(set(paths)) == 10  # 4 cats, 4 dogs, 2 linked from elsewhere
     assert [label for _, label in everything.samples] == [0] * 4 + [1] * 6
     assert not {paths[i] for i in train.indices} & {paths[i] for i in test.indices}
+
+
+def real_labels(dataset) -> dict[Path, int]:
+    """Each sample's real file -> its label; fails on a file listed twice."""
+    pairs = [(Path(path).resolve(), label) for path, label in dataset.samples]
+    assert len(pairs) == len({path for path, _ in pairs}), "an image listed twice"
+    return dict(pairs)
+
+
+def test_image_folder_labels_each_image_by_the_class_folder_it_really_lies_in(tmp_path):
+    """Links across classes: a loop up to the data root, a link to another class's folder and to another class's
+    file, a class folder that is itself a link to another: each real image once, with its real folder's label."""
+    root = tmp_path / "data"
+    for index, name in enumerate(("ant", "bee", "cat")):
+        write_images(root / name, 3 + index, (16, 16), seed=index)
+    (root / "ant" / "up").symlink_to(root)  # ant/up/bee/..., ant/up/ant/up/...
+    (root / "bee" / "cats").symlink_to(root / "cat")
+    (root / "cat" / "a_bee.png").symlink_to(root / "bee" / "0.png")
+    source = ImageFolder(root=root, test_fraction=0.25)
+    train, test = source.load()
+    labels = real_labels(train.dataset)
+    assert len(labels) == 3 + 4 + 5  # the 12 real files
+    real = [(path, index) for index, name in enumerate(("ant", "bee", "cat")) for path in (root / name).iterdir()]
+    expected = {path.resolve(): index for path, index in real if path.is_file() and not path.is_symlink()}
+    assert labels == expected
+    samples = train.dataset.samples
+    assert not {samples[i][0] for i in train.indices} & {samples[i][0] for i in test.indices}
+    (root / "dup").symlink_to(root / "cat")  # a fourth class folder that is the third: refused, named
+    with pytest.raises(BadValue, match=f"the class folder {root / 'dup'} is a link to the class folder data/cat"):
+        ImageFolder(root=root, test_fraction=0.25).load()
+
+
+def test_image_folder_never_puts_an_image_in_both_splits_through_links(tmp_path):
+    """train/ and test/ linked to each other (a file, a folder, a whole class): each image in the split it lies in."""
+    write_images(tmp_path / "train" / "cat", 4, (16, 16), seed=0)
+    write_images(tmp_path / "train" / "dog", 4, (16, 16), seed=1)
+    write_images(tmp_path / "test" / "cat", 2, (16, 16), seed=2)
+    write_images(tmp_path / "test" / "dog", 2, (16, 16), seed=3)
+    (tmp_path / "train" / "cat" / "from_test").symlink_to(tmp_path / "test" / "cat")
+    (tmp_path / "train" / "dog" / "t.png").symlink_to(tmp_path / "test" / "dog" / "0.png")
+    (tmp_path / "test" / "dog" / "loop").symlink_to(tmp_path)  # test/dog/loop/train/...
+    train, test = ImageFolder(root=tmp_path).load()
+    train_files, test_files = set(real_labels(train)), set(real_labels(test))
+    assert (len(train_files), len(test_files)) == (8, 4) and not train_files & test_files
+    assert all("train" in path.parts for path in train_files) and all("test" in path.parts for path in test_files)
 
 
 def test_image_folder_skips_hidden_folders_and_files(tmp_path):

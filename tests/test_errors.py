@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.commands import run_alexlab, run_alexlab_here
+from helpers.commands import read_metrics, run_alexlab, run_alexlab_here
 
 SMOKE = ("experiment=smoke", "logger=none")
 TINY = (*SMOKE, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
@@ -28,7 +28,9 @@ def alexlab_with(tmp_path: Path, files: dict[str, Path], *args: str, here: bool 
 def assert_one_clear_line(result, *expected: str) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    last = result.stderr.strip().splitlines()[-1]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, output  # the error line alone: no warning before it
+    last = lines[0]
     assert last.startswith("alexlab: error:"), output
     for text in expected:
         assert text in last, last
@@ -73,10 +75,23 @@ def files(tmp_path_factory) -> dict[str, Path]:
         # fraction for an integer, an empty path (which would write under /), a key the class does not take
         (("depth=[5]",), ["depth=[5]: 'depth' takes one of its options (3, 4, 5, 6), not a list"]),
         (("lrn={{a:1}}",), ["'lrn' takes one of its options", "not a mapping"]),
-        (("data.batch_size=[1,2]",), ["data.batch_size takes one value", "not a list"]),
+        (("data.batch_size=[1,2]",), ["data.batch_size takes an integer, not a list"]),
         (("seed=1.5",), ["seed=1.5: seed takes an integer"]),
         (("paths.output_root=",), ["paths.output_root is empty; give a directory"]),
         (("+trainer.max_epoch=3",), ["Trainer takes no argument 'max_epoch'; did you mean max_epochs"]),
+        # a key of a _target_ is checked against that argument's annotation: Lightning's precision takes one of its
+        # words or numbers, gradient_clip_val (null in the config) a number
+        (("trainer.precision=33",), ["trainer.precision=33: trainer.precision takes one of 64, 32, 16,", "or null"]),
+        (("trainer.gradient_clip_val=abc",), ["gradient_clip_val takes an integer, a number or null"]),
+        (("trainer.max_epochs=1.5",), ["trainer.max_epochs takes an integer or null"]),
+        # no NaN or infinity where a number goes, in a list either
+        (("optimizer.lr=nan",), ["optimizer.lr=nan: optimizer.lr takes a finite number, not NaN or infinity"]),
+        (("optimizer.momentum=-inf",), ["optimizer.momentum=-inf", "takes a finite number"]),
+        (("model.widths=[16,nan,48,48,32]",), ["model.widths=[16,nan,48,48,32]", "takes a finite number"]),
+        # an interpolation is resolved as the job would, before anything is written
+        (("seed=${{no.such.key}}",), ["seed=${no.such.key}: Interpolation key 'no.such.key' not found"]),
+        (("data.batch_size=${{oc.env:ALEXLAB_UNSET}}",), ["Environment variable 'ALEXLAB_UNSET' not found"]),
+        (("data.batch_size=${{oc.env:HOME}}",), ["data.batch_size takes an integer", "resolves to '/"]),
         # data sets: no path given, an empty folder
         (("data=imagefolder", "data.num_classes=2"), ["data.source.root has no value", "data.source.root="]),
         (("data=imagefolder", "data.num_classes=2", "data.source.root={empty}"), ["no class folders in", "empty"]),
@@ -95,6 +110,30 @@ def files(tmp_path_factory) -> dict[str, Path]:
 )
 def test_bad_input_ends_in_one_line(tmp_path, files, args, expected):
     assert_one_clear_line(alexlab_with(tmp_path, files, *args), *expected)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("trainer.precision=33",), ("optimizer.lr=inf",), ("seed=${no.such.key}",), ("data.batch_size=${oc.env:NOPE}",)],
+)
+def test_a_refused_value_leaves_no_run_directory(tmp_path, args):
+    assert_one_clear_line(run_alexlab_here(*TINY, *args, f"paths.output_root={tmp_path / 'out'}", cwd=tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
+def test_what_lightning_and_interpolations_take_runs(tmp_path):
+    """A fraction where the preset sets a count (every limit_*_batches takes both), and an interpolation in an
+    override: the run finishes, its record keeps the override as typed, and the same command in its directory
+    finds it finished (the claim compares the command as typed, not as resolved)."""
+    run_dir = tmp_path / "run"
+    args = (*TINY, "trainer.limit_test_batches=1.0", "trainer.limit_val_batches=0.5", "+note=${oc.env:ALEXLAB_NOTE}")
+    env = {"ALEXLAB_NOTE": "hello"}
+    first = run_alexlab(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    record = read_metrics(run_dir)
+    assert record["status"] == "finished" and "+note=${oc.env:ALEXLAB_NOTE}" in record["overrides"]
+    again = run_alexlab(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "already finished" in again.stdout + again.stderr, again.stderr
 
 
 @pytest.mark.parametrize("args", [("test", "ckpt_path={evil}"), ("train", "ckpt_path={evil}")])

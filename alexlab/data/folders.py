@@ -109,12 +109,15 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+def _image_files(folder: Path, extensions: tuple[str, ...], homes: dict[str, str], taken: set[str]) -> list[str]:
     """The image files under `folder`, sorted, hidden names skipped. Symbolic links are followed (a class folder may
-    link to images elsewhere), but every directory and every file is taken once, by its real path: a link back up
-    the tree (a loop) or a second link to the same images adds nothing, so no image is counted twice and none can
-    land in both the training and the test split."""
-    seen_folders, seen_files, files = set(), set(), []
+    be, or hold, a link to images elsewhere), and each image is taken once, by its real path, in the class folder it
+    really lies in: `homes` maps the real path of every class folder of the data set (both splits) to a name, and a
+    file whose real path lies in another class folder than `folder` (a link to a sibling class, to the other split,
+    or a loop back up the tree) is left to that folder. `taken` holds the real paths listed so far, over the whole
+    data set, so that no image is counted twice, labelled twice or lands in both the training and the test split."""
+    here = os.path.realpath(folder)
+    seen_folders, files = set(), []
     for current, folders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(current)
         if real in seen_folders:
@@ -127,40 +130,61 @@ def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
             if _is_hidden(name) or not has_file_allowed_extension(name, extensions) or not os.path.isfile(path):
                 continue
             real = os.path.realpath(path)
-            if real not in seen_files:
-                seen_files.add(real)
+            home = _home(real, homes)
+            if real not in taken and home in (None, here):
+                taken.add(real)
                 files.append(path)
     return files
+
+
+def _home(path: str, homes: dict[str, str]) -> str | None:
+    """The deepest of the class folders `homes` (real paths) that holds `path`, or None when none does."""
+    holders = [folder for folder in homes if path.startswith(folder.rstrip(os.sep) + os.sep)]
+    return max(holders, key=len, default=None)
 
 
 class _ClassFolders(torchvision.datasets.DatasetFolder):
     """DatasetFolder decoding with decode_rgb, over the non-hidden class folders (see _image_files for how they are
     listed); given `classes`, it uses their indices (so that a test folder lacking a class keeps the training
-    labels) instead of listing its own sub-folders."""
+    labels) instead of listing its own sub-folders. `homes` and `taken`: shared by the splits of one data set
+    (_image_files)."""
 
-    def __init__(self, root: Path, classes: list[str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        classes: list[str] | None = None,
+        homes: dict[str, str] | None = None,
+        taken: set[str] | None = None,
+    ):
         self._given_classes = classes
+        self._homes = homes if homes is not None else _class_homes(root)
+        self._taken = taken if taken is not None else set()
         super().__init__(str(root), loader=decode_rgb, extensions=IMG_EXTENSIONS, allow_empty=classes is not None)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         if self._given_classes is not None:
             classes = self._given_classes
         else:
-            classes = sorted(
-                entry.name for entry in os.scandir(directory) if entry.is_dir() and not _is_hidden(entry.name)
-            )
+            classes = _class_names(Path(directory))
             if not classes:
                 raise DataNotFoundError(f"no class folders in {directory}")
         return classes, {name: index for index, name in enumerate(classes)}
 
-    @staticmethod
-    def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+    def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
         samples, empty = [], []
+        for name in class_to_idx:
+            folder = Path(directory) / name
+            owner = self._homes.get(os.path.realpath(folder), _name(folder))
+            if owner != _name(folder):
+                raise BadValue(
+                    f"the class folder {folder} is a link to the class folder {owner}: an image takes one label and "
+                    "one split; make it a folder of its own or remove it"
+                )
         for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
-            files = _image_files(Path(directory) / name, tuple(extensions or IMG_EXTENSIONS))
-            if not files:
+            found = _image_files(Path(directory) / name, tuple(extensions or IMG_EXTENSIONS), self._homes, self._taken)
+            if not found:
                 empty.append(name)
-            samples += [(path, index) for path in files]
+            samples += [(path, index) for path in found]
         if empty and not allow_empty:
             listed = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
             raise DataNotFoundError(
@@ -170,11 +194,30 @@ class _ClassFolders(torchvision.datasets.DatasetFolder):
         return samples
 
 
-def _class_folders(root: Path, layout: str, classes: list[str] | None = None) -> _ClassFolders:
+def _class_names(root: Path) -> list[str]:
+    """The class folders of a split: its non-hidden sub-folders (links to folders included), sorted."""
+    try:
+        return sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not _is_hidden(entry.name))
+    except OSError:
+        return []
+
+
+def _class_homes(*roots: Path) -> dict[str, str]:
+    """The real path of each class folder under each split root -> its split/class name (the homes of _image_files).
+    Where a class folder is a link to another one, the real folder's name wins: its images are labelled there."""
+    folders = sorted((root / name for root in roots for name in _class_names(root)), key=lambda f: not f.is_symlink())
+    return {os.path.realpath(folder): _name(folder) for folder in folders}  # links first, so real folders overwrite
+
+
+def _name(folder: Path) -> str:
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def _class_folders(root: Path, layout: str, classes: list[str] | None = None, homes=None, taken=None) -> _ClassFolders:
     if not root.is_dir():
         raise DataNotFoundError(f"no folder {root}; expected {layout}")
     try:
-        dataset = _ClassFolders(root, classes)
+        dataset = _ClassFolders(root, classes, homes, taken)
     except DataNotFoundError as error:  # no class folders, or a class folder without images
         raise DataNotFoundError(f"{error}; expected {layout}") from error
     if len(dataset) == 0:
@@ -183,9 +226,11 @@ def _class_folders(root: Path, layout: str, classes: list[str] | None = None) ->
 
 
 def _train_and_test(root: Path, test_names: tuple[str, ...], layout: str) -> tuple[_ClassFolders, _ClassFolders]:
-    train = _class_folders(root / "train", layout)
+    """The two splits of one data set, whose images are listed once over both (_image_files)."""
     test_root = next((root / name for name in test_names if (root / name).is_dir()), root / test_names[0])
-    return train, _class_folders(test_root, layout, classes=train.classes)
+    homes, taken = _class_homes(root / "train", test_root), set()
+    train = _class_folders(root / "train", layout, homes=homes, taken=taken)
+    return train, _class_folders(test_root, layout, classes=train.classes, homes=homes, taken=taken)
 
 
 class ImageNet:

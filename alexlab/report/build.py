@@ -24,7 +24,7 @@ from alexlab.report.model import (
     Summary,
     shown,
 )
-from alexlab.report.runs import read_runs, read_yaml, settings_of, steps_to
+from alexlab.report.runs import dig, read_runs, read_yaml, settings_of, steps_to
 from alexlab.report.study import read_study
 from alexlab.report.verdicts import classes_of, decide_study, findings, network_size_of, paired_values, paper_claims
 from alexlab.stats import ALPHA, compare
@@ -230,13 +230,11 @@ def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted
 def base_config(multirun_yaml: Path, keys: list[str]) -> dict[str, str]:
     """The sweep's base value of each key: the group choice (hydra.runtime.choices), else the composed value."""
     composed = read_yaml(multirun_yaml)
-    choices = composed.get("hydra", {}).get("runtime", {}).get("choices", {})
+    choices = dig(composed, "hydra", "runtime", "choices")
+    choices = choices if isinstance(choices, dict) else {}
     values = {}
     for key in keys:
-        node = composed
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        value = choices.get(key, node)
+        value = choices.get(key, dig(composed, *key.split(".")))
         if value is None or isinstance(value, (dict, list)):
             return {}  # the sweep varies something the base config does not say: no row is "the base"
         values[key] = str(value)

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from alexlab import metrics, record
-from alexlab.errors import BadFile
+from alexlab.errors import BadFile, BadValue
 from alexlab.report.model import CENTRE, GAP_MEASURES, METRICS, TEN_CROP, WITHOUT_METRICS, Run
 
 FINISHED = record.Status.FINISHED.value
@@ -137,19 +137,25 @@ def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     (wandb_runs.job_run), every epoch with the stint that trained it last."""
     from alexlab import wandb_runs
 
-    found = wandb_runs.find_runs(job_dir)
+    try:
+        found = wandb_runs.find_runs(job_dir)
+    except (BadValue, OSError) as exc:  # a file that is not a W&B run file, or cannot be read
+        return without_wandb(job_dir, sweep_dir, record.UNREADABLE, str(exc))
     if not found:
-        run = read_run(job_dir, sweep_dir)  # identifies the job; its numbers are not taken from its record
-        run.values, run.curve, run.train_curve = {}, [], []
-        run.status, run.error = record.NO_WANDB, "no run-*.wandb file in the job directory (logger without wandb?)"
-        return run
+        return without_wandb(job_dir, sweep_dir, record.NO_WANDB, "no run-*.wandb file in the job directory "
+                             "(logger without wandb?)")  # fmt: skip
     wandb_run = wandb_runs.job_run(found)
     config, summary = wandb_run.config, wandb_run.summary
-    run = Run(job=str(job_dir.relative_to(sweep_dir)), status=summary.get("status") or wandb_run.state)
-    run.error = summary.get("error")
+    status = summary.get("status") if isinstance(summary.get("status"), str) else None
+    run = Run(job=str(job_dir.relative_to(sweep_dir)), status=status or wandb_run.state)
+    run.error = none_or_str(summary.get("error"))
+    if wandb_run.truncated and run.status != FINISHED:
+        run.error = run.error or f"its W&B run file {wandb_run.path.name} ends in a cut or damaged record"
     run.switches = {k: none_or_str(v) for k, v in config.items() if k not in wandb_runs.CONFIG_KEYS}
-    run.overrides = list(config.get(wandb_runs.OVERRIDES) or [])
-    run.seed = config.get(wandb_runs.SEED)
+    overrides = config.get(wandb_runs.OVERRIDES)
+    run.overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+    seed = config.get(wandb_runs.SEED)
+    run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     saved = config.get(wandb_runs.CONFIG)
     run.config = saved if isinstance(saved, dict) else record.saved_config(job_dir)
     validations = [row for row in wandb_run.history if finite(row.get(metrics.VAL_TOP1))]
@@ -177,11 +183,29 @@ def read_wandb_run(job_dir: Path, sweep_dir: Path) -> Run:
     return run
 
 
-def read_yaml(path: Path):
+def without_wandb(job_dir: Path, sweep_dir: Path, status: str, error: str) -> Run:
+    """A job whose W&B run cannot be read: identified (from its record or .hydra/), none of its numbers taken."""
+    run = read_run(job_dir, sweep_dir)
+    run.values, run.curve, run.train_curve = {}, [], []
+    run.status, run.error = status, error
+    return run
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file that holds a mapping (multirun.yaml, a study's spec), or {} for one that is missing, cannot be
+    read or holds something else (a list, a number: a damaged file says nothing)."""
     try:
-        return yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def dig(data, *keys):
+    """data[k1][k2]...: None where a level is missing or is not a mapping."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def none_or_str(value) -> str | None:

@@ -4,6 +4,7 @@ ends before training), start_alexlab (in the background, to be signalled), run_d
 
 import atexit
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -181,3 +182,17 @@ def run_dirs(root: Path) -> list[Path]:
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / RECORD).read_text())
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones included) -> the SHA-256 of its bytes; every link -> its target (a link
+    loop included, which is not followed)."""
+    found = {}
+    for current, folders, names in os.walk(root):
+        for name in names + [folder for folder in folders if os.path.islink(os.path.join(current, folder))]:
+            path = Path(current) / name
+            key = str(path.relative_to(root))
+            found[key] = (
+                f"-> {os.readlink(path)}" if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
+            )
+    return found

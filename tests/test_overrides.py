@@ -1,0 +1,99 @@
+# ruff: noqa: UP007, UP045  (typing.Union and Optional: the spelling of the annotations under test)
+"""How an override's value is checked against what it configures (alexlab/overrides.py): a `_target_`'s argument
+by its annotation, NaN and infinities refused everywhere, interpolations resolved as the job would resolve them."""
+
+import math
+from collections.abc import Sequence
+from typing import Literal, Optional, Union
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from alexlab.errors import BadValue
+from alexlab.overrides import accepts, annotation, check_value, describe, finite
+
+COUNT_OR_FRACTION = Optional[int | float]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        (COUNT_OR_FRACTION, 4, True),
+        (COUNT_OR_FRACTION, 1.0, True),
+        (COUNT_OR_FRACTION, None, True),
+        (COUNT_OR_FRACTION, "abc", False),
+        (COUNT_OR_FRACTION, True, False),  # a bool is no number here, though Python's bool is an int
+        (int, 1.5, False),
+        (float, 2, True),  # an integer is a number
+        (Literal[64, 32, 16], 32, True),
+        (Literal[64, 32, 16], "32", False),  # Lightning's string spellings are Literals of their own
+        (Union[Literal[64, 32], Literal["32-true", "32"]], "32", True),
+        (Sequence[int], [1, 2], True),
+        (Sequence[int], "ab", None),  # a word is a sequence too: not checked here
+        (dict, {"a": 1}, True),
+        (list, 3, False),
+        (Union[str, object], 3, None),  # a class this cannot judge: the config's value decides
+        (None, 3, None),
+    ],
+)
+def test_accepts_reads_an_annotation(kind, value, expected):
+    assert accepts(kind, value) is expected
+
+
+def test_describe_says_an_annotation_in_words():
+    assert describe(COUNT_OR_FRACTION) == "an integer, a number or null"
+    assert describe(Union[Literal[64, 32], Literal["64", "bf16"], None]) == "one of 64, 32, bf16 or null"
+    assert describe(int) == "an integer"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.0, True),
+        (math.nan, False),
+        (-math.inf, False),
+        ([1, math.nan], False),
+        ({"a": math.inf}, False),
+        ("nan", True),
+    ],
+)
+def test_finite(value, expected):
+    assert finite(value) is expected
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    with initialize_config_module("alexlab.conf", version_base="1.3"):
+        yield compose("config", overrides=["experiment=smoke"])
+
+
+def test_annotation_follows_the_nodes_target(smoke):
+    assert annotation(smoke, "trainer.limit_test_batches") == Union[int, float, None]
+    assert annotation(smoke, "data.batch_size") is int  # alexlab.data.ImageDataModule
+    assert annotation(smoke, "seed") is None  # no _target_ takes it
+    assert annotation(smoke, "trainer.no_such_argument") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refused"),
+    [
+        ("trainer.limit_test_batches", 1.0, None),  # the preset sets 4; Lightning takes a fraction too
+        ("trainer.limit_train_batches", "all", "takes an integer, a number or null"),
+        ("trainer.devices", "auto", None),  # Union[list[int], str, int]
+        ("trainer.precision", 33, "takes one of 64, 32, 16"),
+        ("trainer.gradient_clip_val", "abc", "takes an integer, a number or null"),
+        ("data.batch_size", 1.5, "takes an integer"),
+        ("seed", 1.5, r"seed takes an integer \(the config's is 0"),  # no annotation: the config's value decides
+        ("optimizer.lr", math.nan, "takes a finite number, not NaN or infinity"),
+        ("trainer.max_epochs", math.inf, "takes a finite number"),
+    ],
+)
+def test_check_value(smoke, name, value, refused):
+    from omegaconf import OmegaConf
+
+    default = OmegaConf.select(smoke, name)
+    if refused is None:
+        check_value(name, name, str(value), value, default, smoke)
+        return
+    with pytest.raises(BadValue, match=refused):
+        check_value(name, name, str(value), value, default, smoke)
