@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from pathlib import Path
 
 # OpenMP's spin before a waiting thread sleeps: GNU (iterations) and LLVM/Intel (milliseconds)
 SHORT_SPIN = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
@@ -53,3 +54,35 @@ def keep_freed_memory() -> bool:
         return all(libc.mallopt(parameter, value) == 1 for parameter, value in KEEP_IN_HEAP.items())
     except OSError:
         return False
+
+
+# The instruction sets that decide how fast a float32 or bfloat16 step runs (oneDNN's and ATen's kernels pick by them),
+# as /proc/cpuinfo spells them: a figure is only ever compared with figures of a CPU with the same ones
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16")
+
+
+def describe_cpu(cpuinfo: str | None = None) -> dict:
+    """What the CPU is, for a measurement to say where it ran: its model name, its cores (as this process sees
+    them), which of VECTOR_FLAGS it has, and the kernels PyTorch picks on it (torch.backends.cpu, where torch is
+    imported). `cpuinfo`: /proc/cpuinfo's text (read where not given; empty off Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}  # the last processor's, as every one's
+    flags = set(fields.get("flags", "").split())
+    torch = sys.modules.get("torch")
+    return {
+        "model": fields.get("model name", "CPU"),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "flags": [flag for flag in VECTOR_FLAGS if flag in flags],
+        "torch_kernels": torch.backends.cpu.get_cpu_capability() if torch is not None else None,
+    }
+
+
+def cpu_line(cpu: dict) -> str:
+    """describe_cpu in one line: 'AMD EPYC (2 cores; avx2 fma; torch kernels AVX2)'."""
+    kernels = f"; torch kernels {cpu['torch_kernels']}" if cpu.get("torch_kernels") else ""
+    return f"{cpu['model']} ({cpu['cores']} cores; {' '.join(cpu['flags']) or 'no AVX2'}{kernels})"

@@ -260,3 +260,12 @@ def test_bench_study_refuses_a_folder_that_is_not_there(tmp_path):
     with pytest.raises(BadValue, match="bench.study=/no/such: not a directory"):
         run.main(["experiment=smoke", f"paths.output_root={tmp_path}", "bench.study=/no/such"])
     assert not (tmp_path / "bench").exists()
+
+
+def test_the_bench_says_which_cpu_it_measured(results):
+    from alexlab.cpu import VECTOR_FLAGS, cpu_line
+
+    cpu = results["cpu"]
+    assert cpu["model"] and cpu["cores"] >= 1 and set(cpu["flags"]) <= set(VECTOR_FLAGS)
+    assert cpu["torch_kernels"]  # torch is imported by then: the kernels it picks (AVX2, AVX512, ...)
+    assert results["device_name"] == cpu_line(cpu)

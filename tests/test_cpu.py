@@ -58,3 +58,16 @@ def test_the_alexlab_command_configures_before_torch_loads():
     )
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     assert python(code, env=env).splitlines()[-1] == "10000 False"
+
+
+def test_describe_cpu_names_the_instruction_sets_that_decide_speed():
+    from alexlab.cpu import cpu_line, describe_cpu
+
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16 amx_tile amx_bf16\n"  # noqa: E501
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n"
+    described = describe_cpu(xeon)
+    assert described["model"] == "Intel(R) Xeon(R) Platinum"
+    assert described["flags"] == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+    assert describe_cpu(epyc)["flags"] == ["avx2", "fma"] and describe_cpu("")["flags"] == []
+    line = cpu_line(describe_cpu(epyc))
+    assert line.startswith("AMD EPYC (") and "avx2 fma" in line and "avx512" not in line

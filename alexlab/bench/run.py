@@ -14,9 +14,10 @@ from alexlab.bench.common import HEAVY_STEP_MACS, TRAIN_FLOPS_PER_MAC, autocast_
 from alexlab.bench.data import bench_data, bench_matmul
 from alexlab.bench.layers import bench_layers, bench_shared_cpu
 from alexlab.bench.study import study_cost
-from alexlab.bench.sweep import bench_sweep, cpu_name, peak_rss
+from alexlab.bench.sweep import bench_sweep, peak_rss
 from alexlab.bench.table import print_table
 from alexlab.bench.training import bench_training
+from alexlab.cpu import cpu_line, describe_cpu
 from alexlab.errors import BadValue
 
 DEFAULTS = {
@@ -145,11 +146,13 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
         "sweep_peak_rss_bytes": sweep["peak_rss_bytes"],
         "gpu_max_memory_allocated_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     }
+    cpu = describe_cpu()
     results = {
         "run_dir": str(run_dir),
         "overrides": overrides,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_line(cpu),
+        "cpu": cpu,  # on a GPU too: the host's CPU loads the data
         "torch_threads": torch.get_num_threads(),
         "batch_shape": [batch_size, channels, size, size],
         "heavy_defaults": heavy,

@@ -105,13 +105,3 @@ def peak_rss(who: int) -> int:
     """Peak resident set size in bytes (Linux reports KiB, macOS bytes)."""
     value = resource.getrusage(who).ru_maxrss
     return value if sys.platform == "darwin" else value * 1024
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"CPU ({os.cpu_count()} cores)"
