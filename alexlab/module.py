@@ -68,7 +68,9 @@ class AlexNetModule(L.LightningModule):
         # Keyed "<split>_<name>" and logged as "<split>/<name>" (a ModuleDict key may not be "train": a Module method).
         self.metrics = nn.ModuleDict()
         for split in metrics.SPLITS:
-            self.metrics[f"{split}_loss"] = MeanMetric(nan_strategy="disable")  # a NaN loss stays NaN: a diverged run
+            # a NaN loss counts as infinite (the epoch's loss is then infinite: a diverged run) without torchmetrics'
+            # warning line; "disable" would also drop the batch-size weights (torchmetrics 1.x)
+            self.metrics[f"{split}_loss"] = MeanMetric(nan_strategy=math.inf)
             self.metrics[f"{split}_top1_err"] = TopKError(num_classes, top_k=1, average="micro")
             self.metrics[f"{split}_top5_err"] = TopKError(num_classes, top_k=min(5, num_classes), average="micro")
 

@@ -367,3 +367,20 @@ def test_epoch_metrics_cover_every_step_and_reset_between_epochs():
     for mean_of_steps, logged in losses.epochs:
         assert logged == pytest.approx(mean_of_steps, rel=1e-5)
     assert losses.epochs[0][1] != pytest.approx(losses.epochs[2][1], rel=1e-3)  # trained: the epochs differ
+
+
+def test_the_loss_metric_weights_batches_by_their_images_and_counts_nan_as_infinite():
+    """An epoch's loss is the mean over its images (a last, smaller batch weighs less), and a NaN loss makes it
+    infinite, a diverged run, without torchmetrics' warning line (nan_strategy="disable" lost the weights)."""
+    import warnings
+
+    metric = _tiny_module().metrics["train_loss"]
+    metric.update(torch.tensor(1.0), weight=3)
+    metric.update(torch.tensor(2.0), weight=1)
+    assert float(metric.compute()) == pytest.approx(1.25)
+    metric.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric.update(torch.tensor(float("nan")), weight=2)
+        metric.update(torch.tensor(1.0), weight=2)
+    assert float(metric.compute()) == float("inf")
