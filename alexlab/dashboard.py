@@ -21,7 +21,6 @@ the project's finished runs whose group is the sweep directory's name.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -40,7 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alexlab import metrics, wandb_runs
-from alexlab.errors import BadValue
+from alexlab.errors import ArgumentParser, BadValue
 from alexlab.record import RECORD
 from alexlab.report import (
     Report,
@@ -412,7 +411,7 @@ def wants_online(online: bool, offline: bool) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="alexlab dashboard", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="alexlab dashboard", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a Hydra multirun directory")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--online", action="store_true", help="save a W&B report (default when logged in)")

@@ -8,6 +8,7 @@ is a FileNotFoundError), so `except FileNotFoundError` and the like keep working
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 # Exit status of a run stopped by a signal after saving its checkpoint (sysexits' EX_TEMPFAIL, "try again"): the same
@@ -62,6 +63,14 @@ class SweepFailed(UserError, RuntimeError):
     """No run of a sweep finished: nothing to compare. The message says why the first one did not."""
 
     exit_code = 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for alexlab's own commands (report, dashboard): a bad argument is a BadValue, one line, not
+    argparse's usage block and exit."""
+
+    def error(self, message: str):
+        raise BadValue(f"{self.prog}: {message} ({self.prog} --help)")
 
 
 def first_line(exc: BaseException, typed: bool = False) -> str:

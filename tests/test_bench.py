@@ -256,9 +256,10 @@ def test_the_study_section_sums_the_runs_phases(tmp_path):
     assert ("study", "  validate", "20.0%  (2.0 s a run)") in study_rows(study)
 
 
-def test_bench_study_refuses_a_folder_that_is_not_there(tmp_path):
-    with pytest.raises(BadValue, match="bench.study=/no/such: not a directory"):
-        run.main(["experiment=smoke", f"paths.output_root={tmp_path}", "bench.study=/no/such"])
+@pytest.mark.parametrize("folder", ["/no/such", ""])
+def test_bench_study_refuses_a_folder_that_is_not_there(tmp_path, folder):
+    with pytest.raises(BadValue, match=f"bench.study={folder}: not a directory"):
+        run.main(["experiment=smoke", f"paths.output_root={tmp_path}", f"bench.study={folder}"])
     assert not (tmp_path / "bench").exists()
 
 

@@ -738,3 +738,21 @@ def test_a_legend_of_many_lines_goes_beside_the_plot_where_it_covers_no_curve():
             assert legend.x0 > plot.x1  # wholly right of the axes
         else:
             assert plot.contains(legend.x0, legend.y0) and plot.contains(legend.x1, legend.y1)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("report",), "alexlab report: the following arguments are required: SWEEP_DIR (alexlab report --help)"),
+        (("report", "x", "--metric", "foo"), "alexlab report: argument --metric: invalid choice: 'foo'"),
+        (("report", "x", "--bogus"), "alexlab report: unrecognized arguments: --bogus"),
+        (("dashboard", "x", "--online", "--offline"), "alexlab dashboard: argument --offline: not allowed with"),
+    ],
+)
+def test_a_bad_argument_of_report_or_dashboard_is_one_line(tmp_path, args, expected):
+    """argparse's usage block and exit would be eight lines: alexlab's parser raises one BadValue instead."""
+    from helpers.commands import run_alexlab_here
+
+    result = run_alexlab_here(*args, cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"alexlab: error: {expected}"), lines

@@ -116,7 +116,7 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     heavy = macs * batch_size > HEAVY_STEP_MACS
     k = resolve_knobs(knobs, heavy)
     study_dir = knobs.get(STUDY)
-    if study_dir is not None and not Path(study_dir).is_dir():  # refused before minutes of measuring
+    if study_dir is not None and (not study_dir or not Path(study_dir).is_dir()):  # before minutes of measuring
         raise BadValue(f"bench.study={study_dir}: not a directory; give a study's sweep directory")
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

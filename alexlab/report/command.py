@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from alexlab.errors import ArgumentParser
 from alexlab.files import RECORD
 from alexlab.report.build import build_report
 from alexlab.report.model import DEFAULT_MARGIN, DEFAULT_RATIO_MARGIN, METRICS, Report
@@ -28,7 +28,7 @@ def write_report(report: Report) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="alexlab report", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="alexlab report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a Hydra multirun directory")
     parser.add_argument("--baseline", metavar="KEY=VALUE[,KEY=VALUE]", help="the row to compare against")
     parser.add_argument("--metric", choices=list(METRICS), help="the metric of report_diff.png (default: test top-1)")
