@@ -4,6 +4,7 @@ overrides and each value of each sweep axis against the config, the directory it
 
 from __future__ import annotations
 
+import copy
 import errno
 import math
 import os
@@ -147,7 +148,7 @@ def resolved(config: DictConfig, key: str, name: str, text: str, value):
 
     if not (isinstance(value, str) and "${" in value) or "${hydra:" in value:
         return value
-    trial = config.copy()
+    trial = copy.deepcopy(config)  # the override set in a copy; the config the other checks read stays as it was
     try:
         OmegaConf.update(trial, name, value, merge=False, force_add=True)
         return OmegaConf.select(trial, name, throw_on_resolution_failure=True)
