@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from helpers.commands import read_metrics, run_alexlab
+from helpers.commands import read_metrics, run_alexlab, run_dirs
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -394,3 +394,13 @@ def test_seeds_auto_stops_on_claims_more_seeds_cannot_decide_and_on_its_budget_w
     with caplog.at_level("WARNING", logger="alexlab"):
         assert stop(SeedRoundsSweeper(seeds="auto"), sweep, seed=3) is None  # no budget: no decision
     assert "hydra.sweeper.margin must be a finite number" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["relu_speed", "dropout_speed"])
+def test_the_speed_sweeps_start_with_their_list_of_thresholds(alexlab, tmp_path, name):
+    """hydra.sweeper.threshold: [25, 10] reaches the sweeper as OmegaConf's ListConfig, which the threshold check
+    refused ("a threshold is a training error in percent, got [25, 10]"): both speed sweeps ended before their first
+    run. Each now runs a round (on the smoke setting: the sweep is under test, not Figure 1) and writes its report."""
+    sweep_dir = tmp_path / name
+    alexlab("sweep", name, *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "seeds=1", f"hydra.sweep.dir={sweep_dir}")
+    assert (sweep_dir / "report.md").exists() and len(run_dirs(sweep_dir)) == 2

@@ -7,6 +7,8 @@ import math
 import statistics
 from pathlib import Path
 
+from omegaconf import ListConfig
+
 from alexlab import metrics, record
 from alexlab.errors import BadValue, NotFound
 from alexlab.report.claims import STEPS
@@ -128,6 +130,8 @@ def as_thresholds(threshold) -> list[float]:
     """--threshold / hydra.sweeper.threshold as a list of training errors in percent: a number, several, or none."""
     if threshold is None:
         return []
+    if isinstance(threshold, ListConfig):  # hydra.sweeper.threshold: [25, 10] as the sweeper gets it
+        threshold = list(threshold)
     values = list(threshold) if isinstance(threshold, (list, tuple)) else [threshold]
     try:
         return [float(value) for value in values]
