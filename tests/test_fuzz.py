@@ -7,7 +7,8 @@ every run, so that a failure in CI is reproducible).
   key, a list where one value goes), after a base that keeps a run to seconds.
 - Damage: a finished sweep (tests/conftest.py's seed_grid) copied, one of its files damaged (cut short, garbage,
   valid JSON or YAML of the wrong shape, a value of the wrong type deep inside, deleted, a directory or a link loop in
-  its place), then `alexlab report`, `report --source wandb`, `dashboard --offline` or `test ckpt_path=` on it.
+  its place), in one job or in every one, then `alexlab report` (with options of any value), `report --source
+  wandb`, `dashboard --offline` or `test ckpt_path=` on it.
 
 Each example runs the real command line and must end cleanly: exit 0, or exactly one line `alexlab: error: ...` on
 stderr (exit 2 for a command refused, 1 for runs that did not finish), never a traceback; and a refused command
@@ -264,6 +265,17 @@ def reshape(data, steps: list[int], value) -> object:
     return [*data[:index], reshape(data[index], steps[1:], value), *data[index + 1 :]]
 
 
+REPORT_OPTIONS = ["--threshold", "--margin", "--ratio-margin", "--alpha", "--metric", "--baseline", "--source"]
+
+
+@st.composite
+def report_arguments(draw) -> list[str]:
+    """A report option with a value of any kind (or none, or one the report lacks)."""
+    option = draw(st.sampled_from([*REPORT_OPTIONS, "--bogus"]))
+    value = draw(st.sampled_from(NUMBERS).map(text) | st.sampled_from(WORDS + ["dropout=off", "val/top1_err"]))
+    return [option] if option == "--bogus" else [option, value]
+
+
 @st.composite
 def plans(draw) -> dict:
     """What to damage, how, and which command then reads the sweep."""
@@ -279,6 +291,7 @@ def plans(draw) -> dict:
         "steps": draw(st.lists(st.integers(0, 50), min_size=1, max_size=3)),
         "value": draw(st.sampled_from(VALUES)),
         "command": draw(st.sampled_from(["test"] if target == "checkpoint" else COMMANDS)),
+        "options": draw(st.lists(report_arguments(), max_size=2).map(lambda pairs: sum(pairs, []))),  # for report
     }
 
 
@@ -337,8 +350,8 @@ def run_damaged(pristine: Path, plan: dict) -> None:
         before = tree_digest(root)
         checkpoint = target_path(sweep, plan["job"], "checkpoint") or sweep / plan["job"] / files.CHECKPOINTS
         args = {
-            "report": ["report", str(sweep)],
-            "report wandb": ["report", str(sweep), "--source", "wandb"],
+            "report": ["report", str(sweep), *plan["options"]],
+            "report wandb": ["report", str(sweep), "--source", "wandb", *plan["options"]],
             "dashboard": ["dashboard", str(sweep), "--offline"],
             "test": ["test", *BASE, f"ckpt_path={checkpoint}", f"paths.output_root={root / 'outputs'}"],
         }[plan["command"]]
@@ -348,6 +361,7 @@ def run_damaged(pristine: Path, plan: dict) -> None:
 def found(**plan) -> dict:
     """A plan the fuzzer found mishandled, kept as an example: what it does not say is harmless."""
     harmless = {"job": "0", "every job": False, "at": 0, "bytes": b"x", "shape": None, "steps": [0], "value": None}
+    harmless["options"] = []
     return harmless | {"command": "report"} | plan
 
 
@@ -361,6 +375,7 @@ FOUND_DAMAGE = [
     found(target=files.RECORD, damage="wrong value", steps=[3, 0], value="x", **{"every job": True}),
     found(target=files.RECORD, damage="directory", **{"every job": True}, command="dashboard"),
     found(target="wandb", damage="truncate", at=5000, command="report wandb"),  # read up to there, said so
+    found(target=files.SWEEP_SUMMARY, damage="empty", options=["--metric", "foo"]),  # argparse's usage block
 ]
 
 
