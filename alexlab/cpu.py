@@ -83,6 +83,6 @@ def describe_cpu(cpuinfo: str | None = None) -> dict:
 
 
 def cpu_line(cpu: dict) -> str:
-    """describe_cpu in one line: 'AMD EPYC (2 cores; avx2 fma; torch kernels AVX2)'."""
+    """describe_cpu in one line: '<model name> (2 cores; avx2 fma; torch kernels AVX2)'."""
     kernels = f"; torch kernels {cpu['torch_kernels']}" if cpu.get("torch_kernels") else ""
     return f"{cpu['model']} ({cpu['cores']} cores; {' '.join(cpu['flags']) or 'no AVX2'}{kernels})"

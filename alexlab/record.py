@@ -325,32 +325,34 @@ def hydra_overrides(run_dir: Path) -> list[str] | None:
 
     try:
         overrides = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "overrides.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):
         return None
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+def read_mapping(path: Path) -> dict:
+    """A YAML (or JSON) file that holds a mapping (a saved config, multirun.yaml, a study's spec), or {} for one that
+    is missing, cannot be read or decoded, or holds something else (a list, a number: a damaged file says nothing)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: bytes that are not UTF-8
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def saved_config(run_dir: Path) -> dict:
     """The composed config Hydra saved when the job started (.hydra/config.yaml), as written (interpolations
     unresolved); {} without one."""
-    import yaml
-
-    try:
-        config = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return config if isinstance(config, dict) else {}
+    return read_mapping(Path(run_dir) / HYDRA_DIR / "config.yaml")
 
 
 def saved_choices(run_dir: Path) -> dict:
     """The config-group choices Hydra saved when the job started (.hydra/hydra.yaml: hydra.runtime.choices); {}."""
-    import yaml
-
-    try:
-        saved = yaml.safe_load((Path(run_dir) / HYDRA_DIR / "hydra.yaml").read_text())
-        choices = saved["hydra"]["runtime"]["choices"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
+    choices = read_mapping(Path(run_dir) / HYDRA_DIR / "hydra.yaml")
+    for key in ("hydra", "runtime", "choices"):
+        choices = choices.get(key) if isinstance(choices, dict) else None
     return choices if isinstance(choices, dict) else {}
 
 

@@ -26,7 +26,7 @@ from alexlab.report.model import (
     Summary,
     shown,
 )
-from alexlab.report.runs import dig, read_runs, read_yaml, settings_of, steps_to
+from alexlab.report.runs import dig, read_runs, settings_of, steps_to
 from alexlab.report.study import read_study
 from alexlab.report.verdicts import classes_of, decide_study, findings, network_size_of, paired_values, paper_claims
 from alexlab.stats import ALPHA, compare
@@ -233,7 +233,7 @@ def choose_baseline(rows: list[Row], columns: list[str], sweep_dir: Path, wanted
 
 def base_config(multirun_yaml: Path, keys: list[str]) -> dict[str, str]:
     """The sweep's base value of each key: the group choice (hydra.runtime.choices), else the composed value."""
-    composed = read_yaml(multirun_yaml)
+    composed = record.read_mapping(multirun_yaml)
     choices = dig(composed, "hydra", "runtime", "choices")
     choices = choices if isinstance(choices, dict) else {}
     values = {}

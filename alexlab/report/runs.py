@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
-
 from alexlab import metrics, record
 from alexlab.errors import BadFile, BadValue
 from alexlab.report.model import CENTRE, GAP_MEASURES, METRICS, TEN_CROP, WITHOUT_METRICS, Run
@@ -189,16 +187,6 @@ def without_wandb(job_dir: Path, sweep_dir: Path, status: str, error: str) -> Ru
     run.values, run.curve, run.train_curve = {}, [], []
     run.status, run.error = status, error
     return run
-
-
-def read_yaml(path: Path) -> dict:
-    """A YAML file that holds a mapping (multirun.yaml, a study's spec), or {} for one that is missing, cannot be
-    read or holds something else (a list, a number: a damaged file says nothing)."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def dig(data, *keys):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from alexlab import record
 from alexlab.report.model import StudySummary, shown
-from alexlab.report.runs import read_yaml
 
 
 def read_study(sweep_dir: Path) -> StudySummary:
@@ -14,7 +14,7 @@ def read_study(sweep_dir: Path) -> StudySummary:
 
     from alexlab.optuna_storage import open_storage
 
-    spec = read_yaml(sweep_dir / "optuna_study.yaml")
+    spec = record.read_mapping(sweep_dir / "optuna_study.yaml")
     storage = str(spec.get("storage", ""))
     if "://" not in storage and not Path(storage).expanduser().is_absolute() and (sweep_dir / storage).exists():
         storage = str(sweep_dir / storage)
