@@ -376,6 +376,8 @@ def test_each_claim_is_read_on_its_measure_size_and_sign(tmp_path):
     tanh = found["activation relu->tanh", "steps"]
     assert math.exp(tanh.comparison.estimate) == pytest.approx(3.0, rel=1e-6)
     assert tanh.shown_verdict == "agrees, smaller than claimed" and math.exp(tanh.reading.band[1]) < 6
+    assert tanh.seeds_won == (0.0, 5)  # a speed claim's seeds won count its steps: tanh never took fewer
+    assert tanh.band == f"[{math.exp(tanh.reading.band[0]):.2f}, {math.exp(tanh.reading.band[1]):.2f}]"
     ten_crop = found["test_views ten_crop->centre (within each run)", "error"]
     assert ten_crop.comparison.estimate == pytest.approx(0.82, abs=1e-9) and ten_crop.row_index == 0
     depth = found["depth 5->4", "error"]
@@ -392,6 +394,10 @@ def test_verdicts_reach_the_markdown_csv_and_plot(tmp_path, capsys):
     markdown = (sweep / "report.md").read_text()
     assert "9 claims: 5 agrees, 1 agrees, smaller, 1 contradicts, 1 no effect, 1 undecided." in markdown
     assert f"measured Δ [{100 * (1 - 0.05 / 9):.3g}%]" in markdown and "Holm" in markdown
+    assert f"| band [{100 * (1 - 2 * 0.05 / 9):.3g}%] |" in markdown  # the interval a verdict on size is read from
+    tanh_line = next(line for line in markdown.splitlines() if line.startswith("| activation relu->tanh"))
+    band_high = float(tanh_line.split(" | ")[5].strip("[]").split(", ")[1])
+    assert band_high < 6 and "**agrees, smaller than claimed**" in tanh_line  # the band's end shows why
     assert "25% training error (the paper's, from Figure 1" in markdown
     with (sweep / "verdicts.csv").open() as f:
         verdicts = list(csv.DictReader(f))

@@ -97,7 +97,7 @@ class Finding:
     verdict: str  # stats.VERDICTS, or NOT_READ with `reason`
     reading: Reading | None = None  # None for a claim not read
     reason: str = ""  # why a claim is not read, or what a verdict rests on beyond its interval
-    seeds_won: tuple[float, int] = (0.0, 0)  # (won, compared): the variant's held-out error lower, of the seeds
+    seeds_won: tuple[float, int] = (0.0, 0)  # (won, compared): the variant's held-out error (steps) lower
     seeds_needed: int | None = None  # per side, for an undecided verdict
     row_index: int = 0
     censored: int = 0  # a speed claim: runs of the two rows without steps to the threshold (module docstring)
@@ -136,19 +136,34 @@ class Finding:
         return level_name(1 - self.reading.alpha) if self.reading is not None else ""
 
     @property
+    def band_level(self) -> str:
+        return level_name(1 - 2 * self.reading.alpha) if self.reading is not None else ""
+
+    @property
     def measured(self) -> str:
         """variant minus baseline (or the ratio) with the interval it was read from, as the tables show it."""
         c = self.comparison
         if c.estimate is None:
             return "no runs to compare"
-        low, high = self.interval
-        if self.measure == STEPS:
-            point = f"x{math.exp(c.estimate):.2f}"
-            if low is not None and self.bounded in (1, -1):  # runs counted at their curve's end: one end holds
-                bound = f"at least x{math.exp(low):.2f}" if self.bounded == 1 else f"at most x{math.exp(high):.2f}"
-                return f"{point} [{bound}]"
-            return point + ("" if low is None else f" [{math.exp(low):.2f}, {math.exp(high):.2f}]")
-        return f"{c.estimate:+.2f}" + ("" if low is None else f" [{low:+.2f}, {high:+.2f}]")
+        point = f"x{math.exp(c.estimate):.2f}" if self.measure == STEPS else f"{c.estimate:+.2f}"
+        return f"{point} {self.interval_text(*self.interval)}".rstrip()
+
+    @property
+    def band(self) -> str:
+        """The band (1 - 2 alpha) as the tables show it: its ends are the one-sided bounds that rule out the claimed
+        size or say no effect, so a verdict read from it can be checked against the paper's number."""
+        return self.interval_text(*self.reading.band) if self.reading is not None else ""
+
+    def interval_text(self, low: float | None, high: float | None) -> str:
+        """An interval on the comparison's scale, shown as the change is: a ratio for the steps, where runs counted
+        at their curve's end leave one end only (`bounded`)."""
+        if low is None or high is None:
+            return ""
+        if self.measure != STEPS:
+            return f"[{low:+.2f}, {high:+.2f}]"
+        if self.bounded in (1, -1):  # runs counted at their curve's end: one end holds
+            return f"[at least x{math.exp(low):.2f}]" if self.bounded == 1 else f"[at most x{math.exp(high):.2f}]"
+        return f"[{math.exp(low):.2f}, {math.exp(high):.2f}]"
 
 
 @dataclass
@@ -203,6 +218,12 @@ class Report:
         """The verdicts' intervals' level: one for all of them (their shares are equal), else "per claim"."""
         levels = {f.level for f in self.findings if f.reading is not None}
         return levels.pop() if len(levels) == 1 else "per claim" if levels else level_name(1 - self.alpha)
+
+    @property
+    def band_level(self) -> str:
+        """The bands' level (1 - 2 alpha), as `level`."""
+        levels = {f.band_level for f in self.findings if f.reading is not None}
+        return levels.pop() if len(levels) == 1 else "per claim" if levels else level_name(1 - 2 * self.alpha)
 
     @property
     def unfinished(self) -> list[Run]:

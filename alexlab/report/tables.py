@@ -81,7 +81,7 @@ def test_name(c: Comparison) -> str:
 
 
 def cell_seeds_won(f: Finding) -> str:
-    """Of the seeds both sides ran, on how many the variant's held-out error was lower."""
+    """Of the seeds both sides ran, on how many the variant's held-out error (a speed claim: its steps) was lower."""
     won, compared = f.seeds_won
     return f"{won:g} of {compared}" if compared else ""
 
@@ -110,13 +110,20 @@ def cell_measured(report: Report, f: Finding) -> str:
     return cell
 
 
+def cell_band(report: Report, f: Finding) -> str:
+    """The band a verdict on size or no effect was read from (its level where the claims' levels differ)."""
+    if f.verdict in NOT_READ or not f.band:
+        return ""
+    return f.band + (f" ({f.band_level})" if report.band_level == "per claim" else "")
+
+
 def verdict_table(report: Report) -> str:
-    level = report.level
-    header = ["change", "the paper", "measured on", "paper's Δ", f"measured Δ [{level}]", "test"]
-    header += ["seeds won (held-out error)", "verdict", "seeds to decide"]
+    header = ["change", "the paper", "measured on", "paper's Δ", f"measured Δ [{report.level}]"]
+    header += [f"band [{report.band_level}]", "test", "seeds won", "verdict", "seeds to decide"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for f in report.findings:
         cells = [f.change, f.claim.paper, finding_measure(f), f.claim.expected(report.top5), cell_measured(report, f)]
+        cells.append(cell_band(report, f))
         cells += [test_name(f.comparison), cell_seeds_won(f), f"**{f.shown_verdict}**", cell_seeds_needed(f)]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
@@ -194,9 +201,9 @@ def verdicts_text(report: Report) -> str:
         f"The chance of any wrong verdict in this study is held at {100 * report.alpha:g}% over all its "
         f"{len(read)} claims that can be read (Holm's step-down: each claim at "
         f"{100 * report.alpha:g}% over the claims not yet fully resolved; shares here: {share_text}). "
-        f"{look_text} A claim is read from two intervals at its share alpha: the sign interval at 1 - alpha (shown; "
-        "agrees / contradicts where it excludes 0 on the claim's side / the other side) and the band at 1 - 2 alpha "
-        f"(no effect where it lies inside ±{report.margin:g} points or a ratio within "
+        f"{look_text} A claim is read from two intervals at its share alpha: the sign interval at 1 - alpha "
+        "(measured Δ; agrees / contradicts where it excludes 0 on the claim's side / the other side) and the band "
+        f"at 1 - 2 alpha (band; no effect where it lies inside ±{report.margin:g} points or a ratio within "
         f"1/{report.ratio_margin:g}..{report.ratio_margin:g}, the two one-sided tests of equivalence; smaller than "
         "claimed where its claim-side end falls short of the paper's number: `agrees, smaller than claimed` with a "
         "sign that agrees, `rules out the claimed size` with the sign open); else undecided, with the seeds per "
@@ -207,7 +214,7 @@ def verdicts_text(report: Report) -> str:
         "read and not counted among the claims. Error claims are read on the held-out error of the view every "
         "network was trained to see (centre crop: test where every run recorded it, else val); the ten-crop claim "
         "on the two views of each run. Seeds won: of the seeds both rows ran, on how many the variant's held-out "
-        "error was lower."
+        "error was lower (for a speed claim: on how many it took fewer steps)."
     )
 
 

@@ -61,7 +61,7 @@ def findings(row: Row, base: Row, claim: Claim, thresholds: tuple[float, ...]) -
             found[0].loss_gap = row.differences.get(LOSS_GAP)
     why_not = not_read(row, base, claim)
     for f in found:
-        if not claim.within_run:
+        if not claim.within_run and claim.measure != STEPS:
             f.seeds_won = seeds_won(*paired_values(row, base, held_out(row, base)))
         if why_not:
             f.verdict, f.reason = why_not
@@ -76,7 +76,7 @@ def speed_finding(row: Row, base: Row, claim: Claim, threshold: float) -> Findin
     (variant, v_never, v_first), (baseline, b_never, b_first) = steps_of(row, threshold), steps_of(base, threshold)
     comparison = compare(variant, baseline, log_scale=True)
     found = Finding(row.change, claim, STEPS, comparison, "undecided", row_index=row.index, threshold=threshold,
-                    censored=v_never + v_first + b_never + b_first,
+                    censored=v_never + v_first + b_never + b_first, seeds_won=seeds_won(variant, baseline),
                     clean=all(run.clean_curve for run in (*row.runs, *base.runs)))  # fmt: skip
     if v_first or b_first or (v_never and b_never):
         found.bounded = 2  # no end of the interval holds: undecided
