@@ -20,6 +20,7 @@ from alexlab.bench import layers as layer_bench
 from alexlab.bench import training as training_bench
 from alexlab.errors import BadValue
 from alexlab.info import layer_table
+from alexlab.model import lrn_kernel
 
 TINY = [
     "data.batch_size=8",
@@ -87,8 +88,11 @@ def test_the_layers_section_pairs_lrn_against_no_lrn_and_stock_pooling_against_o
     layers = results["layers"]
     assert layers["lrn"] == "paper"  # the default config's LRN
     steps = layers["step_s"]
-    assert set(steps) == {"lrn", "no_lrn", "stock_pooling"}
-    for a, b, key in (("lrn", "no_lrn", "lrn_over_no_lrn"), ("stock_pooling", "lrn", "stock_pooling_over_ours")):
+    # the LRN's tensor passes beside its fused kernel where the kernel runs (a CPU with a C compiler: this one)
+    assert layers["lrn_path"] == "fused kernel"
+    assert set(steps) == {"lrn", "no_lrn", "stock_pooling", "lrn_tensor_passes"}
+    pairs = [("lrn", "no_lrn", "lrn_over_no_lrn"), ("stock_pooling", "lrn", "stock_pooling_over_ours")]
+    for a, b, key in [*pairs, ("lrn_tensor_passes", "lrn", "tensor_passes_over_kernel")]:
         assert len(steps[a]["values"]) == results["knobs"]["reps"]  # one window of each copy per round
         paired = [x / y for x, y in zip(steps[a]["values"], steps[b]["values"], strict=True)]
         assert layers[key]["values"] == pytest.approx(paired)
@@ -100,6 +104,15 @@ def test_the_layers_section_measures_lrn_even_when_the_config_turns_it_off():
     knobs = {"steps": 1, "warmup": 1, "reps": 2}
     layers = layer_bench.bench_layers(cfg, torch.device("cpu"), knobs)
     assert layers["lrn"] == "paper" and len(layers["lrn_over_no_lrn"]["values"]) == 2
+
+
+def test_the_layers_section_without_the_lrn_kernel_measures_the_tensor_passes_alone(monkeypatch):
+    """Where the kernel cannot build, the LRN's step is the tensor passes' and no fourth loop runs."""
+    monkeypatch.setattr(lrn_kernel, "library", lambda: None)
+    cfg = run.compose_config(["data.batch_size=4"])
+    layers = layer_bench.bench_layers(cfg, torch.device("cpu"), {"steps": 1, "warmup": 1, "reps": 2})
+    assert layers["lrn_path"] == "tensor passes" and layers["tensor_passes_over_kernel"] is None
+    assert set(layers["step_s"]) == {"lrn", "no_lrn", "stock_pooling"}
 
 
 def test_flops_follow_the_macs_of_alexlab_info(results):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alexlab.model import layers
+from alexlab.model import layers, lrn_kernel
 from alexlab.model.alexnet import AlexNet, make_lrn
 from alexlab.model.layers import MaxPool, TowerLRN, local_response_norm
 
@@ -24,13 +24,30 @@ def lrn_input(towers: int) -> torch.Tensor:
     return x.requires_grad_()
 
 
+@pytest.fixture(params=["kernel", "tensor passes"])
+def lrn_path(request):
+    """Each test of the LRN's values runs on both of its CPU paths: the fused kernel (lrn.c) and the tensor passes
+    (its fallback), and checks that the path it asked for is the one that ran."""
+    if request.param == "kernel":
+        assert lrn_kernel.library() is not None, "the LRN's kernel did not build on this machine (a C compiler?)"
+        yield request.param
+    else:
+        with lrn_kernel.disabled():
+            yield request.param
+
+
+def ran_fused(x: torch.Tensor) -> bool:
+    return lrn_kernel.available(x)
+
+
 @pytest.mark.parametrize("kind", ["paper", "caffe"])
 @pytest.mark.parametrize("towers", [1, 2])
 @pytest.mark.parametrize("block_bytes", [layers.BLOCK_BYTES, 36_288])
-def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_bytes, monkeypatch):
-    """The whole batch in one block, and in several: 36,288 bytes hold 1.5 samples (one block per sample) with one
-    tower, 3 tower-samples with two (blocks of 3, 3 and 2)."""
+def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_bytes, lrn_path, monkeypatch):
+    """On both paths; for the tensor passes the whole batch in one block, and in several: 36,288 bytes hold 1.5
+    samples (one block per sample) with one tower, 3 tower-samples with two (blocks of 3, 3 and 2)."""
     whole_batch = block_bytes == layers.BLOCK_BYTES
+    assert ran_fused(torch.empty(1)) == (lrn_path == "kernel")
     monkeypatch.setattr(layers, "BLOCK_BYTES", block_bytes)
     blocks = layers._blocks(torch.empty(4 * towers, 96 // towers, 9 * 7))
     assert len(blocks) == (1 if whole_batch else {1: 4, 2: 3}[towers])
@@ -48,10 +65,11 @@ def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_
 @pytest.mark.parametrize(
     ("size", "beta", "towers"), [(5, 0.75, 1), (5, 0.75, 2), (4, 0.75, 2), (3, 0.6, 1), (7, 0.75, 4)]
 )
-def test_lrn_gradcheck_in_float64(size, beta, towers):
+def test_lrn_gradcheck_in_float64(size, beta, towers, lrn_path):
     """The closed-form backward against finite differences; an even window (4) checks the mirrored window, a beta
     other than 0.75 the general power, a window wider than a tower (7 over 3 channels) the edges, and a large alpha
     makes the normalisation term matter."""
+    assert ran_fused(torch.empty(1, dtype=torch.float64)) == (lrn_path == "kernel")
     torch.manual_seed(1)
     x = (torch.randn(2, 12, 3, 4, dtype=torch.float64) * 3).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.5, beta, 2.0, towers), (x,))
@@ -83,109 +101,83 @@ def test_lrn_in_the_network_matches_pytorchs_for_every_split():
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.fixture
-def compiled_loops(monkeypatch):
-    """CompiledLoops with nothing counted, compiled or broken yet in this test."""
-    monkeypatch.setattr(layers.CompiledLoops, "training_calls", collections.Counter())
-    monkeypatch.setattr(layers.CompiledLoops, "compiled", set())
-    monkeypatch.setattr(layers.CompiledLoops, "broken", False)
-    return layers.CompiledLoops
-
-
-@pytest.mark.parametrize(("kind", "towers"), [("paper", 2), ("caffe", 1)])
-def test_lrn_in_its_compiled_loops_equals_pytorchs(kind, towers, compiled_loops, monkeypatch):
-    """Inductor's loops (compiled for real: on a cold cache this test takes 20 s) against nn.LocalResponseNorm, as
-    the blocked passes are tested above; and the call really ran compiled."""
-    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lrn_kernel_gives_the_same_bits_for_any_split_among_threads(dtype, monkeypatch):
+    """Deterministic: one thread or several, and every call, the same bits forward and backward (each element's
+    arithmetic does not depend on which samples a call holds)."""
     torch.manual_seed(0)
-    lrn, x = make_lrn(kind, towers), lrn_input(towers)
-    expected = reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, towers)
-    got = lrn(x)
-    assert compiled_loops.compiled == {(torch.Size([4 * towers, 96 // towers, 63]), 5, lrn.alpha, 0.75, 2.0)}
-    assert not compiled_loops.broken
-    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    weights = torch.randn_like(got)
-    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
-    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
-    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
+    x, weights = lrn_input(2).detach().to(dtype), None
+    results = []
+    for threads in (1, 2, 3, 1):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        trial = x.clone().requires_grad_()
+        out = local_response_norm(trial, 5, 1e-4 * 100, 0.75, 2.0, towers=2)
+        weights = torch.randn_like(out, generator=torch.Generator().manual_seed(1)) if weights is None else weights
+        (grad,) = torch.autograd.grad((out * weights).sum(), trial)
+        results.append((out, grad))
+    for out, grad in results[1:]:
+        assert torch.equal(out, results[0][0]) and torch.equal(grad, results[0][1])
 
 
-def spy_on_compiled(monkeypatch) -> list[str]:
-    """Replaces the compiled loops by the same formulas uncompiled, recording which ran."""
-    ran = []
-
-    def fused(name):
-        def run(*args):
-            ran.append(name)
-            return {"forward": layers._fused_forward, "backward": layers._fused_backward}[name](*args)
-
-        return run
-
-    monkeypatch.setattr(layers, "_compiled", fused)
-    return ran
-
-
-def test_lrn_switches_to_its_compiled_loops_after_compile_after_training_calls(compiled_loops, monkeypatch):
-    """A shape's first COMPILE_AFTER training calls run the blocked passes, the next ones (forward and backward)
-    the compiled loops; evaluation calls (no gradient) neither count nor compile, and neither does another shape."""
-    monkeypatch.setattr(layers, "COMPILE_AFTER", 3)
-    ran = spy_on_compiled(monkeypatch)
-    lrn, x = make_lrn("paper", 2), lrn_input(2)
-    with torch.no_grad():
-        for _ in range(5):
-            lrn(x)
-    assert ran == [] and not compiled_loops.training_calls
-    for call in range(1, 6):
-        lrn(x).sum().backward()
-        assert ran == ["forward", "backward"] * max(0, call - 3)
-    lrn(lrn_input(2)[:2]).sum().backward()  # another batch size: counted apart, still blocked
-    assert ran == ["forward", "backward"] * 2 and len(compiled_loops.compiled) == 1
+def test_lrn_kernel_is_built_once_per_cpu_into_the_cache(tmp_path, monkeypatch):
+    """The library lands in $XDG_CACHE_HOME/alexlab under a name of this CPU's; another CPU gets another name;
+    the second load of this one builds nothing."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    lrn_kernel.library.cache_clear()
+    try:
+        assert lrn_kernel.library() is not None
+        (built,) = (tmp_path / "alexlab").glob("lrn-*.so")
+        assert built == lrn_kernel.library_path(lrn_kernel.compiler())
+        monkeypatch.setattr(lrn_kernel, "cpu_identity", lambda: "flags: another cpu")
+        assert lrn_kernel.library_path(lrn_kernel.compiler()) != built
+        monkeypatch.undo()
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        stamp = built.stat().st_mtime_ns
+        lrn_kernel.library.cache_clear()
+        assert lrn_kernel.library() is not None and built.stat().st_mtime_ns == stamp
+        assert [p.name for p in (tmp_path / "alexlab").iterdir()] == [built.name]  # no build folder left
+    finally:
+        lrn_kernel.library.cache_clear()
 
 
-@pytest.mark.parametrize("why", ["float64", "deterministic", "limit"])
-def test_lrn_keeps_its_blocked_passes_where_compiling_does_not_apply(why, compiled_loops, monkeypatch):
-    """float64 (gradcheck's dtype; compiled only in float32), deterministic algorithms (a resumed run would round
-    differently from the unbroken one), and a new shape once torch._dynamo's recompile limit is reached."""
-    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
-    ran = spy_on_compiled(monkeypatch)
-    x = lrn_input(1)
-    if why == "float64":
-        x = x.detach().double().requires_grad_()
-    elif why == "deterministic":
-        monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+@pytest.mark.parametrize("why", ["no compiler", "compiler fails", "cache unwritable"])
+def test_lrn_falls_back_to_its_tensor_passes_where_the_kernel_cannot_build(why, tmp_path, monkeypatch, caplog):
+    """No C compiler, one that fails, or a cache it cannot write: one warning, and the same values and gradients
+    from the tensor passes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if why == "no compiler":
+        monkeypatch.setattr(lrn_kernel, "compiler", lambda: None)
+    elif why == "compiler fails":
+        monkeypatch.setenv("CC", "false")
     else:
-        monkeypatch.setattr(layers, "_recompile_limit", lambda: 1)
-        make_lrn("paper", 1)(x[:1]).sum().backward()  # the one shape the limit allows
-        ran.clear()
-    make_lrn("paper", 1)(x).sum().backward()
-    assert ran == []
+        (tmp_path / "alexlab").write_text("a file where the cache's folder should be")
+    lrn_kernel.library.cache_clear()
+    try:
+        lrn, x = make_lrn("paper", 2), lrn_input(2)
+        for _ in range(2):
+            got, expected = lrn(x), reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, 2)
+            torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+            (grad_ours,) = torch.autograd.grad(got.sum(), x)
+            (grad_reference,) = torch.autograd.grad(expected.sum(), x)
+            torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
+        assert not lrn_kernel.available(x)
+        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LRN:")]
+        assert len(warnings) == 1 and "the slower tensor passes" in warnings[0] and "\n" not in warnings[0]
+    finally:
+        lrn_kernel.library.cache_clear()
 
 
-def test_lrn_falls_back_to_its_blocked_passes_for_good_when_compiling_fails(compiled_loops, monkeypatch, caplog):
-    """No C++ compiler (or any failure to build): one warning, the same values and gradients from the blocked
-    passes, and no second try in this process."""
-    monkeypatch.setattr(layers, "COMPILE_AFTER", 0)
-    tries = []
-
-    def no_compiler(name):
-        def run(*args):
-            tries.append(name)
-            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
-
-        return run
-
-    monkeypatch.setattr(layers, "_compiled", no_compiler)
-    lrn, x = make_lrn("paper", 2), lrn_input(2)
-    for _ in range(2):
-        got, expected = lrn(x), reference_lrn(x, lrn.size, lrn.alpha, lrn.beta, lrn.k, 2)
-        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-        (grad_ours,) = torch.autograd.grad(got.sum(), x)
-        (grad_reference,) = torch.autograd.grad(expected.sum(), x)
-        torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
-    assert tries == ["forward"] and compiled_loops.broken
-    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
-    assert warnings == ["LRN: torch.compile failed (RuntimeError: InvalidCxxCompiler: No working C++ compiler found);"
-                        " the blocked passes from now on"]  # fmt: skip
+def test_lrn_kernel_is_left_to_the_tensor_passes_where_it_does_not_apply():
+    """bfloat16 and a GPU run the tensor passes (the kernel is float32/float64 on a CPU); so does torch.compile's
+    tracing, which fuses them itself."""
+    assert not lrn_kernel.available(torch.empty(2, dtype=torch.bfloat16))
+    assert not lrn_kernel.available(torch.empty(2, device="meta"))
+    x = lrn_input(1).detach().bfloat16().requires_grad_()
+    got = local_response_norm(x, 5, 1e-2, 0.75, 2.0)
+    torch.testing.assert_close(got.float(), reference_lrn(x.float(), 5, 1e-2, 0.75, 2.0, 1), rtol=2e-2, atol=1e-2)
+    compiled = torch.compile(lambda t: local_response_norm(t, 5, 1e-2, 0.75, 2.0), backend="eager", fullgraph=True)
+    x = lrn_input(1).detach()
+    torch.testing.assert_close(compiled(x), reference_lrn(x, 5, 1e-2, 0.75, 2.0, 1))
 
 
 class _Reference(nn.Module):

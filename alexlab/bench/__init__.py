@@ -16,8 +16,8 @@ Six sections (seven with `bench.load=N`, eight with `bench.study=DIR`), each wri
    schedule is not stepped in the plain loop (the default ones step once per epoch).
 2. layers: what LRN and alexlab's max-pooling cost: plain loops (as in 1.) of the network with LRN (the config's
    kind, or `lrn=paper`), without LRN, and with LRN but nn.MaxPool2d, in alternating windows; the ratios of their
-   step times, median of the rounds (bench_layers). The LRN runs as a long run's does after its first 1,000 steps:
-   on a CPU in the loops torch.compile builds (alexlab.model.layers.COMPILE_AFTER), compiled in the warm-up.
+   step times, median of the rounds (bench_layers). Where the LRN runs its fused CPU kernel
+   (alexlab.model.lrn_kernel), a fourth loop runs it in its tensor passes (the fallback) beside them.
 3. data: images/s the config's train loader delivers (cfg.data, setup("fit"), `loader_batches` batches per
    repetition after `loader_warmup`), each batch handed to the data module's transfer_batch_to_device as the Trainer
    does (with data.decode=device that is where the batch's JPEGs are decoded and augmented, on the device), against

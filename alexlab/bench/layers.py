@@ -18,20 +18,25 @@ BUSY_PROCESS = "while True: pass"  # one core's worth of load
 
 
 def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
-    """What LRN and alexlab's max-pooling cost in a training step: plain loops of three copies of the network
-    (the same init), in alternating windows of `steps` steps as in bench_training: with LRN (the config's, or
-    `lrn=paper` when the config has none), without LRN, and with LRN but PyTorch's nn.MaxPool2d in place of
-    alexlab.model.layers.MaxPool. Ratios are medians of the per-round ratios of step times."""
+    """What LRN and alexlab's max-pooling cost in a training step: plain loops of copies of the network (the same
+    init), in alternating windows of `steps` steps as in bench_training: with LRN (the config's, or `lrn=paper` when
+    the config has none), without LRN, with LRN but PyTorch's nn.MaxPool2d in place of alexlab.model.layers.MaxPool,
+    and, where the LRN runs its fused CPU kernel (alexlab.model.lrn_kernel), with LRN in its tensor passes instead
+    (the fallback where the kernel cannot build). Ratios are medians of the per-round ratios of step times."""
+    import contextlib
+
     import lightning as L
 
-    from alexlab.model import layers
+    from alexlab.model import lrn_kernel
     from alexlab.model.layers import MaxPool
 
     lrn = cfg.model.lrn if cfg.model.lrn != "off" else "paper"
     x, y = fixed_batch(cfg, device)
+    fused = lrn_kernel.available(x)  # the batch's device and dtype: the maps' are the same
+    arms = [("lrn", lrn), ("no_lrn", "off"), ("stock_pooling", lrn)] + ([("lrn_tensor_passes", lrn)] if fused else [])
     optimizer = instantiate(cfg.optimizer)
     networks = {}
-    for name, kind in (("lrn", lrn), ("no_lrn", "off"), ("stock_pooling", lrn)):
+    for name, kind in arms:
         L.seed_everything(int(cfg.seed), verbose=False)
         networks[name] = instantiate(cfg.model, lrn=kind)
     stock = networks["stock_pooling"].features
@@ -39,26 +44,29 @@ def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
         if isinstance(layer, MaxPool):
             setattr(stock, name, torch.nn.MaxPool2d(layer.kernel_size, layer.stride))
     loops = {name: plain_loop(network, optimizer, x, y, device, cfg) for name, network in networks.items()}
-    # the LRN as a long run has it: in its compiled loops on a CPU (layers.COMPILE_AFTER), built in the warm-up
-    after, layers.COMPILE_AFTER = layers.COMPILE_AFTER, 0
-    try:
-        for steps in loops.values():
-            steps(max(1, k["warmup"]))
-        seconds: dict[str, list[float]] = {name: [] for name in loops}
-        for _ in range(k["reps"]):
-            for name, steps in loops.items():
-                seconds[name].append(steps(k["steps"]) / k["steps"])
-    finally:
-        layers.COMPILE_AFTER = after
+
+    def run(name: str, steps: int) -> float:
+        with lrn_kernel.disabled() if name == "lrn_tensor_passes" else contextlib.nullcontext():
+            return loops[name](steps)
+
+    for name in loops:
+        run(name, max(1, k["warmup"]))
+    seconds: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(k["reps"]):
+        for name in loops:
+            seconds[name].append(run(name, k["steps"]) / k["steps"])
 
     def ratio(a: str, b: str) -> dict:
         return stats([s / t for s, t in zip(seconds[a], seconds[b], strict=True)])
 
     return {
         "lrn": lrn,
+        "lrn_path": "fused kernel" if fused else "tensor passes",
         "step_s": {name: stats(values) for name, values in seconds.items()},
         "lrn_over_no_lrn": ratio("lrn", "no_lrn"),  # the step with LRN against the step without
         "stock_pooling_over_ours": ratio("stock_pooling", "lrn"),  # > 1: alexlab's pooling is faster
+        # the step with the LRN's tensor passes against the step with its kernel (> 1: the kernel is faster)
+        "tensor_passes_over_kernel": ratio("lrn_tensor_passes", "lrn") if fused else None,
     }
 
 

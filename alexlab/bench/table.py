@@ -51,7 +51,16 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
             for name, rate in PUBLISHED_IMAGES_PER_S.items()
             if results["batch_shape"][-1] in (224, 227)
         ],
-        ("layers", f"step with lrn={lay['lrn']} / without LRN", _spread(lay["lrn_over_no_lrn"], times)),
+        (
+            "layers",
+            f"step with lrn={lay['lrn']} ({lay['lrn_path']}) / without LRN",
+            _spread(lay["lrn_over_no_lrn"], times),
+        ),
+        *[
+            ("layers", "step with the LRN's tensor passes / its kernel", _spread(passes, times))
+            for passes in [lay.get("tensor_passes_over_kernel")]
+            if passes
+        ],
         ("layers", "step with nn.MaxPool2d / alexlab's MaxPool", _spread(lay["stock_pooling_over_ours"], times)),
         (
             "data",

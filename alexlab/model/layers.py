@@ -9,10 +9,7 @@ docs/measurements.md (LRN, Max-pooling).
 
 from __future__ import annotations
 
-import functools
-import logging
 import time
-from collections import Counter
 from typing import ClassVar
 
 import torch
@@ -20,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+import alexlab.model.lrn_kernel as lrn_kernel
 from alexlab.errors import BadValue
 
 # On a CPU the LRN works through the batch in blocks of whole samples of about this many bytes of maps, so that the
@@ -27,20 +25,6 @@ from alexlab.errors import BadValue
 # whole output (51 MB in the quickstart) from memory a dozen times. 2 MiB was the fastest of 0.5, 2 and 4 MiB and
 # the whole batch at once (docs/measurements.md, LRN).
 BLOCK_BYTES = 1 << 21
-
-# On a CPU the LRN's arithmetic also exists as two loops that Inductor (torch.compile) generates from the formulas
-# (_fused_forward, _fused_backward): each reads its inputs once and writes its outputs once, where the blocked passes
-# above make a dozen passes, so they take a fraction of the time. Compiling costs time once per process and input
-# shape (seconds with Inductor's on-disk cache warm, tens of seconds cold), so a shape's training calls switch to the
-# compiled loops only after COMPILE_AFTER calls, where the run has shown it is long: a cold compile is repaid after
-# more than a thousand quickstart steps (docs/measurements.md, LRN), so a run of under 1,000 steps (CI's smoke runs:
-# 60; `alexlab train` with its defaults: 710) never compiles, and the quickstart (3,432) does after 1,000. Not on a
-# GPU (its kernels are one pass over the whole batch already; `compile=true` fuses them there), not in bfloat16, not
-# under deterministic algorithms (a run resumed from a checkpoint would start in the blocked passes again, so its
-# rounding would differ from the uninterrupted run's), not where Inductor cannot build (no C++ compiler: one
-# warning, then the blocked passes).
-COMPILE_AFTER = 1000
-log = logging.getLogger("alexlab")
 
 
 def _blocks(maps: torch.Tensor) -> list[slice]:
@@ -73,112 +57,36 @@ def _window_of_squares(maps: torch.Tensor, size: int, front: int, scale: float, 
     return out
 
 
-def _window_sum(x: torch.Tensor, size: int, front: int) -> torch.Tensor:
-    """The sum over the `size` channels c - front .. c - front + size - 1 (those that exist) of x [B, C, HW], for
-    every channel c, as an expression for Inductor: zero channels padded at both ends, `size` shifted views."""
-    channels = x.shape[1]
-    padded = F.pad(x, (0, 0, front, size - 1 - front))
-    return sum(padded[:, shift : shift + channels] for shift in range(size))
-
-
-def _fused_forward(maps: torch.Tensor, size: int, alpha: float, beta: float, k: float):
-    """d, d^-beta and the output of _LocalResponseNorm.forward, written for torch.compile to fuse into one loop."""
-    d = k + alpha / size * _window_sum(maps * maps, size, size // 2)
-    power = torch.rsqrt(d * torch.sqrt(d)) if beta == 0.75 else d.pow(-beta)
-    return d, power, maps * power
-
-
-def _fused_backward(maps, d, power, grad, size: int, alpha: float, beta: float) -> torch.Tensor:
-    """The closed-form gradient of _LocalResponseNorm.backward, written for torch.compile to fuse into one loop."""
-    ratio = grad * power * maps / d
-    return grad * power - 2.0 * alpha * beta / size * maps * _window_sum(ratio, size, (size - 1) // 2)
-
-
-class CompiledLoops:
-    """Whether an LRN call runs in the compiled loops (see COMPILE_AFTER), and those loops: one compiled function
-    each for the forward and the backward, compiled per input shape (static shapes: Inductor's loops for a dynamic
-    batch size are slower) and at most as many shapes as torch._dynamo recompiles one function for
-    (recompile_limit); further shapes keep the blocked passes."""
-
-    training_calls: ClassVar[Counter] = Counter()  # training forward calls per (maps' shape, size, alpha, beta, k)
-    compiled: ClassVar[set] = set()  # the keys that run compiled
-    broken: ClassVar[bool] = False  # Inductor failed once in this process: blocked passes from then on
-
-    @classmethod
-    def wanted(cls, x: torch.Tensor, key: tuple) -> bool:
-        """Counts a training forward call of the LRN on x and says whether it (and its backward) should run
-        compiled."""
-        if (
-            cls.broken
-            or x.device.type != "cpu"
-            or x.dtype != torch.float32
-            or torch.compiler.is_compiling()
-            or torch.are_deterministic_algorithms_enabled()
-        ):
-            return False
-        if key not in cls.compiled:
-            cls.training_calls[key] += 1
-            if cls.training_calls[key] <= COMPILE_AFTER or len(cls.compiled) >= _recompile_limit():
-                return False
-            cls.compiled.add(key)
-        return True
-
-    @classmethod
-    def run(cls, name: str, *args):
-        """The compiled `name` ("forward" or "backward") on args, or None where Inductor cannot build it here."""
-        try:
-            return _compiled(name)(*args)
-        except Exception as error:  # noqa: BLE001 -- any failure to build (no compiler, a backend bug) has one remedy
-            cls.broken = True
-            log.warning("LRN: torch.compile failed (%s: %s); the blocked passes from now on", type(error).__name__,
-                        str(error).strip().splitlines()[0] if str(error).strip() else "")  # fmt: skip
-            return None
-
-
-@functools.cache
-def _compiled(name: str):
-    # Inductor's C++ build looks for CUDA and logs a warning on every machine without it: not this run's business
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    return torch.compile({"forward": _fused_forward, "backward": _fused_backward}[name], dynamic=False, fullgraph=True)
-
-
-def _recompile_limit() -> int:
-    import torch._dynamo
-
-    return torch._dynamo.config.recompile_limit
-
-
 class _LocalResponseNorm(torch.autograd.Function):
     """b_c = a_c * d_c^-beta with d_c = k + alpha / size * sum of a_j^2 over the `size` channels j around c, inside
-    each tower. cuda-convnet's way: the forward keeps the input, d and d^-beta; the backward is the closed form
+    each tower (the maps are viewed as [N * towers, C / towers, HW], so no window crosses a tower). cuda-convnet's
+    way: the backward is the closed form
 
         da_i = g_i d_i^-beta - 2 alpha beta / size * a_i * sum over the c whose window holds i of g_c a_c d_c^-beta-1
 
-    i.e. one more window sum (over the mirrored window, added straight into the gradient) instead of autograd's
-    trace through squares, pads, sums and a pow. Each window sum is one pass over the channels: a fused
-    multiply-add per neighbour on the channel slices it overlaps (towers apart: the maps are viewed as
-    [N * towers, C / towers, HW], so no slice crosses a tower), and d^-0.75 (the paper's beta) is rsqrt(d^1.5) from
-    a sqrt and an rsqrt, without a general pow (exp and log: several times slower). Every step is a memory-bound
-    pass over conv1's or conv2's output, so the fewer the better, and on a CPU they run block by block in the cache
-    (BLOCK_BYTES).
-    Of the ways tried (nn.LocalResponseNorm, shifted slices with a pow, window sums as a banded [C, C] matrix
-    product, slices with fused multiply-adds), the last was the fastest step beside the step without LRN
-    (docs/measurements.md, LRN). After COMPILE_AFTER training calls of one shape the same formulas run as two loops
-    that Inductor compiles (CompiledLoops), faster again. On a GPU it is the same function over the whole batch;
-    torch.compile (`compile=true`) traces it and fuses its passes into a few loops there."""
+    i.e. one more window sum (over the mirrored window) instead of autograd's trace through squares, pads, sums and
+    a pow. The LRN is a memory-bound pass over conv1's and conv2's output, so how often it goes through memory is
+    its cost:
+
+    - on a CPU, the fused kernel (alexlab.model.lrn_kernel, lrn.c): one read and one write forward, two reads and
+      one write backward, d and d^-beta recomputed from the saved input instead of kept; every step from the first.
+    - elsewhere (a GPU, bfloat16, torch.compile's tracing, a machine where the kernel cannot build), tensor passes:
+      each window sum a fused multiply-add per neighbour on the channel slices it overlaps, d^-0.75 (the paper's
+      beta) as rsqrt(d^1.5) from a sqrt and an rsqrt, without a general pow (exp and log: several times slower); on
+      a CPU block by block in the cache (BLOCK_BYTES), on a GPU over the whole batch (torch.compile, `compile=true`,
+      fuses them there). Of the tensor ways tried (nn.LocalResponseNorm, shifted slices with a pow, window sums as
+      a banded [C, C] matrix product, slices with fused multiply-adds), the last was the fastest.
+    What each costs beside the step without LRN: docs/measurements.md, LRN."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int, compiled: bool):
+    def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int):
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)  # each tower's maps apart (a view of NCHW)
-        ctx.size, ctx.alpha, ctx.beta, ctx.compiled = size, alpha, beta, compiled
-        if compiled:
-            fused = CompiledLoops.run("forward", maps, size, alpha, beta, k)
-            if fused is not None:
-                d, power, out = fused
-                ctx.save_for_backward(maps, d, power)
-                return out.view(n, c, h, w)
-            ctx.compiled = False
+        ctx.size, ctx.alpha, ctx.beta, ctx.k = size, alpha, beta, k
+        ctx.fused = lrn_kernel.available(maps)
+        if ctx.fused:
+            ctx.save_for_backward(maps)
+            return lrn_kernel.forward(maps, size, alpha, beta, k).view(n, c, h, w)
         d, power, out = torch.empty_like(maps), torch.empty_like(maps), torch.empty_like(maps)
         for b in _blocks(maps):
             _window_of_squares(maps[b], size, size // 2, alpha / size, k, out=d[b])
@@ -192,13 +100,12 @@ class _LocalResponseNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        maps, d, power = ctx.saved_tensors
         size, alpha, beta = ctx.size, ctx.alpha, ctx.beta
+        maps = ctx.saved_tensors[0]
         shape, grad = grad.shape, grad.reshape(maps.shape)
-        if ctx.compiled:
-            fused = CompiledLoops.run("backward", maps, d, power, grad.contiguous(), size, alpha, beta)
-            if fused is not None:
-                return fused.view(shape), *[None] * 6
+        if ctx.fused:
+            return lrn_kernel.backward(maps, grad, size, alpha, beta, ctx.k).view(shape), *[None] * 5
+        _, d, power = ctx.saved_tensors
         grad_in = torch.empty_like(maps)
         scale = -2.0 * alpha * beta / size
         for b in _blocks(maps):
@@ -211,18 +118,14 @@ class _LocalResponseNorm(torch.autograd.Function):
             into_grad.addcmul_(a, ratio, value=scale)
             for into, source in _neighbours(a.shape[1], size, (size - 1) // 2):
                 into_grad[:, into].addcmul_(a[:, into], ratio[:, source], value=scale)
-        return grad_in.view(shape), *[None] * 6
+        return grad_in.view(shape), *[None] * 5
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
     """nn.LocalResponseNorm(size, alpha, beta, k) applied inside each of `towers` channel groups of x [N, C, H, W]."""
     if x.shape[1] % towers:
         raise BadValue(f"LRN over {towers} towers needs a channel count divisible by {towers}, got {x.shape[1]}")
-    n, c, h, w = x.shape
-    key = (torch.Size((n * towers, c // towers, h * w)), size, alpha, beta, k)  # the shape of the Function's maps
-    training = torch.is_grad_enabled() and x.requires_grad
-    compiled = training and CompiledLoops.wanted(x, key)
-    return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers, compiled)
+    return _LocalResponseNorm.apply(x.contiguous(), size, alpha, beta, k, towers)
 
 
 def lrn_strength(x: torch.Tensor, size: int, alpha: float, k: float, towers: int = 1) -> torch.Tensor:
