@@ -20,7 +20,7 @@ from alexlab.bench import layers as layer_bench
 from alexlab.bench import training as training_bench
 from alexlab.errors import BadValue
 from alexlab.info import layer_table
-from alexlab.model import lrn_kernel
+from alexlab.model import cpu_kernels
 
 TINY = [
     "data.batch_size=8",
@@ -106,9 +106,9 @@ def test_the_layers_section_measures_lrn_even_when_the_config_turns_it_off():
     assert layers["lrn"] == "paper" and len(layers["lrn_over_no_lrn"]["values"]) == 2
 
 
-def test_the_layers_section_without_the_lrn_kernel_measures_the_tensor_passes_alone(monkeypatch):
+def test_the_layers_section_without_the_cpu_kernels_measures_the_tensor_passes_alone(monkeypatch):
     """Where the kernel cannot build, the LRN's step is the tensor passes' and no fourth loop runs."""
-    monkeypatch.setattr(lrn_kernel, "library", lambda: None)
+    monkeypatch.setattr(cpu_kernels, "library", lambda: None)
     cfg = run.compose_config(["data.batch_size=4"])
     layers = layer_bench.bench_layers(cfg, torch.device("cpu"), {"steps": 1, "warmup": 1, "reps": 2})
     assert layers["lrn_path"] == "tensor passes" and layers["tensor_passes_over_kernel"] is None

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alexlab.model import layers, lrn_kernel
+from alexlab.model import cpu_kernels, layers
 from alexlab.model.alexnet import AlexNet, make_lrn
 from alexlab.model.layers import MaxPool, TowerLRN, local_response_norm
 
@@ -25,29 +25,29 @@ def lrn_input(towers: int) -> torch.Tensor:
 
 
 @pytest.fixture(params=["kernel", "tensor passes"])
-def lrn_path(request):
-    """Each test of the LRN's values runs on both of its CPU paths: the fused kernel (lrn.c) and the tensor passes
-    (its fallback), and checks that the path it asked for is the one that ran."""
+def kernel_path(request):
+    """Each test of the layers' values runs on both of their CPU paths: the kernels (cpu_kernels.c) and the tensor
+    passes (their fallback), and checks that the path it asked for is the one that ran."""
     if request.param == "kernel":
-        assert lrn_kernel.library() is not None, "the LRN's kernel did not build on this machine (a C compiler?)"
+        assert cpu_kernels.library() is not None, "the LRN's kernel did not build on this machine (a C compiler?)"
         yield request.param
     else:
-        with lrn_kernel.disabled():
+        with cpu_kernels.disabled():
             yield request.param
 
 
 def ran_fused(x: torch.Tensor) -> bool:
-    return lrn_kernel.available(x)
+    return cpu_kernels.available(x)
 
 
 @pytest.mark.parametrize("kind", ["paper", "caffe"])
 @pytest.mark.parametrize("towers", [1, 2])
 @pytest.mark.parametrize("block_bytes", [layers.BLOCK_BYTES, 36_288])
-def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_bytes, lrn_path, monkeypatch):
+def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_bytes, kernel_path, monkeypatch):
     """On both paths; for the tensor passes the whole batch in one block, and in several: 36,288 bytes hold 1.5
     samples (one block per sample) with one tower, 3 tower-samples with two (blocks of 3, 3 and 2)."""
     whole_batch = block_bytes == layers.BLOCK_BYTES
-    assert ran_fused(torch.empty(1)) == (lrn_path == "kernel")
+    assert ran_fused(torch.empty(1)) == (kernel_path == "kernel")
     monkeypatch.setattr(layers, "BLOCK_BYTES", block_bytes)
     blocks = layers._blocks(torch.empty(4 * towers, 96 // towers, 9 * 7))
     assert len(blocks) == (1 if whole_batch else {1: 4, 2: 3}[towers])
@@ -65,11 +65,11 @@ def test_lrn_values_and_gradients_equal_pytorchs_in_float32(kind, towers, block_
 @pytest.mark.parametrize(
     ("size", "beta", "towers"), [(5, 0.75, 1), (5, 0.75, 2), (4, 0.75, 2), (3, 0.6, 1), (7, 0.75, 4)]
 )
-def test_lrn_gradcheck_in_float64(size, beta, towers, lrn_path):
+def test_lrn_gradcheck_in_float64(size, beta, towers, kernel_path):
     """The closed-form backward against finite differences; an even window (4) checks the mirrored window, a beta
     other than 0.75 the general power, a window wider than a tower (7 over 3 channels) the edges, and a large alpha
     makes the normalisation term matter."""
-    assert ran_fused(torch.empty(1, dtype=torch.float64)) == (lrn_path == "kernel")
+    assert ran_fused(torch.empty(1, dtype=torch.float64)) == (kernel_path == "kernel")
     torch.manual_seed(1)
     x = (torch.randn(2, 12, 3, 4, dtype=torch.float64) * 3).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.5, beta, 2.0, towers), (x,))
@@ -102,7 +102,7 @@ def test_lrn_in_the_network_matches_pytorchs_for_every_split():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lrn_kernel_gives_the_same_bits_for_any_split_among_threads(dtype, monkeypatch):
+def test_cpu_kernels_gives_the_same_bits_for_any_split_among_threads(dtype, monkeypatch):
     """Deterministic: one thread or several, and every call, the same bits forward and backward (each element's
     arithmetic does not depend on which samples a call holds)."""
     torch.manual_seed(0)
@@ -119,25 +119,25 @@ def test_lrn_kernel_gives_the_same_bits_for_any_split_among_threads(dtype, monke
         assert torch.equal(out, results[0][0]) and torch.equal(grad, results[0][1])
 
 
-def test_lrn_kernel_is_built_once_per_cpu_into_the_cache(tmp_path, monkeypatch):
+def test_cpu_kernels_is_built_once_per_cpu_into_the_cache(tmp_path, monkeypatch):
     """The library lands in $XDG_CACHE_HOME/alexlab under a name of this CPU's; another CPU gets another name;
     the second load of this one builds nothing."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    lrn_kernel.library.cache_clear()
+    cpu_kernels.library.cache_clear()
     try:
-        assert lrn_kernel.library() is not None
-        (built,) = (tmp_path / "alexlab").glob("lrn-*.so")
-        assert built == lrn_kernel.library_path(lrn_kernel.compiler())
-        monkeypatch.setattr(lrn_kernel, "cpu_identity", lambda: "flags: another cpu")
-        assert lrn_kernel.library_path(lrn_kernel.compiler()) != built
+        assert cpu_kernels.library() is not None
+        (built,) = (tmp_path / "alexlab").glob("kernels-*.so")
+        assert built == cpu_kernels.library_path(cpu_kernels.compiler())
+        monkeypatch.setattr(cpu_kernels, "cpu_identity", lambda: "flags: another cpu")
+        assert cpu_kernels.library_path(cpu_kernels.compiler()) != built
         monkeypatch.undo()
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
         stamp = built.stat().st_mtime_ns
-        lrn_kernel.library.cache_clear()
-        assert lrn_kernel.library() is not None and built.stat().st_mtime_ns == stamp
+        cpu_kernels.library.cache_clear()
+        assert cpu_kernels.library() is not None and built.stat().st_mtime_ns == stamp
         assert [p.name for p in (tmp_path / "alexlab").iterdir()] == [built.name]  # no build folder left
     finally:
-        lrn_kernel.library.cache_clear()
+        cpu_kernels.library.cache_clear()
 
 
 @pytest.mark.parametrize("why", ["no compiler", "compiler fails", "cache unwritable"])
@@ -146,12 +146,12 @@ def test_lrn_falls_back_to_its_tensor_passes_where_the_kernel_cannot_build(why, 
     from the tensor passes."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     if why == "no compiler":
-        monkeypatch.setattr(lrn_kernel, "compiler", lambda: None)
+        monkeypatch.setattr(cpu_kernels, "compiler", lambda: None)
     elif why == "compiler fails":
         monkeypatch.setenv("CC", "false")
     else:
         (tmp_path / "alexlab").write_text("a file where the cache's folder should be")
-    lrn_kernel.library.cache_clear()
+    cpu_kernels.library.cache_clear()
     try:
         lrn, x = make_lrn("paper", 2), lrn_input(2)
         for _ in range(2):
@@ -160,18 +160,18 @@ def test_lrn_falls_back_to_its_tensor_passes_where_the_kernel_cannot_build(why, 
             (grad_ours,) = torch.autograd.grad(got.sum(), x)
             (grad_reference,) = torch.autograd.grad(expected.sum(), x)
             torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
-        assert not lrn_kernel.available(x)
-        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LRN:")]
+        assert not cpu_kernels.available(x)
+        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LRN and max-pooling:")]
         assert len(warnings) == 1 and "the slower tensor passes" in warnings[0] and "\n" not in warnings[0]
     finally:
-        lrn_kernel.library.cache_clear()
+        cpu_kernels.library.cache_clear()
 
 
-def test_lrn_kernel_is_left_to_the_tensor_passes_where_it_does_not_apply():
+def test_cpu_kernels_is_left_to_the_tensor_passes_where_it_does_not_apply():
     """bfloat16 and a GPU run the tensor passes (the kernel is float32/float64 on a CPU); so does torch.compile's
     tracing, which fuses them itself."""
-    assert not lrn_kernel.available(torch.empty(2, dtype=torch.bfloat16))
-    assert not lrn_kernel.available(torch.empty(2, device="meta"))
+    assert not cpu_kernels.available(torch.empty(2, dtype=torch.bfloat16))
+    assert not cpu_kernels.available(torch.empty(2, device="meta"))
     x = lrn_input(1).detach().bfloat16().requires_grad_()
     got = local_response_norm(x, 5, 1e-2, 0.75, 2.0)
     torch.testing.assert_close(got.float(), reference_lrn(x.float(), 5, 1e-2, 0.75, 2.0, 1), rtol=2e-2, atol=1e-2)
@@ -196,19 +196,58 @@ def test_lrn_refuses_towers_that_do_not_divide_the_channels():
 
 @pytest.mark.parametrize(("kernel", "stride"), [(3, 2), (2, 2)])
 @pytest.mark.parametrize("shape", [(2, 3, 9, 11), (4, 8, 28, 28), (3, 5, 13, 13), (2, 4, 6, 6)])
-def test_max_pool_equals_pytorchs_with_ties(kernel, stride, shape, monkeypatch):
+def test_max_pool_equals_pytorchs_with_ties(kernel, stride, shape, kernel_path, monkeypatch):
     """Integer-valued inputs tie often: each window's gradient must go to the same (first) maximum as
-    nn.MaxPool2d's; only the order in which overlapping windows add up may differ (float rounding). oneDNN's
-    pooling is forced here (a defaultdict that says it is faster for every shape)."""
+    nn.MaxPool2d's. The CPU kernel adds overlapping windows' gradients in PyTorch's order too (the same bits);
+    oneDNN's pooling, forced here where the kernel is off (a defaultdict that says it is faster for every shape),
+    may add them in another (float rounding)."""
     monkeypatch.setattr(MaxPool, "onednn_faster", collections.defaultdict(lambda: True))
     torch.manual_seed(0)
     x = torch.randint(0, 3, shape).float().requires_grad_()
+    assert MaxPool(kernel, stride)._kernel_applies(x) == (kernel_path == "kernel")
     got, expected = MaxPool(kernel, stride)(x), nn.MaxPool2d(kernel, stride)(x)
     assert torch.equal(got, expected)
     weights = torch.randn_like(got)
     (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
     (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
-    torch.testing.assert_close(grad_ours, grad_reference, rtol=0, atol=1e-5)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=0, atol=0 if kernel_path == "kernel" else 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_max_pool_kernel_routes_nan_and_infinities_as_pytorch_does(dtype):
+    """A NaN wins its window (the last NaN of it, as PyTorch's kernel scans), -inf loses to everything, a window of
+    -inf keeps its first place, +inf wins; values and gradients the same bits as nn.MaxPool2d's, float32 and
+    float64."""
+    torch.manual_seed(2)
+    x = torch.randn(3, 4, 11, 9, dtype=dtype)
+    flat = x.view(-1)
+    flat[torch.randperm(flat.numel())[:40]] = float("nan")
+    flat[torch.randperm(flat.numel())[:40]] = float("-inf")
+    flat[torch.randperm(flat.numel())[:10]] = float("inf")
+    x[0, 0, :3, :3] = float("-inf")
+    x = x.requires_grad_()
+    assert MaxPool(3, 2)._kernel_applies(x)
+    got, expected = MaxPool(3, 2)(x), nn.MaxPool2d(3, 2)(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+    weights = torch.randn_like(got)
+    (grad_ours,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * weights).sum(), x)
+    assert torch.equal(grad_ours, grad_reference)
+
+
+def test_max_pool_kernel_keeps_the_map_size_of_maps_of_and_any_thread_count(monkeypatch):
+    """pooling=plain's windows (2, every 2) with the map size of overlapping pooling's (maps_of=(3, 2)): the kernel
+    computes only the outputs kept, the same as nn.MaxPool2d's cropped; one thread or three, the same bits."""
+    x = torch.randn(5, 6, 13, 13, requires_grad=True)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        out = MaxPool(2, 2, maps_of=(3, 2))(x)
+        results.append((out, torch.autograd.grad(out.square().sum(), x)[0]))
+    expected = nn.MaxPool2d(2, 2)(x)[..., :6, :6]
+    assert results[0][0].shape == (5, 6, 6, 6) and torch.equal(results[0][0], expected)
+    assert torch.equal(results[0][1], torch.autograd.grad(expected.square().sum(), x)[0])
+    assert torch.equal(results[1][0], results[0][0]) and torch.equal(results[1][1], results[0][1])
 
 
 def test_max_pool_falls_back_to_pytorchs_where_onednn_does_not_apply():
@@ -222,9 +261,9 @@ def test_max_pool_falls_back_to_pytorchs_where_onednn_does_not_apply():
 
 @pytest.mark.parametrize("onednn_faster", [True, False])
 def test_max_pool_times_both_once_per_shape_and_keeps_the_faster(onednn_faster, monkeypatch):
-    """The first call for a shape times oneDNN's pooling against PyTorch's (with the backward when the input needs
-    a gradient) and the shape keeps the faster; later calls do not time again. Either way the values are
-    nn.MaxPool2d's."""
+    """Without the CPU kernel, the first call for a shape times oneDNN's pooling against PyTorch's (with the
+    backward when the input needs a gradient) and the shape keeps the faster; later calls do not time again. Either
+    way the values are nn.MaxPool2d's."""
     timed = []
 
     def seconds(pool, x, backward, repeats=3):
@@ -235,10 +274,11 @@ def test_max_pool_times_both_once_per_shape_and_keeps_the_faster(onednn_faster, 
     monkeypatch.setattr(MaxPool, "onednn_faster", {})
     monkeypatch.setattr(layers, "_seconds", seconds)
     pool, x = MaxPool(3, 2), torch.randn(2, 4, 9, 9, requires_grad=True)
-    for _ in range(3):
-        assert torch.equal(pool(x), nn.MaxPool2d(3, 2)(x))
-    with torch.no_grad():
-        pool(x)
+    with cpu_kernels.disabled():  # where the CPU kernel cannot build
+        for _ in range(3):
+            assert torch.equal(pool(x), nn.MaxPool2d(3, 2)(x))
+        with torch.no_grad():
+            pool(x)
     assert timed == [((2, 4, 9, 9), True)] * 2 + [((2, 4, 9, 9), False)] * 2
     assert MaxPool.onednn_faster == {((2, 4, 9, 9), (3, 3), (2, 2), True): onednn_faster,
                                      ((2, 4, 9, 9), (3, 3), (2, 2), False): onednn_faster}  # fmt: skip
@@ -265,7 +305,8 @@ def test_max_pool_refuses_a_map_smaller_than_its_window_as_pytorch_does(side):
 
 def test_max_pool_under_deterministic_algorithms_never_chooses_by_timing(monkeypatch):
     """deterministic=true (Lightning's torch.use_deterministic_algorithms): a choice by timing could differ between
-    a run and its resumed second half, and so could their rounding; the stock pooling always, nothing timed."""
+    a run and its resumed second half, and so could their rounding; the CPU kernel (deterministic) or the stock
+    pooling, nothing timed."""
     monkeypatch.setattr(MaxPool, "onednn_faster", collections.defaultdict(lambda: True))
     monkeypatch.setattr(MaxPool, "_onednn", lambda self, x: pytest.fail("oneDNN chosen under deterministic=true"))
     x = torch.randn(2, 4, 9, 9, requires_grad=True)
@@ -275,3 +316,9 @@ def test_max_pool_under_deterministic_algorithms_never_chooses_by_timing(monkeyp
     finally:
         torch.use_deterministic_algorithms(False)
     assert torch.equal(out, torch.nn.functional.max_pool2d(x, 3, 2))
+    with cpu_kernels.disabled():
+        torch.use_deterministic_algorithms(True)
+        try:
+            assert torch.equal(MaxPool(3, 2)(x), torch.nn.functional.max_pool2d(x, 3, 2))
+        finally:
+            torch.use_deterministic_algorithms(False)

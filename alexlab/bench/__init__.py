@@ -17,7 +17,7 @@ Six sections (seven with `bench.load=N`, eight with `bench.study=DIR`), each wri
 2. layers: what LRN and alexlab's max-pooling cost: plain loops (as in 1.) of the network with LRN (the config's
    kind, or `lrn=paper`), without LRN, and with LRN but nn.MaxPool2d, in alternating windows; the ratios of their
    step times, median of the rounds (bench_layers). Where the LRN runs its fused CPU kernel
-   (alexlab.model.lrn_kernel), a fourth loop runs it in its tensor passes (the fallback) beside them.
+   (alexlab.model.cpu_kernels), a fourth loop runs it in its tensor passes (the fallback) beside them.
 3. data: images/s the config's train loader delivers (cfg.data, setup("fit"), `loader_batches` batches per
    repetition after `loader_warmup`), each batch handed to the data module's transfer_batch_to_device as the Trainer
    does (with data.decode=device that is where the batch's JPEGs are decoded and augmented, on the device), against

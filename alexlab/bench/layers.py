@@ -21,18 +21,18 @@ def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
     """What LRN and alexlab's max-pooling cost in a training step: plain loops of copies of the network (the same
     init), in alternating windows of `steps` steps as in bench_training: with LRN (the config's, or `lrn=paper` when
     the config has none), without LRN, with LRN but PyTorch's nn.MaxPool2d in place of alexlab.model.layers.MaxPool,
-    and, where the LRN runs its fused CPU kernel (alexlab.model.lrn_kernel), with LRN in its tensor passes instead
+    and, where the LRN runs its fused CPU kernel (alexlab.model.cpu_kernels), with LRN in its tensor passes instead
     (the fallback where the kernel cannot build). Ratios are medians of the per-round ratios of step times."""
     import contextlib
 
     import lightning as L
 
-    from alexlab.model import lrn_kernel
+    from alexlab.model import cpu_kernels
     from alexlab.model.layers import MaxPool
 
     lrn = cfg.model.lrn if cfg.model.lrn != "off" else "paper"
     x, y = fixed_batch(cfg, device)
-    fused = lrn_kernel.available(x)  # the batch's device and dtype: the maps' are the same
+    fused = cpu_kernels.available(x)  # the batch's device and dtype: the maps' are the same
     arms = [("lrn", lrn), ("no_lrn", "off"), ("stock_pooling", lrn)] + ([("lrn_tensor_passes", lrn)] if fused else [])
     optimizer = instantiate(cfg.optimizer)
     networks = {}
@@ -46,7 +46,7 @@ def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
     loops = {name: plain_loop(network, optimizer, x, y, device, cfg) for name, network in networks.items()}
 
     def run(name: str, steps: int) -> float:
-        with lrn_kernel.disabled() if name == "lrn_tensor_passes" else contextlib.nullcontext():
+        with cpu_kernels.disabled() if name == "lrn_tensor_passes" else contextlib.nullcontext():
             return loops[name](steps)
 
     for name in loops:

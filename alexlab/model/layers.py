@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-import alexlab.model.lrn_kernel as lrn_kernel
+import alexlab.model.cpu_kernels as cpu_kernels
 from alexlab.errors import BadValue
 
 # On a CPU the LRN works through the batch in blocks of whole samples of about this many bytes of maps, so that the
@@ -68,7 +68,7 @@ class _LocalResponseNorm(torch.autograd.Function):
     a pow. The LRN is a memory-bound pass over conv1's and conv2's output, so how often it goes through memory is
     its cost:
 
-    - on a CPU, the fused kernel (alexlab.model.lrn_kernel, lrn.c): one read and one write forward, two reads and
+    - on a CPU, the fused kernel (alexlab.model.cpu_kernels): one read and one write forward, two reads and
       one write backward, d and d^-beta recomputed from the saved input instead of kept; every step from the first.
     - elsewhere (a GPU, bfloat16, torch.compile's tracing, a machine where the kernel cannot build), tensor passes:
       each window sum a fused multiply-add per neighbour on the channel slices it overlaps, d^-0.75 (the paper's
@@ -83,10 +83,10 @@ class _LocalResponseNorm(torch.autograd.Function):
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)  # each tower's maps apart (a view of NCHW)
         ctx.size, ctx.alpha, ctx.beta, ctx.k = size, alpha, beta, k
-        ctx.fused = lrn_kernel.available(maps)
+        ctx.fused = cpu_kernels.available(maps)
         if ctx.fused:
             ctx.save_for_backward(maps)
-            return lrn_kernel.forward(maps, size, alpha, beta, k).view(n, c, h, w)
+            return cpu_kernels.lrn_forward(maps, size, alpha, beta, k).view(n, c, h, w)
         d, power, out = torch.empty_like(maps), torch.empty_like(maps), torch.empty_like(maps)
         for b in _blocks(maps):
             _window_of_squares(maps[b], size, size // 2, alpha / size, k, out=d[b])
@@ -104,7 +104,7 @@ class _LocalResponseNorm(torch.autograd.Function):
         maps = ctx.saved_tensors[0]
         shape, grad = grad.shape, grad.reshape(maps.shape)
         if ctx.fused:
-            return lrn_kernel.backward(maps, grad, size, alpha, beta, ctx.k).view(shape), *[None] * 5
+            return cpu_kernels.lrn_backward(maps, grad, size, alpha, beta, ctx.k).view(shape), *[None] * 5
         _, d, power = ctx.saved_tensors
         grad_in = torch.empty_like(maps)
         scale = -2.0 * alpha * beta / size
@@ -156,17 +156,37 @@ class TowerLRN(nn.Module):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, towers={self.towers}"
 
 
+class _MaxPool(torch.autograd.Function):
+    """Max-pooling by the CPU kernel (alexlab.model.cpu_kernels): the forward keeps where each maximum lay (a byte
+    an output), the backward adds each output's gradient there."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, window: int, stride: int, out_size: tuple[int, int]):
+        out, where = cpu_kernels.max_pool_forward(x, window, stride, out_size)
+        ctx.save_for_backward(where)
+        ctx.shape, ctx.window, ctx.stride = x.shape, window, stride
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (where,) = ctx.saved_tensors
+        return cpu_kernels.max_pool_backward(grad, where, ctx.shape, ctx.window, ctx.stride), None, None, None
+
+
 class MaxPool(nn.MaxPool2d):
-    """nn.MaxPool2d, through oneDNN on a CPU where that is the faster of the two. Which one is faster depends on the
-    CPU: on some PyTorch's NCHW max-pooling kernel took a third of the quickstart's training step and oneDNN's, with
-    the conversions to its layout and back, a fifth of that; on others oneDNN's was twice as slow
-    (docs/measurements.md, Max-pooling). So, as cudnn.benchmark does for convolutions, the first call
-    for each input shape times both (best of three, with the backward when the input needs a gradient) and that
-    shape keeps the faster one for the rest of the process (`onednn_faster`). Same values, and the same gradients
-    (oneDNN routes each window's gradient to its first maximum, as PyTorch does; overlapping windows may add in
-    another order, so equal to float rounding). On a GPU (cuDNN), in bf16, under torch.compile, without oneDNN, or
-    with deterministic algorithms (deterministic=true: a choice by timing could differ between two runs, e.g. a run
-    and its resumed second half, and so could their float rounding), it is nn.MaxPool2d."""
+    """nn.MaxPool2d, faster on a CPU. There, a square window without padding or dilation runs the CPU kernel
+    (alexlab.model.cpu_kernels): the same values, and each window's gradient to its first maximum in row-major order
+    as PyTorch routes it (a NaN wins, as in PyTorch), deterministic. Where the kernel cannot build (or does not
+    apply), oneDNN's pooling where that is the faster of oneDNN's and PyTorch's: which one is depends on the CPU
+    (on some PyTorch's NCHW kernel took a third of the quickstart's training step and oneDNN's, with the
+    conversions to its layout and back, a fifth of that; on others oneDNN's was twice as slow; docs/measurements.md,
+    Max-pooling). So, as cudnn.benchmark does for convolutions, the first call for each input shape times both
+    (best of three, with the backward when the input needs a gradient) and that shape keeps the faster one for the
+    rest of the process (`onednn_faster`); overlapping windows may add their gradients in another order there, so
+    equal to float rounding. On a GPU (cuDNN), in bf16, under torch.compile, or with deterministic algorithms
+    without the kernel (deterministic=true: a choice by timing could differ between two runs, e.g. a run and its
+    resumed second half, and so could their float rounding), it is nn.MaxPool2d."""
 
     # (input shape, window, stride, with backward) -> whether oneDNN's pooling was the faster: timed once per process
     onednn_faster: ClassVar[dict[tuple, bool]] = {}
@@ -178,12 +198,28 @@ class MaxPool(nn.MaxPool2d):
         self.maps_of = maps_of
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = self._kept_size(x)
+        if self._kernel_applies(x):
+            return _MaxPool.apply(x, _pair(self.kernel_size)[0], _pair(self.stride)[0], size)
         pooled = self._onednn(x) if self._onednn_applies(x) and self._onednn_wins(x) else super().forward(x)
-        if self.maps_of is None:
-            return pooled
-        window, stride = self.maps_of
-        height, width = ((side - window) // stride + 1 for side in x.shape[-2:])
-        return pooled[..., :height, :width]
+        return pooled if self.maps_of is None else pooled[..., : size[0], : size[1]]
+
+    def _kept_size(self, x: torch.Tensor) -> tuple[int, int] | None:
+        """The output's height and width: this pooling's, or those of `maps_of` where it would give more."""
+        window, stride = self.maps_of or (_pair(self.kernel_size)[0], _pair(self.stride)[0])
+        return tuple((side - window) // stride + 1 for side in x.shape[-2:]) if x.dim() >= 2 else None
+
+    def _kernel_applies(self, x: torch.Tensor) -> bool:
+        (window, other), stride = _pair(self.kernel_size), _pair(self.stride)
+        return (
+            x.dim() == 4
+            and window == other
+            and stride[0] == stride[1]
+            and window <= 15  # the kernel keeps a window's place in a byte
+            and min(x.shape[-2:]) >= window  # else nn.MaxPool2d's error
+            and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
+            and cpu_kernels.available(x)
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.maps_of is None else f", maps_of={self.maps_of}")

@@ -1,5 +1,6 @@
-/* Local response normalisation across channels in one pass forward and one backward, for alexlab.model.lrn_kernel.
+/* alexlab's CPU kernels (loaded by alexlab.model.cpu_kernels): local response normalisation and max-pooling.
 
+   LRN across channels in one pass forward and one backward.
    maps [samples, channels, hw] (one tower's channels of a sample, contiguous), window of `size` channels
    c - front .. c + back around channel c (front = size / 2, back = (size - 1) / 2, those that exist: the zero
    padding of nn.LocalResponseNorm):
@@ -14,7 +15,7 @@
    over rows of `hw` elements that stay in the cache, so the only traffic to memory is those reads and writes.
    Every element is computed by the same arithmetic whichever samples a call is given, so splitting a batch
    among threads gives the same bits as one call (deterministic). Built with -O3 -march=native -ffast-math
-   -fno-associative-math -mrecip (alexlab.model.lrn_kernel.FLAGS): the loops over `hw` vectorised for this CPU,
+   -fno-associative-math -mrecip (alexlab.model.cpu_kernels.FLAGS): the loops over `hw` vectorised for this CPU,
    square roots and divisions by the CPU's reciprocal estimates refined by a Newton step (within a few units in
    the last place, as the tests against nn.LocalResponseNorm check), the window sums still added in the order
    written. The division and square roots were most of the kernel's time. */
@@ -22,6 +23,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -111,3 +113,85 @@
 
 KERNELS(float, float32, sqrtf, powf)
 KERNELS(double, float64, sqrt, pow)
+
+/* Max-pooling of planes [planes, height, width] (N * C of NCHW) by a window x window square every `stride` pixels, no
+   padding, as nn.MaxPool2d computes it: each output the first maximum of its window in row-major order, a NaN
+   winning over numbers (the last NaN of the window); `where` keeps its place in the window (ky * window + kx, a byte),
+   which the backward adds the output's gradient to. PyTorch's NCHW kernel spends tens of nanoseconds an output on
+   index arithmetic and branches; here a window is nine loads, maxima and compares in the cache. NaN is tested on the
+   bits, which -ffast-math's finite-math assumption cannot remove. */
+static inline int nan_float32(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x7fffffffu) > 0x7f800000u;
+}
+static inline int nan_float64(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x7fffffffffffffffull) > 0x7ff0000000000000ull;
+}
+
+/* One output's window: its maximum (a max instruction, no branch), then its place: the first in row-major order
+   that equals it, or the last NaN where the window holds one (then the output is that NaN). Inlined with the
+   window and stride as constants for the common ones, so the compiler unrolls the window: three times faster. */
+#define POOLING(T, SUFFIX)                                                                                           \
+    static inline __attribute__((always_inline)) void pool_rows_##SUFFIX(                                            \
+        const T *x, T *out, uint8_t *where, int64_t planes, int64_t height, int64_t width, int64_t out_height,       \
+        int64_t out_width, int64_t window, int64_t stride) {                                                         \
+        for (int64_t plane = 0; plane < planes; plane++) {                                                           \
+            const T *xp = x + plane * height * width;                                                                \
+            T *op = out + plane * out_height * out_width;                                                            \
+            uint8_t *wp = where + plane * out_height * out_width;                                                    \
+            for (int64_t oy = 0; oy < out_height; oy++)                                                              \
+                for (int64_t ox = 0; ox < out_width; ox++) {                                                         \
+                    const T *corner = xp + oy * stride * width + ox * stride;                                        \
+                    T best = corner[0];                                                                              \
+                    int nan_at = -1, at = 0;                                                                         \
+                    for (int64_t ky = 0; ky < window; ky++)                                                          \
+                        for (int64_t kx = 0; kx < window; kx++) {                                                   \
+                            T v = corner[ky * width + kx];                                                           \
+                            best = v > best ? v : best;                                                              \
+                            nan_at = nan_##SUFFIX(v) ? (int)(ky * window + kx) : nan_at;                             \
+                        }                                                                                            \
+                    for (int64_t k = window * window - 1; k >= 0; k--)                                               \
+                        at = corner[(k / window) * width + k % window] == best ? (int)k : at;                        \
+                    if (nan_at >= 0) {                                                                               \
+                        at = nan_at;                                                                                 \
+                        best = corner[(at / window) * width + at % window];                                          \
+                    }                                                                                                \
+                    op[oy * out_width + ox] = best;                                                                  \
+                    wp[oy * out_width + ox] = (uint8_t)at;                                                           \
+                }                                                                                                    \
+        }                                                                                                            \
+    }                                                                                                                \
+                                                                                                                     \
+    int max_pool_forward_##SUFFIX(const T *x, T *out, uint8_t *where, int64_t planes, int64_t height, int64_t width, \
+                                  int64_t out_height, int64_t out_width, int64_t window, int64_t stride) {           \
+        if (window == 3 && stride == 2) /* overlapping pooling (the paper's) */                                      \
+            pool_rows_##SUFFIX(x, out, where, planes, height, width, out_height, out_width, 3, 2);                   \
+        else if (window == 2 && stride == 2) /* pooling=plain */                                                     \
+            pool_rows_##SUFFIX(x, out, where, planes, height, width, out_height, out_width, 2, 2);                   \
+        else                                                                                                         \
+            pool_rows_##SUFFIX(x, out, where, planes, height, width, out_height, out_width, window, stride);         \
+        return 0;                                                                                                    \
+    }                                                                                                                \
+                                                                                                                     \
+    int max_pool_backward_##SUFFIX(const T *grad, const uint8_t *where, T *grad_in, int64_t planes, int64_t height,  \
+                                   int64_t width, int64_t out_height, int64_t out_width, int64_t window,             \
+                                   int64_t stride) {                                                                 \
+        for (int64_t plane = 0; plane < planes; plane++) {                                                           \
+            const T *gp = grad + plane * out_height * out_width;                                                     \
+            const uint8_t *wp = where + plane * out_height * out_width;                                              \
+            T *ip = grad_in + plane * height * width;                                                                \
+            memset(ip, 0, height * width * sizeof(T));                                                               \
+            for (int64_t oy = 0; oy < out_height; oy++)                                                              \
+                for (int64_t ox = 0; ox < out_width; ox++) {                                                         \
+                    int at = wp[oy * out_width + ox];                                                                \
+                    ip[(oy * stride + at / window) * width + ox * stride + at % window] += gp[oy * out_width + ox];  \
+                }                                                                                                    \
+        }                                                                                                            \
+        return 0;                                                                                                    \
+    }
+
+POOLING(float, float32)
+POOLING(double, float64)
