@@ -140,6 +140,18 @@ def test_cpu_kernels_is_built_once_per_cpu_into_the_cache(tmp_path, monkeypatch)
         cpu_kernels.library.cache_clear()
 
 
+def test_a_damaged_kernel_library_in_the_cache_is_built_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = cpu_kernels.library_path(cpu_kernels.compiler())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x7fELF cut short")
+    cpu_kernels.library.cache_clear()
+    try:
+        assert cpu_kernels.library() is not None and path.stat().st_size > 1000
+    finally:
+        cpu_kernels.library.cache_clear()
+
+
 @pytest.mark.parametrize("why", ["no compiler", "compiler fails", "cache unwritable"])
 def test_lrn_falls_back_to_its_tensor_passes_where_the_kernel_cannot_build(why, tmp_path, monkeypatch, caplog):
     """No C compiler, one that fails, or a cache it cannot write: one warning, and the same values and gradients

@@ -109,8 +109,12 @@ def library() -> ctypes.CDLL | None:
         path = library_path(cc)
         if not path.exists():
             build(cc, path)
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError) as error:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:  # a damaged file in the cache (a disk that filled up, say): built again, once
+            build(cc, path)
+            lib = ctypes.CDLL(str(path))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:  # RuntimeError: no home directory
         log.warning("LRN and max-pooling: their CPU kernels could not be built or loaded (%s): the slower tensor "
                     "passes", error)  # fmt: skip
         return None
