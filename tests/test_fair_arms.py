@@ -79,7 +79,8 @@ def network(model: tuple) -> tuple[int, int, dict]:
     with torch.device("meta"):
         net = instantiate({**config, "widths": list(config["widths"])})
     rows = layer_table(net, config["in_channels"], config["input_size"])
-    maps = {r.name: r.output_shape for r in rows if r.kind in ("Conv2d", "MaxPool", "Linear", "AdaptiveAvgPool2d")}
+    kinds = ("StemConv", "Conv2d", "MaxPool", "Linear", "AdaptiveAvgPool2d")
+    maps = {r.name: r.output_shape for r in rows if r.kind in kinds}
     return sum(p.numel() for p in net.parameters()), sum(r.macs for r in rows), maps
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from alexlab.model import cpu_kernels, layers
 from alexlab.model.alexnet import AlexNet, make_lrn
-from alexlab.model.layers import MaxPool, TowerLRN, local_response_norm
+from alexlab.model.layers import MaxPool, StemConv, TowerLRN, local_response_norm
 
 
 def reference_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> torch.Tensor:
@@ -173,7 +173,7 @@ def test_lrn_falls_back_to_its_tensor_passes_where_the_kernel_cannot_build(why, 
             (grad_reference,) = torch.autograd.grad(expected.sum(), x)
             torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-5, atol=1e-6)
         assert not cpu_kernels.available(x)
-        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LRN and max-pooling:")]
+        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{cpu_kernels.WHAT}:")]
         assert len(warnings) == 1 and "the slower tensor passes" in warnings[0] and "\n" not in warnings[0]
     finally:
         cpu_kernels.library.cache_clear()
@@ -334,3 +334,61 @@ def test_max_pool_under_deterministic_algorithms_never_chooses_by_timing(monkeyp
             assert torch.equal(MaxPool(3, 2)(x), torch.nn.functional.max_pool2d(x, 3, 2))
         finally:
             torch.use_deterministic_algorithms(False)
+
+
+STEMS = [(1, 3, 1, 28), (3, 5, 2, 17), (1, 3, 0, 9), (2, 7, 3, 12), (3, 11, 5, 13), (4, 1, 0, 6)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("in_channels", "kernel", "padding", "side"), STEMS)
+def test_stem_conv_equals_nn_conv2d(dtype, in_channels, kernel, padding, side, kernel_path):
+    """The stem's kernel against nn.Conv2d with the same weights: output, weight and bias gradients (float32 to
+    rounding, float64 to 1e-12), rectangular inputs, every padding up to half the kernel; and the path asked for is
+    the one taken."""
+    torch.manual_seed(0)
+    stem = StemConv(in_channels, 8, kernel, padding=padding).to(dtype)
+    reference = nn.Conv2d(in_channels, 8, kernel, padding=padding).to(dtype)
+    reference.load_state_dict(stem.state_dict())
+    x = torch.randn(5, in_channels, side, side + 3, dtype=dtype)
+    assert stem._kernel_applies(x) == (kernel_path == "kernel")
+    out, expected = stem(x), reference(x)
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(out, expected, **tolerance)
+    weights = torch.randn_like(out)
+    ours = torch.autograd.grad((out * weights).sum(), [stem.weight, stem.bias])
+    theirs = torch.autograd.grad((expected * weights).sum(), [reference.weight, reference.bias])
+    for got, want in zip(ours, theirs, strict=True):  # sums of hundreds of signed products: float32 to 1e-4
+        torch.testing.assert_close(got, want, **(tolerance if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}))
+
+
+def test_stem_conv_gives_the_same_bits_for_any_thread_count(monkeypatch):
+    torch.manual_seed(0)
+    stem, x = StemConv(1, 32, 3, padding=1), torch.randn(16, 1, 28, 28)
+    results = []
+    for threads in (1, 2, 3, 1):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        out = stem(x)
+        results.append((out, *torch.autograd.grad(out.square().sum(), [stem.weight, stem.bias])))
+    for result in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(result, results[0], strict=True))
+
+
+def test_stem_conv_leaves_what_is_not_a_stem_to_nn_conv2d():
+    """An input that needs a gradient (the kernel computes none for it), a stride, groups, a padding mode, more
+    input channels than a stem has, or no bias where it matters not: nn.Conv2d's own forward, the same values."""
+    x = torch.randn(2, 3, 12, 12)
+    cases = [
+        (StemConv(3, 4, 3, padding=1), x.clone().requires_grad_()),
+        (StemConv(3, 4, 3, stride=2, padding=1), x),
+        (StemConv(4, 4, 3, groups=2), torch.randn(2, 4, 9, 9)),
+        (StemConv(3, 4, 3, padding=1, padding_mode="reflect"), x),
+        (StemConv(8, 4, 3), torch.randn(2, 8, 9, 9)),
+    ]
+    for stem, data in cases:
+        assert not stem._kernel_applies(data)
+        reference = nn.Conv2d(stem.in_channels, 4, 3, stride=stem.stride, padding=stem.padding, groups=stem.groups,
+                              padding_mode=stem.padding_mode)  # fmt: skip
+        reference.load_state_dict(stem.state_dict())
+        assert torch.equal(stem(data), reference(data))
+    no_bias = StemConv(1, 4, 3, padding=1, bias=False)
+    assert no_bias._kernel_applies(torch.randn(2, 1, 8, 8)) and no_bias(torch.randn(2, 1, 8, 8)).shape == (2, 4, 8, 8)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from alexlab.errors import BadValue
-from alexlab.model.layers import MaxPool, TowerLRN
+from alexlab.model.layers import MaxPool, StemConv, TowerLRN
 from alexlab.model.split import TwoDeviceLayer, check_devices
 
 SPLITS = ("grouped", "single", "half", "two_gpu")
@@ -148,7 +148,7 @@ class AlexNet(nn.Module):
         channels = in_channels
         for i in CONV_LAYERS[depth]:
             if i == 1:
-                conv = nn.Conv2d(channels, widths[0], stem_kernel, stride=stem_stride, padding=padding)
+                conv = StemConv(channels, widths[0], stem_kernel, stride=stem_stride, padding=padding)
             else:
                 size = 5 if i == 2 else 3
                 groups = towers if i in OWN_TOWER_LAYERS else 1

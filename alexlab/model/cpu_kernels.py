@@ -1,12 +1,13 @@
-"""alexlab's CPU kernels (cpu_kernels.c): LRN and max-pooling, built once per CPU with the machine's C compiler,
-cached, called through ctypes.
+"""alexlab's CPU kernels (cpu_kernels.c): LRN, max-pooling and the stem's convolution, built once per CPU with the
+machine's C compiler, cached, called through ctypes.
 
 Why C and not PyTorch's own operations: the LRN is an elementwise pass over conv1's and conv2's maps, so its cost is
 memory traffic. As tensor operations it is a dozen passes (a window sum of squares, a power, a product; more
 backward); as one loop it reads its inputs once and writes its output once. PyTorch builds such a loop with Inductor
 (torch.compile), but that costs seconds to tens of seconds per input shape in every new process. And PyTorch's
 max-pooling of NCHW maps on a CPU spends tens of nanoseconds an output on index arithmetic (a quarter of the
-quickstart's step on some CPUs), where a window is nine loads and compares in the cache. A C file of a few hundred
+quickstart's step on some CPUs), where a window is nine loads and compares in the cache; and oneDNN runs a
+convolution of a one-channel image at a tenth of the machine's rate. A C file of a few hundred
 lines compiles in about a second, once per machine, and then loads in milliseconds, so every run has the fast loops
 from its first step.
 
@@ -49,6 +50,7 @@ BUILD_TIMEOUT_S = 120
 MIN_PER_THREAD = 2
 DTYPES = {torch.float32: ("float32", ctypes.c_float), torch.float64: ("float64", ctypes.c_double)}
 log = logging.getLogger("alexlab")
+WHAT = "LRN, max-pooling and the stem"  # what the kernels compute, as the warnings name it
 
 
 def compiler() -> str | None:
@@ -102,8 +104,8 @@ def library() -> ctypes.CDLL | None:
     warning)."""
     cc = compiler()
     if cc is None:
-        log.warning("LRN and max-pooling: no C compiler (cc, gcc or clang; or $CC) to build their CPU kernels: the "
-                    "slower tensor passes")  # fmt: skip
+        log.warning(f"{WHAT}: no C compiler (cc, gcc or clang; or $CC) to build their CPU kernels: the slower "
+                    "tensor passes")  # fmt: skip
         return None
     try:
         path = library_path(cc)
@@ -115,8 +117,7 @@ def library() -> ctypes.CDLL | None:
             build(cc, path)
             lib = ctypes.CDLL(str(path))
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:  # RuntimeError: no home directory
-        log.warning("LRN and max-pooling: their CPU kernels could not be built or loaded (%s): the slower tensor "
-                    "passes", error)  # fmt: skip
+        log.warning(f"{WHAT}: their CPU kernels could not be built or loaded (%s): the slower tensor passes", error)
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     for name, c_type in DTYPES.values():
@@ -125,6 +126,8 @@ def library() -> ctypes.CDLL | None:
             "lrn_backward": [pointer] * 3 + [size] * 4 + [c_type] * 3,
             "max_pool_forward": [pointer] * 3 + [size] * 7,
             "max_pool_backward": [pointer] * 3 + [size] * 7,
+            "stem_forward": [pointer] * 4 + [size] * 9,
+            "stem_weight_grad": [pointer] * 4 + [size] * 11,
         }
         for function, types in arguments.items():
             getattr(lib, f"{function}_{name}").argtypes = types
@@ -162,21 +165,28 @@ def _pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
 os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of its parent's threads
 
 
-def _run(function: str, tensors: list[torch.Tensor], *rest) -> None:
+def _parallel(call, count: int) -> bool:
+    """call(start, stop) over `count` items split among torch.get_num_threads() threads (at least MIN_PER_THREAD
+    items each); whether any call failed (returned non-zero)."""
+    threads = max(1, min(torch.get_num_threads(), count // MIN_PER_THREAD))
+    bounds = [count * i // threads for i in range(threads + 1)]
+    return bool(call(0, count)) if threads == 1 else any(_pool(threads).map(call, bounds[:-1], bounds[1:]))
+
+
+def _run(function: str, tensors: list[torch.Tensor], *rest, shared: tuple = ()) -> None:
     """The C function `function`_<dtype> on tensors (contiguous, the same length along their first dimension, over
-    which the work is split among torch.get_num_threads() threads; the outputs last) and the rest of its arguments."""
+    which the work is split among threads; the outputs last), the `shared` tensors (whole, to every thread; None
+    for NULL) and the rest of its arguments."""
     count = tensors[0].shape[0]
     call_c = getattr(library(), f"{function}_{DTYPES[tensors[0].dtype][0]}")
     steps = [t[0].numel() * t.element_size() if count else 0 for t in tensors]
+    whole = [None if t is None else t.data_ptr() for t in shared]
 
     def call(start: int, stop: int) -> int:
         pointers = [t.data_ptr() + start * step for t, step in zip(tensors, steps, strict=True)]
-        return call_c(*pointers, stop - start, *rest)
+        return call_c(*pointers, *whole, stop - start, *rest)
 
-    threads = max(1, min(torch.get_num_threads(), count // MIN_PER_THREAD))
-    bounds = [count * i // threads for i in range(threads + 1)]
-    failed = call(0, count) if threads == 1 else any(_pool(threads).map(call, bounds[:-1], bounds[1:]))
-    if failed:
+    if _parallel(call, count):
         raise MemoryError(f"{function}: the CPU kernel could not allocate its scratch rows")
 
 
@@ -216,3 +226,37 @@ def max_pool_backward(grad: torch.Tensor, where: torch.Tensor, shape: torch.Size
     planes = grad.contiguous().view(n * c, out_height, out_width)
     _run("max_pool_backward", [planes, where, grad_in], height, width, out_height, out_width, window, stride)
     return grad_in.view(shape)
+
+
+def stem_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """nn.Conv2d's output for x [N, C_in, H, W] and a square weight [C_out, C_in, k, k], stride 1, zero padding."""
+    n, in_channels, height, width = x.shape
+    out_channels, _, kernel, _ = weight.shape
+    out_height, out_width = height + 2 * padding - kernel + 1, width + 2 * padding - kernel + 1
+    out = torch.empty(n, out_channels, out_height, out_width, dtype=x.dtype)
+    sizes = (in_channels, height, width, out_channels, kernel, padding, out_height, out_width)
+    shared = (weight.contiguous(), None if bias is None else bias.contiguous())
+    _run("stem_forward", [x.contiguous(), out], *sizes, shared=shared)
+    return out
+
+
+def stem_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int, padding: int, with_bias: bool):
+    """The gradients of stem_forward's weight and bias (None without one) given its output's gradient, split among
+    threads by output channel (each channel's sums in one fixed order: the same bits for any thread count)."""
+    x, grad = x.contiguous(), grad.contiguous()
+    n, in_channels, height, width = x.shape
+    out_channels, out_height, out_width = grad.shape[1:]
+    grad_weight = torch.empty(out_channels, in_channels, kernel, kernel, dtype=x.dtype)
+    grad_bias = torch.empty(out_channels, dtype=x.dtype) if with_bias else None
+    call_c = getattr(library(), f"stem_weight_grad_{DTYPES[x.dtype][0]}")
+    sizes = (n, in_channels, height, width, out_channels, kernel, padding, out_height, out_width)
+    step = grad_weight[0].numel() * grad_weight.element_size()
+
+    def call(start: int, stop: int) -> int:
+        bias_pointer = None if grad_bias is None else grad_bias.data_ptr() + start * grad_bias.element_size()
+        into = grad_weight.data_ptr() + start * step
+        return call_c(x.data_ptr(), grad.data_ptr(), into, bias_pointer, *sizes, start, stop)
+
+    if _parallel(call, out_channels):
+        raise MemoryError("stem_weight_grad: the CPU kernel could not allocate its partial sums")
+    return grad_weight, grad_bias

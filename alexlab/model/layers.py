@@ -156,6 +156,56 @@ class TowerLRN(nn.Module):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, towers={self.towers}"
 
 
+class _StemConv(torch.autograd.Function):
+    """The stem's convolution by the CPU kernel (alexlab.model.cpu_kernels): the forward keeps its input, the
+    backward gives the weight's and the bias's gradients (the input, an image, needs none)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int):
+        ctx.save_for_backward(x)
+        ctx.kernel, ctx.padding, ctx.with_bias = weight.shape[-1], padding, bias is not None
+        return cpu_kernels.stem_forward(x, weight, bias, padding)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        grad_weight, grad_bias = cpu_kernels.stem_weight_grad(x, grad, ctx.kernel, ctx.padding, ctx.with_bias)
+        return None, grad_weight, grad_bias, None
+
+
+class StemConv(nn.Conv2d):
+    """nn.Conv2d for the network's first layer, faster on a CPU. Its input is the image: a few channels, which
+    oneDNN's kernels (built for many) run at a fraction of the machine's rate. Where the layer is what a stem is
+    (stride 1, a square kernel of up to 11, symmetric zero padding, one group, at most 4 input channels) and its
+    input needs no gradient, it runs the CPU kernel (alexlab.model.cpu_kernels): nn.Conv2d's function to float
+    rounding, deterministic for any thread count. Anything else, and where the kernel cannot build, is
+    nn.Conv2d's own. The paper's stem (11x11 every 4 pixels) is not stride 1: nn.Conv2d's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._kernel_applies(x):
+            return _StemConv.apply(x, self.weight, self.bias, _pair(self.padding)[0])
+        return super().forward(x)
+
+    def _kernel_applies(self, x: torch.Tensor) -> bool:
+        (kernel, other), padding = self.kernel_size, self.padding
+        return (
+            x.dim() == 4
+            and not x.requires_grad
+            and kernel == other <= 11
+            and self.in_channels <= 4
+            and self.groups == 1
+            and self.stride == (1, 1)
+            and self.dilation == (1, 1)
+            and self.padding_mode == "zeros"
+            and isinstance(padding, tuple)
+            and padding[0] == padding[1]
+            and min(x.shape[-2:]) + 2 * padding[0] >= kernel
+            and self.weight.dtype == x.dtype
+            and cpu_kernels.available(x)
+        )
+
+
 class _MaxPool(torch.autograd.Function):
     """Max-pooling by the CPU kernel (alexlab.model.cpu_kernels): the forward keeps where each maximum lay (a byte
     an output), the backward adds each output's gradient there."""
