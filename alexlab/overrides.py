@@ -195,6 +195,8 @@ def check_value(key: str, name: str, text: str, value, default, config=None) -> 
         by_default(key, text, value, default)
     if name.startswith("paths.") and isinstance(default, str) and value in ("", None):
         raise BadValue(f"{key}={text}: {key} is empty; give a directory (the config's is {default})")
+    if name == "ckpt_path" and value is not None and not isinstance(value, str):  # YAML read 1, true or [a]
+        raise BadValue(f"{key}={text}: {key} takes a checkpoint's path (a file named {text}: {key}='{text}')")
 
 
 def by_default(key: str, text: str, value, default) -> None:

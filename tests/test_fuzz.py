@@ -199,6 +199,7 @@ FOUND_OVERRIDES = [
     ["optimizer.lr=nan"],  # a number that cannot be NaN or infinite
     ["+note=${oc.env:HOME}"],  # an interpolation compared as typed when the run directory is claimed
     ["-m", "callbacks.checkpoint.auto_insert_metric_name=true"],  # a Hydra flag after an override: Hydra's usage
+    ["ckpt_path=1"],  # YAML reads a number where a checkpoint's path goes: os.path's TypeError
 ]
 
 

@@ -86,6 +86,9 @@ def test_annotation_follows_the_nodes_target(smoke):
         ("seed", 1.5, r"seed takes an integer \(the config's is 0"),  # no annotation: the config's value decides
         ("optimizer.lr", math.nan, "takes a finite number, not NaN or infinity"),
         ("trainer.max_epochs", math.inf, "takes a finite number"),
+        ("ckpt_path", 1, "takes a checkpoint's path"),  # null in the config: its value cannot say
+        ("ckpt_path", True, "takes a checkpoint's path"),
+        ("ckpt_path", "runs/x/checkpoints/last.ckpt", None),
     ],
 )
 def test_check_value(smoke, name, value, refused):
