@@ -23,7 +23,8 @@ Six sections (seven with `bench.load=N`, eight with `bench.study=DIR`), each wri
    does (with data.decode=device that is where the batch's JPEGs are decoded and augmented, on the device), against
    the images/s the Trainer consumes: ratio > 1 = not input-bound.
 4. arithmetic: training FLOPs per image = MACs (alexlab.info.layer_table, as `alexlab info`) x TRAIN_FLOPS_PER_MAC;
-   achieved FLOP/s = that x the plain loop's images/s; peak = a `matmul_size`^2 float32 matmul on the same device.
+   in `reps` paired rounds, a window of `steps` plain-loop steps (achieved FLOP/s) then a `matmul_size`^2 float32
+   matmul on the same device (peak); share of peak = the median of the rounds' achieved / peak (bench_arithmetic).
 5. sweep: wall time of a real `alexlab -m experiment=smoke ... seed=0,..,N-1` subprocess (one training batch per
    job), minus the Python start-up of a process that imports alexlab.cli, divided by N: the time per job with
    everything included (compose, build, loggers, first batch, 1 step, teardown).

@@ -51,18 +51,38 @@ def bench_data(cfg, device: torch.device, k: dict[str, int], consumed: float) ->
     }
 
 
-def bench_matmul(device: torch.device, k: dict[str, int]) -> dict:
+def matmul_timer(device: torch.device, k: dict[str, int]):
+    """`rate()`: FLOP/s of `matmul_reps` float32 matmuls of size `matmul_size` on the device, timed now."""
     n = k["matmul_size"]
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=generator).to(device)
     b = torch.randn(n, n, generator=generator).to(device)
     torch.mm(a, b)  # warm-up
     sync(device)
-    rates = []
-    for _ in range(k["reps"]):
+
+    def rate() -> float:
         start = time.perf_counter()
         for _ in range(k["matmul_reps"]):
             torch.mm(a, b)
         sync(device)
-        rates.append(2 * n**3 * k["matmul_reps"] / (time.perf_counter() - start))
-    return stats(rates)
+        return 2 * n**3 * k["matmul_reps"] / (time.perf_counter() - start)
+
+    return rate
+
+
+def bench_arithmetic(steps, flops_per_step: float, device: torch.device, k: dict[str, int]) -> dict:
+    """The training step's FLOP/s against the matmul's, paired: `reps` rounds of a window of `steps` plain-loop
+    steps (`steps(count)` -> seconds) followed by a window of matmuls, so that each round's share of peak is
+    measured under one machine state; the share is the median of the rounds' shares (a peak measured minutes
+    apart from the step varied by a fifth on a shared machine)."""
+    rate = matmul_timer(device, k)
+    steps(max(1, k["warmup"]))
+    achieved, peak = [], []
+    for _ in range(k["reps"]):
+        achieved.append(flops_per_step * k["steps"] / steps(k["steps"]))
+        peak.append(rate())
+    return {
+        "achieved_flops_per_s": stats(achieved),
+        "peak_flops_per_s": stats(peak),
+        "share_of_peak": stats([a / b for a, b in zip(achieved, peak, strict=True)]),
+    }

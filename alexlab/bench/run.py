@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from alexlab.bench.common import HEAVY_STEP_MACS, TRAIN_FLOPS_PER_MAC, autocast_for, pick_device
-from alexlab.bench.data import bench_data, bench_matmul
+from alexlab.bench.common import HEAVY_STEP_MACS, TRAIN_FLOPS_PER_MAC, autocast_for, fixed_batch, pick_device
+from alexlab.bench.data import bench_arithmetic, bench_data
 from alexlab.bench.layers import bench_layers, bench_shared_cpu
 from alexlab.bench.study import study_cost
 from alexlab.bench.sweep import bench_sweep, peak_rss
 from alexlab.bench.table import print_table
-from alexlab.bench.training import bench_training
+from alexlab.bench.training import bench_training, plain_loop
 from alexlab.cpu import cpu_line, describe_cpu
 from alexlab.errors import BadValue
 
@@ -98,6 +98,7 @@ def compose_config(overrides: list[str]):
 
 
 def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
+    import lightning as L
     from hydra.utils import instantiate
 
     from alexlab.info import layer_table
@@ -124,17 +125,15 @@ def run_bench(cfg, knobs: dict[str, str], overrides: list[str]) -> dict:
     training = bench_training(cfg, device, k)
     layers = bench_layers(cfg, device, k)
     data = bench_data(cfg, device, k, training["trainer"]["images_per_s"]["median"])
-    peak = bench_matmul(device, k)
     flops_per_image = macs * TRAIN_FLOPS_PER_MAC
-    achieved = flops_per_image * training["plain"]["images_per_s"]["median"]
+    L.seed_everything(int(cfg.seed), verbose=False)
+    steps = plain_loop(instantiate(cfg.model), instantiate(cfg.optimizer), *fixed_batch(cfg, device), device, cfg)
     arithmetic = {
         "macs_per_image": macs,
         "train_flops_per_mac": TRAIN_FLOPS_PER_MAC,
         "flops_per_image": flops_per_image,
-        "achieved_flops_per_s": achieved,
-        "peak_flops_per_s": peak,
         "matmul_size": k["matmul_size"],
-        "share_of_peak": achieved / peak["median"],
+        **bench_arithmetic(steps, flops_per_image * batch_size, device, k),
     }
     sweep = bench_sweep(cfg, k)
     shared = bench_shared_cpu(cfg, device, k) if k["load"] else None
