@@ -392,3 +392,74 @@ def test_stem_conv_leaves_what_is_not_a_stem_to_nn_conv2d():
         assert torch.equal(stem(data), reference(data))
     no_bias = StemConv(1, 4, 3, padding=1, bias=False)
     assert no_bias._kernel_applies(torch.randn(2, 1, 8, 8)) and no_bias(torch.randn(2, 1, 8, 8)).shape == (2, 4, 8, 8)
+
+
+def test_loading_the_kernels_keeps_subnormal_numbers():
+    """The library is linked without -ffast-math's crtfastmath.o, whose constructor would set the whole process to
+    flush subnormals to zero (in the threads started after the load only: results that depend on the thread)."""
+    tiny = torch.full((1 << 16,), 1e-39)
+    assert cpu_kernels.library() is not None
+    assert torch.equal(tiny * 1.0, tiny) and bool((tiny * 1.0 > 0).all())
+
+
+def test_lrn_of_huge_activations_stays_finite_as_pytorchs():
+    """d^1.5 of a float32 d above 1e25 overflows: the kernel takes d^-0.75 as r * sqrt(r), r = 1 / sqrt(d)."""
+    x = torch.ones(1, 6, 1, 1)
+    x[0, 0] = 1e16
+    got, expected = TowerLRN(5, 1e-4, 0.75, 2.0)(x), nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("layer", ["lrn", "pool", "stem"])
+def test_double_backward_is_pytorchs(layer, kernel_path):
+    """A gradient of a gradient (a gradient penalty, a Hessian-vector product) through each layer: gradgradcheck in
+    float64, and for the stem the weight's second derivative against nn.Conv2d's."""
+    torch.manual_seed(0)
+    if layer == "stem":
+        stem = StemConv(1, 3, 3, padding=1).double()
+        reference = nn.Conv2d(1, 3, 3, padding=1).double()
+        reference.load_state_dict(stem.state_dict())
+        x = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+
+        def second(module):
+            (g,) = torch.autograd.grad(module(x).square().sum(), module.weight, create_graph=True)
+            return torch.autograd.grad(g.pow(3).sum(), module.weight)[0]
+
+        torch.testing.assert_close(second(stem), second(reference))
+        return
+    x = torch.randn(2, 6, 7, 7, dtype=torch.float64, requires_grad=True)
+    module = TowerLRN(3, 0.5, 0.75, 1.0, towers=2) if layer == "lrn" else MaxPool(3, 2)
+    assert torch.autograd.gradgradcheck(module, (x,))
+
+
+def test_stem_conv_refuses_what_nn_conv2d_refuses_and_leaves_it_odd_inputs():
+    """Another channel count: nn.Conv2d's error; a non-finite pixel, an empty map, autocast, a weight on another
+    device: nn.Conv2d's own forward (the same values); torch.func's transforms see nn.Conv2d's operations."""
+    stem = StemConv(3, 4, 3, padding=1)
+    with pytest.raises(RuntimeError, match="channels"):
+        stem(torch.randn(2, 1, 8, 8))
+    x = torch.rand(1, 1, 6, 6)
+    x[0, 0, 2, 0] = float("inf")
+    grey = StemConv(1, 1, 3)
+    reference = nn.Conv2d(1, 1, 3)
+    reference.load_state_dict(grey.state_dict())
+    assert not grey._kernel_applies(x)
+    (ours,) = torch.autograd.grad(grey(x).sum(), grey.weight)
+    (theirs,) = torch.autograd.grad(reference(x).sum(), reference.weight)
+    assert torch.equal(ours.isfinite(), theirs.isfinite())
+    assert not StemConv(1, 2, 3, padding=2)._kernel_applies(torch.randn(1, 1, 0, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not grey._kernel_applies(torch.rand(1, 1, 6, 6)) and grey(torch.rand(1, 1, 6, 6)).dtype == torch.bfloat16
+    from torch.func import functional_call, grad
+
+    params = {name: p.detach() for name, p in grey.named_parameters()}
+    sample = torch.rand(1, 6, 6)
+    per_sample = grad(lambda p, xi: functional_call(grey, p, (xi[None],)).square().sum())(params, sample)
+    expected = torch.autograd.grad(reference(sample[None]).square().sum(), reference.weight)[0]
+    torch.testing.assert_close(per_sample["weight"], expected)
+
+
+def test_max_pool_keeps_the_smaller_of_its_own_and_maps_of_sizes():
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    got = MaxPool(3, 2, maps_of=(2, 2))(x)  # maps_of would give 3 x 3, its own windows 2 x 2
+    assert torch.equal(got, nn.MaxPool2d(3, 2)(x))

@@ -32,7 +32,9 @@ def bench_layers(cfg, device: torch.device, k: dict[str, int]) -> dict:
 
     lrn = cfg.model.lrn if cfg.model.lrn != "off" else "paper"
     x, y = fixed_batch(cfg, device)
-    fused = cpu_kernels.available(x)  # the batch's device and dtype: the maps' are the same
+    # the maps have the batch's device and dtype, except under autocast, whose bfloat16 maps take the tensor passes
+    mixed = str(cfg.trainer.get("precision", "32-true")).endswith("-mixed")
+    fused = cpu_kernels.available(x) and not mixed
     arms = [("lrn", lrn), ("no_lrn", "off"), ("stock_pooling", lrn)] + ([("lrn_tensor_passes", lrn)] if fused else [])
     optimizer = instantiate(cfg.optimizer)
     networks = {}

@@ -49,8 +49,11 @@
 #define SQUARE(v) ((v) * (v))
 #define PLAIN(v) (v)
 
-/* d^-beta: for the paper's beta = 0.75 as 1 / sqrt(d * sqrt(d)), which vectorises, instead of a general pow */
-#define POWER(T, SQRT, POW, d, beta) ((beta) == (T)0.75 ? (T)1 / SQRT((d) * SQRT(d)) : POW((d), -(beta)))
+/* d^-beta: for the paper's beta = 0.75 as r * sqrt(r) with r = 1 / sqrt(d), which vectorises, instead of a general
+   pow; not as 1 / sqrt(d * sqrt(d)), whose d^1.5 overflows float32 for activations above about 1e15 (NaN where
+   nn.LocalResponseNorm is finite) */
+#define POWER(T, SQRT, POW, d, beta) \
+    ((beta) == (T)0.75 ? ((T)1 / SQRT(d)) * SQRT((T)1 / SQRT(d)) : POW((d), -(beta)))
 
 #define KERNELS(T, SUFFIX, SQRT, POW)                                                                                \
     WINDOW_SUM(T, squares_##SUFFIX, SQUARE)                                                                          \

@@ -42,8 +42,11 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
-# cpu_kernels.c says why these; a compiler that refuses -march=native or -mrecip gets the portable ones
-FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-associative-math", "-mrecip", "-fPIC", "-shared")
+# cpu_kernels.c says why these; a compiler that refuses -march=native or -mrecip gets the portable ones. Compiled
+# and linked in two steps: -ffast-math on the link line would add crtfastmath.o, whose constructor sets the CPU to
+# flush subnormal numbers to zero for the whole process once the library loads (every PyTorch operation after it,
+# in the threads started after it only)
+FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-associative-math", "-mrecip", "-fPIC")
 PORTABLE_FLAGS = tuple(flag for flag in FLAGS if flag not in ("-march=native", "-mrecip"))
 BUILD_TIMEOUT_S = 120
 # samples (planes) per thread below which the split is not worth a thread's hand-over (tens of microseconds)
@@ -86,11 +89,17 @@ def build(cc: str, target: Path) -> None:
     """Compiles cpu_kernels.c into `target` (atomically: a temporary file in the same directory, then a rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as work:
-        built = Path(work) / target.name
+        built, objects = Path(work) / target.name, Path(work) / "kernels.o"
         errors = ""
         for flags in (FLAGS, PORTABLE_FLAGS):
-            result = subprocess.run([cc, *flags, str(SOURCE), "-o", str(built), "-lm"], capture_output=True,
-                                    text=True, timeout=BUILD_TIMEOUT_S)  # fmt: skip
+            steps = (
+                [cc, *flags, "-c", str(SOURCE), "-o", str(objects)],
+                [cc, "-shared", str(objects), "-o", str(built), "-lm"],
+            )
+            for step in steps:
+                result = subprocess.run(step, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+                if result.returncode:
+                    break
             if result.returncode == 0:
                 os.replace(built, target)
                 return
@@ -151,8 +160,11 @@ def disabled():
 
 def available(x: torch.Tensor) -> bool:
     """Whether the kernels take x: a CPU tensor of float32 or float64, outside torch.compile's tracing (which fuses
-    the tensor passes itself) and `disabled`, on a machine where the kernels build."""
+    the tensor passes itself), torch.func's transforms (vmap, grad: ctypes calls they cannot see into) and
+    `disabled`, on a machine where the kernels build."""
     if getattr(_disabled, "on", False) or x.device.type != "cpu" or x.dtype not in DTYPES:
+        return False
+    if getattr(torch._C, "_are_functorch_transforms_active", lambda: False)():  # torch.func: its own operations
         return False
     return not torch.compiler.is_compiling() and library() is not None
 
@@ -170,7 +182,9 @@ def _parallel(call, count: int) -> bool:
     items each); whether any call failed (returned non-zero)."""
     threads = max(1, min(torch.get_num_threads(), count // MIN_PER_THREAD))
     bounds = [count * i // threads for i in range(threads + 1)]
-    return bool(call(0, count)) if threads == 1 else any(_pool(threads).map(call, bounds[:-1], bounds[1:]))
+    if threads == 1:
+        return bool(call(0, count))
+    return any(list(_pool(threads).map(call, bounds[:-1], bounds[1:])))  # every part ended before any is judged
 
 
 def _run(function: str, tensors: list[torch.Tensor], *rest, shared: tuple = ()) -> None:

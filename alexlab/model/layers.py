@@ -82,10 +82,10 @@ class _LocalResponseNorm(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int):
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)  # each tower's maps apart (a view of NCHW)
-        ctx.size, ctx.alpha, ctx.beta, ctx.k = size, alpha, beta, k
+        ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.towers = size, alpha, beta, k, towers
         ctx.fused = cpu_kernels.available(maps)
         if ctx.fused:
-            ctx.save_for_backward(maps)
+            ctx.save_for_backward(x)
             return cpu_kernels.lrn_forward(maps, size, alpha, beta, k).view(n, c, h, w)
         d, power, out = torch.empty_like(maps), torch.empty_like(maps), torch.empty_like(maps)
         for b in _blocks(maps):
@@ -95,13 +95,17 @@ class _LocalResponseNorm(torch.autograd.Function):
             else:
                 torch.pow(d[b], -beta, out=power[b])
             torch.mul(maps[b], power[b], out=out[b])
-        ctx.save_for_backward(maps, d, power)
+        ctx.save_for_backward(x, d, power)
         return out.view(n, c, h, w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        size, alpha, beta = ctx.size, ctx.alpha, ctx.beta
-        maps = ctx.saved_tensors[0]
+        size, alpha, beta, towers = ctx.size, ctx.alpha, ctx.beta, ctx.towers
+        x = ctx.saved_tensors[0]
+        if torch.is_grad_enabled():  # create_graph=True: a gradient that can itself be differentiated
+            return _differentiable_grad(x, grad, towers, lambda m: F.local_response_norm(m, size, alpha, beta, ctx.k))
+        n, c, h, w = x.shape
+        maps = x.reshape(n * towers, c // towers, h * w)
         shape, grad = grad.shape, grad.reshape(maps.shape)
         if ctx.fused:
             return cpu_kernels.lrn_backward(maps, grad, size, alpha, beta, ctx.k).view(shape), *[None] * 5
@@ -119,6 +123,17 @@ class _LocalResponseNorm(torch.autograd.Function):
             for into, source in _neighbours(a.shape[1], size, (size - 1) // 2):
                 into_grad[:, into].addcmul_(a[:, into], ratio[:, source], value=scale)
         return grad_in.view(shape), *[None] * 5
+
+
+def _differentiable_grad(x: torch.Tensor, grad: torch.Tensor, towers: int, function):
+    """The gradient of function over each tower's maps of x, as autograd derives it from PyTorch's own operations:
+    for a double backward (gradient penalties, Hessian-vector products), where the closed-form passes would give a
+    gradient that is not itself differentiable."""
+    n, c, h, w = x.shape
+    with torch.enable_grad():
+        out = function(x.reshape(n * towers, c // towers, h * w))
+        (grad_in,) = torch.autograd.grad(out, x, grad.reshape(out.shape), create_graph=True)
+    return grad_in, *[None] * 5
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
@@ -162,15 +177,20 @@ class _StemConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int):
-        ctx.save_for_backward(x)
-        ctx.kernel, ctx.padding, ctx.with_bias = weight.shape[-1], padding, bias is not None
+        ctx.save_for_backward(x, weight, bias)
+        ctx.padding = padding
         return cpu_kernels.stem_forward(x, weight, bias, padding)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        grad_weight, grad_bias = cpu_kernels.stem_weight_grad(x, grad, ctx.kernel, ctx.padding, ctx.with_bias)
+        x, weight, bias = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: nn.Conv2d's own, differentiable gradients
+            with torch.enable_grad():
+                wanted = [t for t in (weight, bias) if t is not None]
+                out = F.conv2d(x, weight, bias, padding=ctx.padding)
+                grads = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
+            return None, next(grads), next(grads) if bias is not None else None, None
+        grad_weight, grad_bias = cpu_kernels.stem_weight_grad(x, grad, weight.shape[-1], ctx.padding, bias is not None)
         return None, grad_weight, grad_bias, None
 
 
@@ -191,6 +211,8 @@ class StemConv(nn.Conv2d):
         (kernel, other), padding = self.kernel_size, self.padding
         return (
             x.dim() == 4
+            and x.shape[1] == self.in_channels  # else nn.Conv2d's error
+            and min(x.shape[-2:]) > 0
             and not x.requires_grad
             and kernel == other <= 11
             and self.in_channels <= 4
@@ -202,7 +224,10 @@ class StemConv(nn.Conv2d):
             and padding[0] == padding[1]
             and min(x.shape[-2:]) + 2 * padding[0] >= kernel
             and self.weight.dtype == x.dtype
-            and cpu_kernels.available(x)
+            and self.weight.device == x.device
+            and cpu_kernels.available(x)  # a CPU tensor, before the CPU's autocast is asked
+            and not torch.is_autocast_enabled("cpu")  # autocast's dtype is nn.Conv2d's to choose
+            and bool(torch.isfinite(x).all())  # a NaN or inf pixel reaches only its own taps, as nn.Conv2d's
         )
 
 
@@ -218,9 +243,15 @@ class _MaxPool(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         (where,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the same sums as a scatter, differentiable in grad
+            n, c, height, width = ctx.shape
+            rows, columns = torch.meshgrid(*(torch.arange(s) * ctx.stride for s in where.shape[-2:]), indexing="ij")
+            place = where.long()
+            flat = (rows + place // ctx.window) * width + columns + place % ctx.window
+            sums = grad.new_zeros(n * c, height * width).scatter_add(1, flat.view(n * c, -1), grad.reshape(n * c, -1))
+            return sums.view(ctx.shape), None, None, None
         return cpu_kernels.max_pool_backward(grad, where, ctx.shape, ctx.window, ctx.stride), None, None, None
 
 
@@ -255,9 +286,14 @@ class MaxPool(nn.MaxPool2d):
         return pooled if self.maps_of is None else pooled[..., : size[0], : size[1]]
 
     def _kept_size(self, x: torch.Tensor) -> tuple[int, int] | None:
-        """The output's height and width: this pooling's, or those of `maps_of` where it would give more."""
-        window, stride = self.maps_of or (_pair(self.kernel_size)[0], _pair(self.stride)[0])
-        return tuple((side - window) // stride + 1 for side in x.shape[-2:]) if x.dim() >= 2 else None
+        """The output's height and width: this pooling's, or those of `maps_of` where this one would give more."""
+        if x.dim() < 2:
+            return None
+        own = [(side - _pair(self.kernel_size)[0]) // _pair(self.stride)[0] + 1 for side in x.shape[-2:]]
+        if self.maps_of is None:
+            return tuple(own)
+        window, stride = self.maps_of
+        return tuple(min(mine, (side - window) // stride + 1) for mine, side in zip(own, x.shape[-2:], strict=True))
 
     def _kernel_applies(self, x: torch.Tensor) -> bool:
         (window, other), stride = _pair(self.kernel_size), _pair(self.stride)
