@@ -103,7 +103,8 @@ class _LocalResponseNorm(torch.autograd.Function):
         size, alpha, beta, towers = ctx.size, ctx.alpha, ctx.beta, ctx.towers
         x = ctx.saved_tensors[0]
         if torch.is_grad_enabled():  # create_graph=True: a gradient that can itself be differentiated
-            return _differentiable_grad(x, grad, towers, lambda m: F.local_response_norm(m, size, alpha, beta, ctx.k))
+            lrn = lambda m: F.local_response_norm(m, size, alpha, beta, ctx.k)
+            return _differentiable_grad(x, grad, towers, lrn), *[None] * 5
         n, c, h, w = x.shape
         maps = x.reshape(n * towers, c // towers, h * w)
         shape, grad = grad.shape, grad.reshape(maps.shape)
@@ -133,7 +134,7 @@ def _differentiable_grad(x: torch.Tensor, grad: torch.Tensor, towers: int, funct
     with torch.enable_grad():
         out = function(x.reshape(n * towers, c // towers, h * w))
         (grad_in,) = torch.autograd.grad(out, x, grad.reshape(out.shape), create_graph=True)
-    return grad_in, *[None] * 5
+    return grad_in
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, towers: int = 1):
@@ -295,15 +296,22 @@ class MaxPool(nn.MaxPool2d):
         window, stride = self.maps_of
         return tuple(min(mine, (side - window) // stride + 1) for mine, side in zip(own, x.shape[-2:], strict=True))
 
+    def _plain_windows(self, x: torch.Tensor) -> bool:
+        """What both faster poolings need: NCHW maps at least a window wide (else nn.MaxPool2d's error: oneDNN gives
+        an empty map for a 1x1 input), no padding, dilation or ceil mode, no indices returned."""
+        return (
+            x.dim() == 4
+            and min(x.shape[-2:]) >= max(_pair(self.kernel_size))
+            and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
+        )
+
     def _kernel_applies(self, x: torch.Tensor) -> bool:
         (window, other), stride = _pair(self.kernel_size), _pair(self.stride)
         return (
-            x.dim() == 4
+            self._plain_windows(x)
             and window == other
             and stride[0] == stride[1]
             and window <= 15  # the kernel keeps a window's place in a byte
-            and min(x.shape[-2:]) >= window  # else nn.MaxPool2d's error
-            and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
             and cpu_kernels.available(x)
         )
 
@@ -314,10 +322,7 @@ class MaxPool(nn.MaxPool2d):
         return (
             x.device.type == "cpu"
             and x.dtype == torch.float32
-            and x.dim() == 4
-            # a map smaller than the window: nn.MaxPool2d's error (oneDNN gives an empty map for a 1x1 input)
-            and min(x.shape[-2:]) >= max(_pair(self.kernel_size))
-            and (self.padding, self.dilation, self.ceil_mode, self.return_indices) in ((0, 1, False, False),)
+            and self._plain_windows(x)
             and torch.backends.mkldnn.is_available()
             and not torch.compiler.is_compiling()
             and not torch.are_deterministic_algorithms_enabled()

@@ -216,14 +216,18 @@ class Report:
     @property
     def level(self) -> str:
         """The verdicts' intervals' level: one for all of them (their shares are equal), else "per claim"."""
-        levels = {f.level for f in self.findings if f.reading is not None}
-        return levels.pop() if len(levels) == 1 else "per claim" if levels else level_name(1 - self.alpha)
+        return self._one_level(lambda f: f.level, 1 - self.alpha)
 
     @property
     def band_level(self) -> str:
         """The bands' level (1 - 2 alpha), as `level`."""
-        levels = {f.band_level for f in self.findings if f.reading is not None}
-        return levels.pop() if len(levels) == 1 else "per claim" if levels else level_name(1 - 2 * self.alpha)
+        return self._one_level(lambda f: f.band_level, 1 - 2 * self.alpha)
+
+    def _one_level(self, level_of, confidence: float) -> str:
+        """The findings' levels as level_of names them: the one they share, "per claim", or with no finding read
+        the study's `confidence`."""
+        levels = {level_of(f) for f in self.findings if f.reading is not None}
+        return levels.pop() if len(levels) == 1 else "per claim" if levels else level_name(confidence)
 
     @property
     def unfinished(self) -> list[Run]:
