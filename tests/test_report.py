@@ -24,7 +24,7 @@ from helpers.sweeps import (
 )
 from scipy import stats
 
-from alexlab.report import bin_centres, build_report, main, steps_to
+from alexlab.report import NOT_READ, bin_centres, build_report, main, steps_to
 from alexlab.report.claims import LRN_FLOOR
 from alexlab.stats import Looks
 
@@ -597,6 +597,48 @@ def test_the_report_reads_a_seed_rounds_sweep_as_its_stopping_rule_did(tmp_path)
     seed_rounds_yaml(sweep, seeds=5, margin=-1.0)
     with pytest.raises(ValueError, match=r"multirun.yaml: hydra.sweeper.margin must be a finite number of points"):
         build_report(sweep)
+
+
+def test_a_sweep_that_names_its_claims_reads_those_alone_at_their_own_share(tmp_path):
+    """hydra.sweeper.claims: the claims a sweep is for (a switch, or a switch and a measure); the others are shown as
+    not this sweep's, with the reason, and are neither read nor counted in the study's error rate (Holm over the
+    named ones only). A name that is no claim's is one line naming the names."""
+    sweep = ablation_sweep(tmp_path / "sweep")
+    seed_rounds_yaml(sweep, seeds=5, claims=["depth.error", "test_views"])
+    report = build_report(sweep)
+    found = findings_of(report)
+    read = {key for key, f in found.items() if f.verdict not in NOT_READ}
+    assert read == {("depth 5->4", "error"), ("test_views ten_crop->centre (within each run)", "error")}
+    for key, f in found.items():
+        if key not in read:
+            assert (
+                f.verdict == "not this sweep's claim" and "depth.error, test_views (hydra.sweeper.claims)" in f.reason
+            )
+    assert all(found[key].reading.alpha == pytest.approx(0.05 / 2) for key in read)  # 2 claims, not 9
+    everything = build_report(ablation_sweep(tmp_path / "all"))
+    alone, among_all = found["depth 5->4", "error"], findings_of(everything)["depth 5->4", "error"]
+    assert alone.comparison == among_all.comparison and alone.interval[1] - alone.interval[0] < (
+        among_all.interval[1] - among_all.interval[0]
+    )  # the same runs, a narrower interval: 2.5% against 5%/9
+    assert main([str(sweep)]) == 0
+    assert "not this sweep's claim" in (sweep / "report.md").read_text()
+    seed_rounds_yaml(sweep, seeds=5, claims=["dropout.errors"])
+    with pytest.raises(ValueError, match=r"hydra.sweeper.claims: no claim is named 'dropout.errors'; the names: "):
+        build_report(sweep)
+
+
+def test_claim_names_are_every_switch_and_measure_the_paper_claims_about():
+    from alexlab.report.claims import check_claim_names, claim_names
+
+    names = claim_names()
+    assert {"dropout", "dropout.error", "dropout.gap", "dropout.steps", "activation.steps", "test_views.error",
+            "lrn.error", "augment.gap"} <= set(names) and "lrn.steps" not in names  # fmt: skip
+    assert check_claim_names(None, "") is None and check_claim_names(["lrn"], "") == ("lrn",) == check_claim_names(
+        "lrn", ""
+    )
+    for bad in ("lrn.steps", [], [1], ["lrn", "lrn.steps"]):
+        with pytest.raises(ValueError, match="claims"):
+            check_claim_names(bad, "hydra.sweeper.")
 
 
 def relu_against_tanh(sweep, relu_curve, tanh_curve, seeds=3):

@@ -141,7 +141,16 @@ def test_another_sweep_into_a_used_sweep_dir_is_refused_before_anything_is_writt
 
 def test_help_lists_the_named_sweeps_and_an_unknown_name_is_one_line(tmp_path):
     help_text = run_alexlab("--help", cwd=tmp_path).stdout
-    names = ("dropout_speed", "figure1_pilot", "paper_ablations", "regime_pilot", "relu_speed", "search", "seeds_grid")
+    names = (
+        "dropout_speed",
+        "figure1_pilot",
+        "follow_up",
+        "paper_ablations",
+        "regime_pilot",
+        "relu_speed",
+        "search",
+        "seeds_grid",
+    )
     for name in names:
         assert name in help_text
     result = run_alexlab("sweep", "nosuch", cwd=tmp_path)
@@ -359,6 +368,9 @@ def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_sto
         ("hydra.sweeper.margin=-1", "hydra.sweeper.margin must be a finite number of points >= 0, got -1.0"),
         ("hydra.sweeper.threshold=100", "hydra.sweeper.threshold is a training error in percent"),
         ("hydra.sweeper.ratio_margin=0.5", "hydra.sweeper.ratio_margin must be a finite ratio >= 1, got 0.5"),
+        ("hydra.sweeper.claims=[lrn.steps]", "hydra.sweeper.claims: no claim is named 'lrn.steps'; the names: "),
+        ("hydra.sweeper.claims=[]", "hydra.sweeper.claims=[]: give a list of claim names"),
+        ("hydra.sweeper.first_seed=-1", "first_seed=-1: must be a whole number >= 0"),
     ],
 )
 def test_a_seed_rounds_sweep_refuses_bad_settings_in_one_line_before_any_run(tmp_path, bad, message):
@@ -395,6 +407,24 @@ def test_seeds_auto_stops_on_claims_more_seeds_cannot_decide_and_on_its_budget_w
     with caplog.at_level("WARNING", logger="alexlab"):
         assert stop(SeedRoundsSweeper(seeds="auto"), sweep, seed=3) is None  # no budget: no decision
     assert "hydra.sweeper.margin must be a finite number" in caplog.text
+
+
+def test_a_follow_up_runs_fresh_seeds_and_reads_only_the_claims_it_names(alexlab, tmp_path):
+    """sweeps/follow_up.yaml: seeds from first_seed (100) on, so its runs repeat none of paper_ablations' (seeds
+    0 ..); its report reads the two claims it names and shows the others of its rows as not its own."""
+    sweep_dir = tmp_path / "follow_up"
+    alexlab("sweep", "follow_up", *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "seeds=2",
+            f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    runs = {p.name: read_metrics(p) for p in job_dirs(sweep_dir)}
+    assert {name: (m["seed"], m["switches"]["ablation"]) for name, m in runs.items()} == {
+        "0": (100, "baseline"), "1": (100, "dropout_off"), "2": (101, "baseline"), "3": (101, "dropout_off"),
+    }  # fmt: skip
+    with (sweep_dir / "verdicts.csv").open() as f:
+        verdicts = {(row["change"].split(" ")[0], row["measure"]): row["verdict"] for row in csv.DictReader(f)}
+    mine = {key for key, verdict in verdicts.items() if verdict != "not this sweep's claim"}
+    assert {(change, "test_centre/top1_err" in measure or "ten_crop" in measure) for change, measure in mine} == {
+        ("test_views", True), ("dropout", True)}, verdicts  # fmt: skip
+    assert len(verdicts) == 4  # dropout's gap and steps are in the table, not read
 
 
 @pytest.mark.parametrize("name", ["relu_speed", "dropout_speed"])

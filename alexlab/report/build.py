@@ -11,7 +11,7 @@ from omegaconf import ListConfig
 
 from alexlab import metrics, record
 from alexlab.errors import BadValue, NotFound
-from alexlab.report.claims import STEPS
+from alexlab.report.claims import STEPS, check_claim_names
 from alexlab.report.design import sweep_design
 from alexlab.report.model import (
     DEFAULT_MARGIN,
@@ -53,8 +53,9 @@ def build_report(
         raise BadValue(f"unknown metric {metric}; choose one of: {', '.join(METRICS)}")
     check_options(threshold, margin, ratio_margin, alpha)
     design = sweep_design(sweep_dir / record.MULTIRUN)
-    check_options(design.threshold, design.margin, design.ratio_margin, None,
-                  f"{sweep_dir}/{record.MULTIRUN}: hydra.sweeper.")  # fmt: skip
+    where = f"{sweep_dir}/{record.MULTIRUN}: hydra.sweeper."
+    check_options(design.threshold, design.margin, design.ratio_margin, None, where)
+    names = check_claim_names(design.claims, where)
     chosen = "chosen with --threshold" if threshold is not None else "the sweep's, hydra.sweeper.threshold"
     threshold = design.threshold if threshold is None else threshold
     margin = next(m for m in (margin, design.margin, DEFAULT_MARGIN) if m is not None)
@@ -80,7 +81,7 @@ def build_report(
     for row in rows:
         if row is not base:
             row.differences = {m: compare(*paired_values(row, base, m), log_scale=m == STEPS) for m in MEASURES}
-        row.findings = [f for claim in row.claims for f in findings(row, base, claim, thresholds)]
+        row.findings = [f for claim in row.claims for f in findings(row, base, claim, thresholds, names)]
     decide_study([f for row in rows for f in row.findings], design.looks, alpha, margin, ratio_margin)
     if metric is None:
         metric = metrics.TEST_TOP1 if any(metrics.TEST_TOP1 in run.values for run in runs) else metrics.VAL_TOP1

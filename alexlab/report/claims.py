@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from alexlab.errors import BadValue
+
 ERROR, GAP, STEPS = "error", "gap", "steps"
 # LRN strength (alexlab.metrics.lrn_strength) below which an LRN is a constant factor to within 5%: the divisor
 # (k + alpha * sum a^2)^beta = k^beta (1 + strength)^beta moves by (1 + 0.07)^0.75 - 1 = 5% at the mean
@@ -133,6 +135,33 @@ PAPER_CLAIMS: dict[tuple[str, str, str], tuple[Claim, ...]] = {
 }
 # The switch whose claim is read within each run of the baseline (both of its test views), and its two options
 WITHIN_RUN = ("test_views", "ten_crop", "centre")
+
+
+def claim_names() -> tuple[str, ...]:
+    """The names a sweep can give its claims by (hydra.sweeper.claims): a switch ("dropout": all of its claims) or a
+    switch and a measure ("dropout.steps")."""
+    switches = sorted({switch for switch, _, _ in PAPER_CLAIMS})
+    measures = sorted({f"{switch}.{c.measure}" for (switch, _, _), claims in PAPER_CLAIMS.items() for c in claims})
+    return (*switches, *measures)
+
+
+def check_claim_names(names, where: str) -> tuple[str, ...] | None:
+    """A sweep's claim names, one or a list (None: every claim), or BadValue naming the one that is not a claim's."""
+    if names is None:
+        return None
+    names = [names] if isinstance(names, str) else names
+    if not all(isinstance(name, str) for name in names) or not names:
+        raise BadValue(f"{where}claims={names}: give a list of claim names, e.g. [dropout.error,test_views], or null")
+    known = claim_names()
+    for name in names:
+        if name not in known:
+            raise BadValue(f"{where}claims: no claim is named {name!r}; the names: {', '.join(known)}")
+    return tuple(names)
+
+
+def is_named(switch: str, claim: Claim, names: tuple[str, ...] | None) -> bool:
+    """Whether the claim about `switch` is one of a sweep's named claims (None: every claim is)."""
+    return names is None or switch in names or f"{switch}.{claim.measure}" in names
 
 
 def claims_about(switch: str, before: str | None, after: str | None) -> tuple[Claim, ...]:

@@ -23,6 +23,7 @@ class Design:
     ratio_margin: float | None = None
     threshold: float | list[float] | None = None  # or several: the speed claims read at each
     baseline: str | None = None  # KEY=VALUE[,...] of the row the others are compared with
+    claims: list | None = None  # the names of the claims the sweep is for (claims.claim_names); None: every claim
 
 
 def sweep_design(multirun_yaml: Path) -> Design:
@@ -42,8 +43,9 @@ def sweep_design(multirun_yaml: Path) -> Design:
     options = {key: _read(lambda key=key: float(sweeper[key])) for key in ("margin", "ratio_margin")}
     threshold = _read(lambda: OmegaConf.to_container(sweeper, resolve=True).get("threshold"))
     baseline = _read(lambda: sweeper.get("baseline"))
+    claims = _read(lambda: OmegaConf.to_container(sweeper, resolve=True).get("claims"))
     return Design(looks, **options, threshold=threshold if isinstance(threshold, (int, float, list)) else None,
-                  baseline=str(baseline) if baseline else None)  # fmt: skip
+                  baseline=str(baseline) if baseline else None, claims=claims)  # fmt: skip
 
 
 UNREADABLE = (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException)

@@ -44,8 +44,9 @@ DEFAULT_RATIO_MARGIN = 1.1  # a ratio of steps within 1/1.1 .. 1.1 is no effect
 
 # What a claim that is not read is, instead of a verdict (alexlab.report.claims)
 CONFOUNDED, NOT_APPLICABLE, NOT_TESTABLE = "confounded", "not applicable", "not testable here"
+NOT_NAMED = "not this sweep's claim"  # a sweep that names its claims (hydra.sweeper.claims) leaves the others unread
 
-NOT_READ = (CONFOUNDED, NOT_APPLICABLE, NOT_TESTABLE)
+NOT_READ = (CONFOUNDED, NOT_APPLICABLE, NOT_TESTABLE, NOT_NAMED)
 
 WITHOUT_METRICS = (record.NO_RECORD, record.UNREADABLE)  # statuses of runs without a record to read numbers from
 

@@ -13,7 +13,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 
 from alexlab.report.build import config_value, shown
 from alexlab.report.claims import ERROR, GAP, STEPS
-from alexlab.report.model import CONFOUNDED, METRICS, NOT_APPLICABLE, NOT_READ, NOT_TESTABLE, Report, Row
+from alexlab.report.model import CONFOUNDED, METRICS, NOT_APPLICABLE, NOT_NAMED, NOT_READ, NOT_TESTABLE, Report, Row
 from alexlab.stats import Comparison
 
 
@@ -28,7 +28,7 @@ def short_label(report: Report, row: Row) -> str:
 
 VERDICT_COLOURS = {"agrees": "C2", "agrees, smaller": "C8", "contradicts": "C3", "no effect": "C7",
                    "rules out the claimed size": "C4", "undecided": "C1", CONFOUNDED: "C5", NOT_APPLICABLE: "C5",
-                   NOT_TESTABLE: "C5"}  # fmt: skip
+                   NOT_TESTABLE: "C5", NOT_NAMED: "C7"}  # fmt: skip
 
 
 def plot_verdicts(report: Report, path) -> None:

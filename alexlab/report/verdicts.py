@@ -8,13 +8,14 @@ import statistics
 from collections import Counter
 
 from alexlab import metrics
-from alexlab.report.claims import ERROR, GAP, LRN_FLOOR, STEPS, WITHIN_RUN, Claim, claims_about
+from alexlab.report.claims import ERROR, GAP, LRN_FLOOR, STEPS, WITHIN_RUN, Claim, claims_about, is_named
 from alexlab.report.model import (
     CENTRE,
     CONFOUNDED,
     LOSS_GAP,
     NOT_APPLICABLE,
     NOT_COMPONENTS,
+    NOT_NAMED,
     NOT_READ,
     NOT_TESTABLE,
     TEN_CROP,
@@ -44,9 +45,12 @@ def paper_claims(row: Row, base: Row) -> tuple[str, tuple[Claim, ...]]:
     return f"{key} {before}->{after}", claims
 
 
-def findings(row: Row, base: Row, claim: Claim, thresholds: tuple[float, ...]) -> list[Finding]:
+def findings(
+    row: Row, base: Row, claim: Claim, thresholds: tuple[float, ...], names: tuple[str, ...] | None = None
+) -> list[Finding]:
     """One claim on one row: its measure compared (paired where seeds match), and why it cannot be read, if it
-    cannot; a speed claim once for each threshold. The verdicts come together, over the study (decide_study)."""
+    cannot (not among the sweep's claim `names`, or not_read); a speed claim once for each threshold. The verdicts
+    come together, over the study (decide_study)."""
     centre = by_seed(row, CENTRE)
     if claim.within_run:  # the baseline's own runs, or (runs that tested one view) the test_views row against it
         ten_crop = by_seed(base, TEN_CROP)
@@ -59,7 +63,11 @@ def findings(row: Row, base: Row, claim: Claim, thresholds: tuple[float, ...]) -
         found = [Finding(row.change, claim, measure, row.differences[measure], "undecided", row_index=row.index)]
         if measure == GAP:
             found[0].loss_gap = row.differences.get(LOSS_GAP)
-    why_not = not_read(row, base, claim)
+    switch = row.change.split(" ")[0]
+    if not is_named(switch, claim, names):
+        why_not = NOT_NAMED, f"the sweep is for {', '.join(names)} (hydra.sweeper.claims): read it in its own sweep"
+    else:
+        why_not = not_read(row, base, claim)
     for f in found:
         if not claim.within_run and claim.measure != STEPS:
             f.seeds_won = seeds_won(*paired_values(row, base, held_out(row, base)))

@@ -63,6 +63,11 @@ class SeedRoundsConf:
     threshold: Any = None  # a training error in percent, or a list of them (the speed claims read at each)
     # the row the report compares the others with, as its --baseline (KEY=VALUE[,...]); null: the report's rule
     baseline: str | None = None
+    # the claims the sweep is for (alexlab.report.claims.claim_names: "dropout", "dropout.error"); the others are
+    # neither read nor waited for, nor counted in the study's error rate; null: every claim its rows can read
+    claims: Any = None
+    # the seed of the first round: a follow-up study on seeds no earlier sweep ran (its runs independent of theirs)
+    first_seed: int = 0
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="seed_rounds", node=SeedRoundsConf, provider="alexlab")
@@ -81,23 +86,29 @@ class SeedRoundsSweeper(BasicSweeper):
         ratio_margin: float | None = None,
         threshold: Any = None,
         baseline: str | None = None,
+        claims: Any = None,
+        first_seed: int = 0,
     ) -> None:
         from alexlab.report import check_options
+        from alexlab.report.claims import check_claim_names
 
         check_options(threshold, margin, ratio_margin, None, prefix="hydra.sweeper.")
+        check_claim_names(claims, "hydra.sweeper.")
         super().__init__(max_batch_size=None, params=dict(params or {}))
         self.auto = str(seeds) == "auto"
         if not self.auto and not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
             raise BadValue(f"seeds={seeds}: give a number of seeds (>= 1) or seeds=auto")
-        for name, value in (("min_seeds", min_seeds), ("max_seeds", max_seeds)):
-            if not isinstance(value, int) or value < 1:
-                raise BadValue(f"{name}={value}: must be a whole number >= 1")
+        whole = (("min_seeds", min_seeds, 1), ("max_seeds", max_seeds, 1), ("first_seed", first_seed, 0))
+        for name, value, least in whole:
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise BadValue(f"{name}={value}: must be a whole number >= {least}")
         if self.auto and min_seeds > max_seeds:
             raise BadValue(f"min_seeds={min_seeds} is more than max_seeds={max_seeds}")
         if time_budget_h is not None and not time_budget_h > 0:
             raise BadValue(f"time_budget_h={time_budget_h}: a number of hours > 0, or null for no limit")
         self.rounds = max_seeds if self.auto else seeds
         self.min_seeds, self.time_budget_h, self.seed_key = min_seeds, time_budget_h, seed_key
+        self.first_seed = first_seed
 
     def sweep(self, arguments: list[str]) -> list:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -117,9 +128,9 @@ class SeedRoundsSweeper(BasicSweeper):
                 break
             arms = self.arms_to_run(grid, report, seed)
             log.info("round %d of at most %d: %d of %d configurations with %s=%d", seed + 1, self.rounds, len(arms),
-                     len(grid), self.seed_key, seed)  # fmt: skip
+                     len(grid), self.seed_key, self.first_seed + seed)  # fmt: skip
             for first, last in spans(arms):  # job r x (grid size) + i for arm i, whichever arms run this round
-                batch = [[*job, f"{self.seed_key}={seed}"] for job in grid[first : last + 1]]
+                batch = [[*job, f"{self.seed_key}={self.first_seed + seed}"] for job in grid[first : last + 1]]
                 self.validate_batch_is_legal(batch)
                 results = self.launcher.launch(batch, initial_job_idx=seed * len(grid) + first)
                 for result in results:
