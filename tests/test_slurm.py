@@ -28,6 +28,8 @@ pytestmark = pytest.mark.skipif(
 )
 SLURM = ("launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=null")
 SLURM += ("hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1")
+# this cluster's jobs write to this machine's own disk: their result files are there when they end
+SLURM += ("hydra.launcher.poll_s=1", "hydra.launcher.result_grace_s=1")
 RUN = ("experiment=smoke", "logger=csv", "seed=0", "trainer.max_epochs=3", "trainer.limit_train_batches=6")
 RUN += ("trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "data.num_workers=1")
 

@@ -95,7 +95,7 @@ class FakeJob:
 
 def test_the_wait_records_ended_and_held_jobs_failed_and_returns_every_job(tmp_path, monkeypatch):
     """Job 0 has its result; SLURM cancelled job 1 (its record said running); job 2 stays held. The wait returns
-    all three: job 1 at once (RESULT_GRACE_S 0), job 2 after held_timeout_s, cancelled; records say why."""
+    all three: job 1 at once (result_grace_s 0), job 2 after held_timeout_s, cancelled; records say why."""
     sweep = tmp_path / "sweep"
     for number in (1, 2):
         (sweep / str(number)).mkdir(parents=True)
@@ -105,10 +105,14 @@ def test_the_wait_records_ended_and_held_jobs_failed_and_returns_every_job(tmp_p
     states = {"30_1": slurm.JobState("30_1", "CANCELLED", "None", "0:15"),
               "30_2": slurm.JobState("30_2", "PENDING", "JobHeldAdmin")}  # fmt: skip
     cancelled = []
+
+    def cancel(job_id: str) -> None:  # as scancel: SLURM then lists the job cancelled
+        cancelled.append(job_id)
+        states[job_id] = slurm.JobState(job_id, "CANCELLED", "None", "0:15")
+
     monkeypatch.setattr(slurm, "array_states", lambda array: dict(states))
-    monkeypatch.setattr(slurm, "cancel", cancelled.append)
-    monkeypatch.setattr(slurm_launcher, "RESULT_GRACE_S", 0)
-    launcher = slurm_launcher.AlexlabSlurmLauncher(poll_s=0.01, held_timeout_s=0.05)
+    monkeypatch.setattr(slurm, "cancel", cancel)
+    launcher = slurm_launcher.AlexlabSlurmLauncher(poll_s=0.01, held_timeout_s=0.05, result_grace_s=0)
     overrides = [["dropout=on"], ["dropout=off"], ["+x=1"]]
     returns = launcher.wait(jobs, overrides, [sweep / str(i) for i in range(3)])
     assert returns[0] == "job 0's JobReturn"

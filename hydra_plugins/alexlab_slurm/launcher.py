@@ -28,8 +28,6 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 log = logging.getLogger("alexlab")
-# Where submitit's result file may show up a little after SLURM says the job ended (a shared filesystem's cache)
-RESULT_GRACE_S = 15
 # How long the sweep waits for SLURM to take the jobs it cancelled off its queue (slurmctld does it asynchronously)
 CANCEL_WAIT_S = 60
 
@@ -41,15 +39,24 @@ class AlexlabSlurmConf(SlurmQueueConf):
     poll_s: float = 5.0
     # seconds a job may stay held by SLURM (it would wait for a person) before it is cancelled and recorded failed
     held_timeout_s: float = 300.0
+    # seconds a job SLURM says ended may still get its result file (a shared filesystem's cache shows it late) before
+    # it is recorded failed; on a node's own disk the file is there when the job ends
+    result_grace_s: float = 15.0
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="alexlab_slurm", node=AlexlabSlurmConf, provider="alexlab")
 
 
 class AlexlabSlurmLauncher(SlurmLauncher):
-    def __init__(self, poll_s: float = 5.0, held_timeout_s: float = 300.0, **params: Any) -> None:
+    def __init__(
+        self, poll_s: float = 5.0, held_timeout_s: float = 300.0, result_grace_s: float = 15.0, **params: Any
+    ) -> None:
         super().__init__(**params)
-        self.poll_s, self.held_timeout_s = float(poll_s), float(held_timeout_s)
+        self.poll_s, self.held_timeout_s, self.result_grace_s = (
+            float(poll_s),
+            float(held_timeout_s),
+            float(result_grace_s),
+        )
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         """As SlurmLauncher.launch (the same executor, parameters and array), waiting with `wait` instead of on
@@ -107,7 +114,7 @@ class AlexlabSlurmLauncher(SlurmLauncher):
                 if not state.held:
                     held_since.pop(i, None)
                 if state.ended:
-                    if now - ended_at.setdefault(i, now) >= RESULT_GRACE_S:
+                    if now - ended_at.setdefault(i, now) >= self.result_grace_s:
                         results[i] = self.ended_without_result(state.line(), overrides[i], run_dirs[i])
                 elif state.held and now - held_since.setdefault(i, now) >= self.held_timeout_s:
                     slurm.cancel(job.job_id)
