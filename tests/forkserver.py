@@ -72,6 +72,12 @@ def run_child(request: dict) -> None:
         # PYTHONPATH is read when an interpreter starts: its folders go where a fresh one puts them, after the script's
         paths = [path for path in request["env"].get("PYTHONPATH", "").split(os.pathsep) if path]
         sys.path[1:1] = [path for path in paths if path not in sys.path]
+        # OMP_NUM_THREADS is read when torch is imported: the run's own, as a fresh process would have it
+        threads = request["env"].get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) >= 1:
+            import torch
+
+            torch.set_num_threads(int(threads))
         try:
             from alexlab.cli import main
 
