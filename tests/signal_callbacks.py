@@ -64,3 +64,12 @@ class CancelAt(SigtermAt):
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
         subprocess.run(["scancel", job], check=True)
         time.sleep(60)  # SLURM ends the job during this wait
+
+
+class PrintThreads(L.Callback):
+    """Prints the run's torch thread count when it starts fitting (tests/test_forkserver.py)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import torch
+
+        print(f"torch threads: {torch.get_num_threads()}", flush=True)

@@ -1,9 +1,13 @@
 """The tests' fork server (tests/forkserver.py) gives what the installed command in a fresh process gives."""
 
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from helpers.commands import run_alexlab
+
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.mark.parametrize(
@@ -26,3 +30,17 @@ def test_a_run_past_its_timeout_is_killed_and_the_next_run_works(tmp_path):
         run_alexlab("experiment=smoke", "logger=none", f"paths.output_root={tmp_path}", cwd=tmp_path, timeout=2)
     after = run_alexlab("info", "model=small", cwd=tmp_path)
     assert after.returncode == 0 and "features.conv1" in after.stdout
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_forked_run_has_the_threads_its_omp_num_threads_gives_a_fresh_one(tmp_path, threads):
+    """torch reads OMP_NUM_THREADS when it is imported, which a forked child has done before it sees the run's
+    environment: the fork server applies it as a fresh process would have read it."""
+    args = ("experiment=smoke", "logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1", "test_after_fit=false")  # fmt: skip
+    args += ("+callbacks.threads._target_=signal_callbacks.PrintThreads",)
+    env = {"OMP_NUM_THREADS": threads, "PYTHONPATH": str(TESTS)}
+    runs = [run_alexlab(*args, f"paths.output_root={tmp_path / str(fresh)}", cwd=tmp_path, env=env, fresh=fresh)
+            for fresh in (False, True)]  # fmt: skip
+    counts = [re.findall(r"torch threads: (\d+)", run.stdout + run.stderr) for run in runs]
+    assert counts == [[threads], [threads]], [run.stderr[-2000:] for run in runs]
