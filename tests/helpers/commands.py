@@ -163,6 +163,8 @@ def run_alexlab_here(*args: str, cwd: Path, env: dict | None = None) -> subproce
         sys.argv = saved_argv
         os.chdir(saved_cwd)
         GlobalHydra.instance().clear()
+        for handler in set(root.handlers) - set(saved_logging[0]):  # the run's own (its alexlab.log), closed as at exit
+            handler.close()
         root.handlers[:], root.level = saved_logging
     return subprocess.CompletedProcess(["alexlab", *args], code, stdout.getvalue(), stderr.getvalue())
 
