@@ -449,9 +449,11 @@ def planned_jobs(master: DictConfig, sweep_dir: Path) -> dict[str, list[str]] | 
     grid = [job for batch in batches for job in batch]
     if sweeper.endswith("SeedRoundsSweeper"):
         seed_key = OmegaConf.select(master, "hydra.sweeper.seed_key", default="seed")
+        first = OmegaConf.select(master, "hydra.sweeper.first_seed", default=0)  # round r runs seed first + r
+        first = first if isinstance(first, int) and not isinstance(first, bool) else 0  # else the sweeper refuses it
         numbered = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit()]
         rounds = (max(numbered, default=0) // max(len(grid), 1)) + 1
-        grid = [[*job, f"{seed_key}={seed}"] for seed in range(rounds) for job in grid]
+        grid = [[*job, f"{seed_key}={first + seed}"] for seed in range(rounds) for job in grid]
     return {str(number): job for number, job in enumerate(grid)}
 
 

@@ -636,9 +636,32 @@ def test_claim_names_are_every_switch_and_measure_the_paper_claims_about():
     assert check_claim_names(None, "") is None and check_claim_names(["lrn"], "") == ("lrn",) == check_claim_names(
         "lrn", ""
     )
-    for bad in ("lrn.steps", [], [1], ["lrn", "lrn.steps"]):
+    for bad in ("lrn.steps", [], [1], ["lrn", "lrn.steps"], 5, True, {"dropout": 1}, [["lrn"]], "", ["lrn", "lrn"]):
         with pytest.raises(ValueError, match="claims"):
             check_claim_names(bad, "hydra.sweeper.")
+
+
+def test_claims_no_configuration_tests_are_named_and_unreadable_claims_are_refused(tmp_path):
+    """A named claim that no row of the sweep tests is said so (report.unmatched, the method text, the stopping
+    reason), not taken for decided; claims that cannot be read from multirun.yaml are one line, never read as
+    "every claim" (which would share the error rate among claims the sweep did not name)."""
+    from hydra_plugins.alexlab_seed_rounds.seed_rounds import SeedRoundsSweeper
+
+    sweep = ablation_sweep(tmp_path / "sweep")  # no row changes augment
+    seed_rounds_yaml(sweep, claims=["augment", "depth.error"])
+    report = build_report(sweep)
+    assert report.named == ("augment", "depth.error") and report.unmatched == ("augment",)
+    assert main([str(sweep)]) == 0 and "no configuration tests augment" in (sweep / "report.md").read_text()
+    rounds = SeedRoundsSweeper(seeds="auto", min_seeds=3, max_seeds=10)
+    assert rounds.reason_to_stop(sweep, 5, report) is None  # depth is open: more seeds
+    seed_rounds_yaml(sweep, claims=["augment"])
+    reason = rounds.reason_to_stop(sweep, 5, build_report(sweep))
+    assert "no configuration of this sweep tests augment (hydra.sweeper.claims)" in reason
+    seed_rounds_yaml(sweep, claims="${oc.env:ALEXLAB_NO_SUCH_VARIABLE}")
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"multirun.yaml: hydra.sweeper.claims cannot be read \("):
+        build_report(sweep)
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
 
 
 def relu_against_tanh(sweep, relu_curve, tanh_curve, seeds=3):

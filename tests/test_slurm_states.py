@@ -132,3 +132,12 @@ def test_a_finished_record_is_never_turned_into_a_failure(tmp_path):
     before = (tmp_path / record.RECORD).read_bytes()
     returned = slurm_launcher.AlexlabSlurmLauncher.ended_without_result("SLURM job 1_0 CANCELLED", ["a=1"], tmp_path)
     assert returned.return_value == 0.25 and (tmp_path / record.RECORD).read_bytes() == before
+
+
+@pytest.mark.parametrize("wait", ["poll_s", "held_timeout_s", "result_grace_s"])
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, float("inf"), "soon", True])
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused_in_one_line(wait, bad):
+    """A NaN grace would never run out (a job that ended without its result never recorded, the sweep waiting
+    forever): each wait must be a finite number of seconds >= 0."""
+    with pytest.raises(ValueError, match=rf"^hydra.launcher.{wait}={bad}: a number of seconds >= 0$"):
+        slurm_launcher.AlexlabSlurmLauncher(**{wait: bad})

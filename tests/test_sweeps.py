@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from helpers.commands import read_metrics, run_alexlab, run_dirs
@@ -371,6 +372,8 @@ def test_seeds_auto_budget_counts_each_run_once_and_a_report_it_cannot_build_sto
         ("hydra.sweeper.claims=[lrn.steps]", "hydra.sweeper.claims: no claim is named 'lrn.steps'; the names: "),
         ("hydra.sweeper.claims=[]", "hydra.sweeper.claims=[]: give a list of claim names"),
         ("hydra.sweeper.first_seed=-1", "first_seed=-1: must be a whole number >= 0"),
+        ("hydra.sweeper.first_seed=4294967290", "first_seed=4294967290: its 10 rounds' seeds must stay <= 4294967295"),
+        ("hydra.sweeper.claims=5", "hydra.sweeper.claims=5: give a list of claim names"),
     ],
 )
 def test_a_seed_rounds_sweep_refuses_bad_settings_in_one_line_before_any_run(tmp_path, bad, message):
@@ -425,6 +428,16 @@ def test_a_follow_up_runs_fresh_seeds_and_reads_only_the_claims_it_names(alexlab
     assert {(change, "test_centre/top1_err" in measure or "ten_crop" in measure) for change, measure in mine} == {
         ("test_views", True), ("dropout", True)}, verdicts  # fmt: skip
     assert len(verdicts) == 4  # dropout's gap and steps are in the table, not read
+    again = alexlab("sweep", "follow_up", *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "seeds=2",
+                    f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    assert (again.stdout + again.stderr).count("already finished") == 4  # resumed where it left: seeds 100 and 101
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    moved = alexlab("sweep", "follow_up", *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "seeds=2",
+                    "hydra.sweeper.first_seed=0", f"hydra.sweep.dir={sweep_dir}", expect_ok=False)  # fmt: skip
+    lines = moved.stderr.strip().splitlines()
+    assert moved.returncode == 2 and len(lines) == 1, lines  # each job's seed is its own: a moved first_seed is refused
+    assert re.search(r"/0 holds the job .*seed=100.*, but this command would run .*seed=0\b", lines[0]), lines
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("name", ["relu_speed", "dropout_speed"])

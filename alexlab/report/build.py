@@ -11,7 +11,7 @@ from omegaconf import ListConfig
 
 from alexlab import metrics, record
 from alexlab.errors import BadValue, NotFound
-from alexlab.report.claims import STEPS, check_claim_names
+from alexlab.report.claims import STEPS, check_claim_names, is_named
 from alexlab.report.design import sweep_design
 from alexlab.report.model import (
     DEFAULT_MARGIN,
@@ -69,7 +69,7 @@ def build_report(
     else:
         base, reason = choose_baseline(rows, columns, sweep_dir, baseline)
     for row in rows:
-        row.change, row.claims = paper_claims(row, base)
+        row.switch, row.change, row.claims = paper_claims(row, base)
     speed_rows = [base, *(row for row in rows if any(claim.measure == STEPS for claim in row.claims))]
     wanted = as_thresholds(threshold)
     main_threshold, threshold_reason = choose_threshold(speed_rows if len(speed_rows) > 1 else rows,
@@ -87,8 +87,10 @@ def build_report(
         metric = metrics.TEST_TOP1 if any(metrics.TEST_TOP1 in run.values for run in runs) else metrics.VAL_TOP1
     study = read_study(sweep_dir) if (sweep_dir / "optuna_study.yaml").exists() else None
     top5 = any(classes_of(run) is None or classes_of(run) > 10 for run in runs if run.status == FINISHED)
+    unmatched = tuple(name for name in names or () if not any(is_named(row.switch, claim, (name,))
+                                                                for row in rows for claim in row.claims))  # fmt: skip
     return Report(sweep_dir, rows, base, reason, columns, runs, metric, main_threshold, threshold_reason, margin,
-                  ratio_margin, study, design.looks, alpha, top5, thresholds)  # fmt: skip
+                  ratio_margin, study, design.looks, alpha, top5, thresholds, names, unmatched)  # fmt: skip
 
 
 def configurations(sweep_dir: Path, runs: list[Run]) -> tuple[list[Row], list[str]]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from omegaconf import ListConfig
+
 from alexlab.errors import BadValue
 
 ERROR, GAP, STEPS = "error", "gap", "steps"
@@ -149,14 +151,16 @@ def check_claim_names(names, where: str) -> tuple[str, ...] | None:
     """A sweep's claim names, one or a list (None: every claim), or BadValue naming the one that is not a claim's."""
     if names is None:
         return None
-    names = [names] if isinstance(names, str) else names
-    if not all(isinstance(name, str) for name in names) or not names:
+    listed = [names] if isinstance(names, str) else list(names) if isinstance(names, (list, tuple, ListConfig)) else []
+    if not listed or not all(isinstance(name, str) for name in listed):
         raise BadValue(f"{where}claims={names}: give a list of claim names, e.g. [dropout.error,test_views], or null")
     known = claim_names()
-    for name in names:
+    for name in listed:
         if name not in known:
             raise BadValue(f"{where}claims: no claim is named {name!r}; the names: {', '.join(known)}")
-    return tuple(names)
+    if len(set(listed)) < len(listed):
+        raise BadValue(f"{where}claims={listed}: a claim is named twice")
+    return tuple(listed)
 
 
 def is_named(switch: str, claim: Claim, names: tuple[str, ...] | None) -> bool:

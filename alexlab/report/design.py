@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from alexlab.errors import BadFile, first_line
 from alexlab.stats import Looks
 
 
@@ -41,14 +42,22 @@ def sweep_design(multirun_yaml: Path) -> Design:
     span = _read(lambda: (int(sweeper.min_seeds), int(sweeper.max_seeds))) if auto else None
     looks = Looks(*span) if span and 1 <= span[0] <= span[1] else Looks()
     options = {key: _read(lambda key=key: float(sweeper[key])) for key in ("margin", "ratio_margin")}
-    threshold = _read(lambda: OmegaConf.to_container(sweeper, resolve=True).get("threshold"))
+    threshold = _read(lambda: _plain(sweeper.get("threshold")))
     baseline = _read(lambda: sweeper.get("baseline"))
-    claims = _read(lambda: OmegaConf.to_container(sweeper, resolve=True).get("claims"))
+    try:  # which claims the sweep's error rate was shared among: never guessed ("every claim") where unreadable
+        claims = _plain(sweeper.get("claims"))
+    except UNREADABLE as error:
+        raise BadFile(f"{multirun_yaml}: hydra.sweeper.claims cannot be read ({first_line(error)})") from error
     return Design(looks, **options, threshold=threshold if isinstance(threshold, (int, float, list)) else None,
                   baseline=str(baseline) if baseline else None, claims=claims)  # fmt: skip
 
 
 UNREADABLE = (OSError, ValueError, TypeError, yaml.YAMLError, OmegaConfBaseException)
+
+
+def _plain(value):
+    """A config value as plain Python, its own interpolations resolved (not the whole block's)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def _read(value):

@@ -177,7 +177,8 @@ class Row:
     unfinished: list[Run]
     summaries: dict[str, Summary] = field(default_factory=dict)
     differences: dict[str, Comparison] = field(default_factory=dict)
-    change: str = ""  # the one switch change against the baseline, e.g. "lrn on->off"
+    switch: str = ""  # the one switch it changes against the baseline (the baseline: test_views, read within its runs)
+    change: str = ""  # that change, e.g. "lrn on->off"
     claims: tuple[Claim, ...] = ()
     findings: list[Finding] = field(default_factory=list)
     size: tuple[int, int] | None = None  # (parameters, MACs per image) of its network, where its config says
@@ -213,6 +214,8 @@ class Report:
     alpha: float = ALPHA  # the study's error rate, shared out over its claims
     top5: bool = True  # a data set of more than 10 classes: top-5 errors are shown
     thresholds: tuple[float, ...] = ()  # every training error the speed claims are read at (a finding each)
+    named: tuple[str, ...] | None = None  # the claims the sweep is for (hydra.sweeper.claims); None: every claim
+    unmatched: tuple[str, ...] = ()  # of those, the names no configuration of the sweep tests
 
     @property
     def level(self) -> str:

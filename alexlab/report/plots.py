@@ -28,7 +28,7 @@ def short_label(report: Report, row: Row) -> str:
 
 VERDICT_COLOURS = {"agrees": "C2", "agrees, smaller": "C8", "contradicts": "C3", "no effect": "C7",
                    "rules out the claimed size": "C4", "undecided": "C1", CONFOUNDED: "C5", NOT_APPLICABLE: "C5",
-                   NOT_TESTABLE: "C5", NOT_NAMED: "C7"}  # fmt: skip
+                   NOT_TESTABLE: "C5", NOT_NAMED: "C9"}  # fmt: skip
 
 
 def plot_verdicts(report: Report, path) -> None:

@@ -197,6 +197,11 @@ def verdicts_text(report: Report) -> str:
         )
     else:
         look_text = "The sweep ran a fixed number of seeds: one look, plain t intervals."
+    if report.named is not None:  # only where the sweep named its claims: the reports of other sweeps are unchanged
+        unmatched = f"; no configuration tests {', '.join(report.unmatched)}" if report.unmatched else ""
+        look_text += (f" The sweep is for the claims it names (hydra.sweeper.claims: {', '.join(report.named)}"
+                      f"{unmatched}); its other claims are shown as not this sweep's claim, neither read nor counted "
+                      "among its claims.")  # fmt: skip
     return (
         f"The chance of any wrong verdict in this study is held at {100 * report.alpha:g}% over all its "
         f"{len(read)} claims that can be read (Holm's step-down: each claim at "

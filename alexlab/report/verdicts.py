@@ -26,23 +26,28 @@ from alexlab.report.model import (
 from alexlab.stats import Claimed, Looks, compare, read_claims, seeds_needed, seeds_won
 
 
-def paper_claims(row: Row, base: Row) -> tuple[str, tuple[Claim, ...]]:
-    """The one switch change of `row` against the baseline ("lrn on->off") and the paper's claims about it; for the
-    baseline, the claim it holds within its own runs (ten crops against the centre view), where they recorded both."""
+def paper_claims(row: Row, base: Row) -> tuple[str, str, tuple[Claim, ...]]:
+    """The switch `row` changes against the baseline, the change ("lrn on->off") and the paper's claims about it; for
+    the baseline, the claim it holds within its own runs (ten crops against the centre view), where they recorded
+    both. ("", "", ()) where the row changes no one switch."""
     if row is base:
         switch, before, after = WITHIN_RUN
         both = row.runs and all(CENTRE in run.values and TEN_CROP in run.values for run in row.runs)
-        return (f"{switch} {before}->{after} (within each run)", claims_about(*WITHIN_RUN)) if both else ("", ())
+        return (
+            (switch, f"{switch} {before}->{after} (within each run)", claims_about(*WITHIN_RUN))
+            if both
+            else ("", "", ())
+        )
     keys = (set(row.switches) | set(base.switches)) - NOT_COMPONENTS
     changed = [k for k in sorted(keys) if row.switches.get(k) != base.switches.get(k)]
     if len(changed) != 1 or row.settings != base.settings:
-        return "", ()
+        return "", "", ()
     (key,) = changed
     before, after = base.switches.get(key), row.switches.get(key)
     claims = claims_about(key, before, after)
     if key == WITHIN_RUN[0] and base.runs and all(CENTRE in r.values and TEN_CROP in r.values for r in base.runs):
         claims = ()  # both views are in every run: the claim is read within the baseline's runs instead
-    return f"{key} {before}->{after}", claims
+    return key, f"{key} {before}->{after}", claims
 
 
 def findings(
@@ -63,8 +68,7 @@ def findings(
         found = [Finding(row.change, claim, measure, row.differences[measure], "undecided", row_index=row.index)]
         if measure == GAP:
             found[0].loss_gap = row.differences.get(LOSS_GAP)
-    switch = row.change.split(" ")[0]
-    if not is_named(switch, claim, names):
+    if not is_named(row.switch, claim, names):
         why_not = NOT_NAMED, f"the sweep is for {', '.join(names)} (hydra.sweeper.claims): read it in its own sweep"
     else:
         why_not = not_read(row, base, claim)

@@ -1,10 +1,11 @@
 """Seed rounds: a grid of configurations run seed by seed, until the paper's claims are decided or a budget is spent.
 
 `hydra/sweeper=seed_rounds` (sweeps/paper_ablations.yaml): the grid is Hydra's basic sweep of `params` and the
-command line's a,b,c lists; each round runs the configurations of the grid with one more seed (round r: seed=r).
+command line's a,b,c lists; each round runs the configurations of the grid with one more seed (round r: seed =
+first_seed + r, first_seed 0 unless a follow-up study starts on seeds no earlier sweep ran).
 
-- `seeds: N`: exactly N rounds, seeds 0 .. N-1, every configuration in each (the basic sweeper's `seed=range(0,N)`
-  with the seed outermost).
+- `seeds: N`: exactly N rounds, seeds first_seed .. first_seed + N - 1, every configuration in each (the basic
+  sweeper's `seed=range(first_seed, first_seed + N)` with the seed outermost).
 - `seeds: auto`: after each round from `min_seeds` on, `alexlab report`'s verdicts on the sweep directory decide:
   once no claim of the paper is `undecided`, no more rounds; and within the rounds, a configuration whose claims are
   all decided gets no more seeds (the baseline runs while any claim is open). It also stops after `max_seeds`
@@ -39,6 +40,7 @@ from alexlab.errors import BadValue
 from alexlab.record import MULTIRUN
 
 log = logging.getLogger("alexlab")
+MAX_SEED = 2**32 - 1  # the largest seed Lightning's seed_everything takes
 
 
 @dataclass
@@ -109,6 +111,8 @@ class SeedRoundsSweeper(BasicSweeper):
         self.rounds = max_seeds if self.auto else seeds
         self.min_seeds, self.time_budget_h, self.seed_key = min_seeds, time_budget_h, seed_key
         self.first_seed = first_seed
+        if first_seed + self.rounds - 1 > MAX_SEED:
+            raise BadValue(f"first_seed={first_seed}: its {self.rounds} rounds' seeds must stay <= {MAX_SEED}")
 
     def sweep(self, arguments: list[str]) -> list:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -167,6 +171,7 @@ class SeedRoundsSweeper(BasicSweeper):
             return list(range(len(grid)))
         from alexlab.record import identity
         from alexlab.report import NOT_READ
+        from alexlab.report.model import NOT_NAMED
 
         def settled(finding) -> bool:
             return finding.verdict in NOT_READ or (finding.decided and seed >= self.min_seeds) or finding.bounded == 2
@@ -184,7 +189,9 @@ class SeedRoundsSweeper(BasicSweeper):
             if keep:
                 arms.append(i)
             elif seed >= 1 and row is not None:
-                log.info("seeds=auto: %s gets no more seeds: its claims are decided", row.label)
+                why = ("its claims are not this sweep's (hydra.sweeper.claims)" if row.findings and
+                       all(f.verdict == NOT_NAMED for f in row.findings) else "its claims are decided")  # fmt: skip
+                log.info("seeds=auto: %s gets no more seeds: %s", row.label, why)
         return arms
 
     def same_job(self, run, job: list[str], identity) -> bool:
@@ -217,6 +224,8 @@ class SeedRoundsSweeper(BasicSweeper):
             log.info("after %d seeds: %s; still undecided: %s", seed, dict(tally), undecided)
             return None
         decided = ", ".join(f"{n} {v}" for v, n in tally.items())
+        if report.unmatched:  # more seeds of these configurations cannot test them
+            decided += f"; no configuration of this sweep tests {', '.join(report.unmatched)} (hydra.sweeper.claims)"
         if tally["undecided"]:
             censored = ", ".join(f"{f.change} ({f.censored} runs censored)" for f in report.undecided())
             return f"every claim more seeds could decide is decided ({decided}; censored at the threshold: {censored})"

@@ -51,12 +51,14 @@ class AlexlabSlurmLauncher(SlurmLauncher):
     def __init__(
         self, poll_s: float = 5.0, held_timeout_s: float = 300.0, result_grace_s: float = 15.0, **params: Any
     ) -> None:
+        from alexlab.errors import BadValue
+
+        waits = {"poll_s": poll_s, "held_timeout_s": held_timeout_s, "result_grace_s": result_grace_s}
+        for name, value in waits.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise BadValue(f"hydra.launcher.{name}={value}: a number of seconds >= 0")
         super().__init__(**params)
-        self.poll_s, self.held_timeout_s, self.result_grace_s = (
-            float(poll_s),
-            float(held_timeout_s),
-            float(result_grace_s),
-        )
+        self.poll_s, self.held_timeout_s, self.result_grace_s = (float(value) for value in waits.values())
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         """As SlurmLauncher.launch (the same executor, parameters and array), waiting with `wait` instead of on
