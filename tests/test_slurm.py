@@ -5,6 +5,7 @@ moments of a run: while it loads, trains, validates and tests. Each ends in a re
 directory from its checkpoint, with every epoch in its record and the test on the best checkpoint."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,9 +134,13 @@ def test_jobs_slurm_holds_are_cancelled_after_held_timeout_s_and_the_sweep_ends(
     finished, so the command ends in one line and exit 1, well before any test deadline."""
     held = ("+hydra.launcher.additional_parameters.hold=true", "hydra.launcher.held_timeout_s=5")
     output = sweep(tmp_path, "dropout=on,off", *held, expect=1, limit_s=120)
+    ids = []
     for job in ("0", "1"):
         ended = read_metrics(tmp_path / "sweep" / job)
         assert ended["status"] == "failed" and "JobHeld" in ended["error"] and "cancelled" in ended["error"]
+        ids += re.findall(r"SLURM job (\d+_\d+)", ended["error"])
     assert "alexlab: error: no run of the sweep finished (2 runs); run 0: SLURM job" in output
-    states = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout
-    assert not [line for line in states.splitlines() if "PENDING" in line], states  # none left in the queue
+    assert len(set(ids)) == 2, ids
+    states = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True).stdout
+    # none of its jobs left in the queue (another test's requeued job may be waiting there meanwhile)
+    assert not [line for line in states.splitlines() if line.split()[0] in ids and "PENDING" in line], states
