@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +9,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # `python3 -m pytest` puts the repository root first on sys.path, which imports alexlab from the source tree without
 # the packages pyproject.toml maps from conf/ and sweeps/ (alexlab.conf, alexlab.sweeps). Test the installed package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
-
-# One compute thread per core among the test processes: pytest-xdist's workers run side by side, each with its
-# `alexlab` runs, so torch's default (a thread per core in every process) puts two or more threads on each core, and
-# each step's parallel regions then wait for a thread the kernel has descheduled. Set before torch is imported here,
-# inherited by every `alexlab` the tests start (tests/forkserver.py applies a run's own OMP_NUM_THREADS); a run that
-# needs threads of its own says so in its env. The kernels' split among threads has tests of its own (test_layers).
-if "OMP_NUM_THREADS" not in os.environ:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))
 
 from helpers.commands import run_alexlab  # noqa: E402  (after the path is set: alexlab from the installed package)
 
