@@ -32,12 +32,9 @@ def paper_claims(row: Row, base: Row) -> tuple[str, str, tuple[Claim, ...]]:
     both. ("", "", ()) where the row changes no one switch."""
     if row is base:
         switch, before, after = WITHIN_RUN
-        both = row.runs and all(CENTRE in run.values and TEN_CROP in run.values for run in row.runs)
-        return (
-            (switch, f"{switch} {before}->{after} (within each run)", claims_about(*WITHIN_RUN))
-            if both
-            else ("", "", ())
-        )
+        if not (row.runs and all(CENTRE in run.values and TEN_CROP in run.values for run in row.runs)):
+            return "", "", ()
+        return switch, f"{switch} {before}->{after} (within each run)", claims_about(*WITHIN_RUN)
     keys = (set(row.switches) | set(base.switches)) - NOT_COMPONENTS
     changed = [k for k in sorted(keys) if row.switches.get(k) != base.switches.get(k)]
     if len(changed) != 1 or row.settings != base.settings:
