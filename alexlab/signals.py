@@ -79,6 +79,38 @@ class Signals:
             raise Interrupted("SIGTERM received while fitting")
 
 
+# What SLURM and a terminal send every process of a job: SLURM's pre-emption (USR1, or USR2 where a site sets it),
+# its SIGTERM, Ctrl-C. The main process handles them (job_signals); a DataLoader worker ignores them (worker_init).
+JOB_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def held_for_children():
+    """The job's signals held (blocked) in the calling thread while it starts child processes, which are born with
+    them held: a signal that comes before a child has its own handling in place (torch's DataLoader worker installs
+    a SIGTERM handler that dies of any SIGTERM not sent by its parent, milliseconds before it calls worker_init)
+    waits for the child to take it (ignore_held: dropped) instead of killing it. The parent loses nothing: its other
+    threads take a signal meanwhile (Python runs the handler in the main thread all the same), or it waits until the
+    block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no POSIX signals to hold
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, JOB_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_held() -> None:
+    """In a child born under held_for_children: the job's signals ignored from now on, and the ones that came while
+    held dropped (a held signal whose action becomes SIG_IGN is discarded), then no longer held."""
+    for signum in JOB_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, JOB_SIGNALS)
+
+
 def slurm_job() -> str | None:
     """The SLURM job this process runs in as `scontrol` names it (an array's element as JOB_TASK), None outside
     SLURM. An interactive allocation (srun bash, salloc) is not a batch job to requeue: None, as Lightning's

@@ -29,6 +29,7 @@ from alexlab.data.transforms import (
     pixel_pca,
 )
 from alexlab.errors import BadValue
+from alexlab.signals import JOB_SIGNALS
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -489,6 +490,31 @@ def test_module_train_augmentation_and_workers():
     single = shapes_module(augment="flip_crop", num_workers=0, val_size=0)
     single.setup("fit")
     torch.testing.assert_close(torch.cat([x for x, _ in single.train_dataloader()]), first, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_signal_while_the_workers_start_never_kills_one(monkeypatch, split):
+    """A SIGTERM (SLURM's pre-emption, scancel) that reaches a DataLoader worker in the milliseconds between torch's
+    own SIGTERM handler going in (it dies of any SIGTERM its parent did not send) and worker_init ignoring it: each
+    worker sends itself one there. Before the loaders started their workers with the job's signals held, the first
+    batch failed with "DataLoader worker (pid ...) is killed by signal: Terminated"."""
+    import os
+    import signal
+
+    from torch.utils.data._utils import signal_handling
+
+    torch_handlers = signal_handling._set_worker_signal_handlers
+
+    def then_a_sigterm():  # runs in the worker (forked with the patch in place)
+        torch_handlers()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(signal_handling, "_set_worker_signal_handlers", then_a_sigterm)
+    module = shapes_module(num_workers=2)
+    module.setup("fit")
+    loader = module.train_dataloader() if split == "train" else module.val_dataloader()[0]
+    assert sum(len(y) for _, y in loader) == (240 if split == "train" else 60)
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & set(JOB_SIGNALS)  # held in the parent only while forking
 
 
 def test_module_paper_augment_on_grayscale_with_data_pca():

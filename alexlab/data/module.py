@@ -43,6 +43,7 @@ from alexlab.data.transforms import (
     train_transform,
 )
 from alexlab.errors import BadValue
+from alexlab.signals import held_for_children, ignore_held
 
 log = logging.getLogger("alexlab")
 
@@ -285,7 +286,7 @@ class ImageDataModule(L.LightningDataModule):
             # torchdata's StatefulDataLoader: Lightning saves its position in every checkpoint, so a run resumed
             # mid-epoch goes on with the next batch of the same epoch, augmented alike (DrawSampler).
             sampler = DrawSampler(dataset, seed=self.seed)
-        return (StatefulDataLoader if train else DataLoader)(
+        return (TrainLoader if train else EvalLoader)(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -366,6 +367,24 @@ def check_arguments(arguments: dict) -> None:
             raise BadValue(message)
 
 
+class _WorkersBornHeld:
+    """A loader whose worker processes start with the job's signals held (alexlab.signals.held_for_children), until
+    worker_init ignores them: a pre-emption or SIGTERM that comes while the workers start (the first batch of an
+    epoch or of a validation) stops the run as at any other moment, never kills a worker before it ignores it."""
+
+    def __iter__(self):
+        with held_for_children():  # the workers start in the loader's first iterator
+            return super().__iter__()
+
+
+class TrainLoader(_WorkersBornHeld, StatefulDataLoader):
+    pass
+
+
+class EvalLoader(_WorkersBornHeld, DataLoader):
+    pass
+
+
 def worker_init(worker_id: int) -> None:
     """Each DataLoader worker: the signals meant for the job are the main process's to handle. SLURM signals every
     process of a job (`scancel --signal=USR1`, `#SBATCH --signal=USR1@120` before the time limit, and SIGTERM when
@@ -374,10 +393,7 @@ def worker_init(worker_id: int) -> None:
     process could save its checkpoint and stop at the step's end. The workers stop when the loader or the main
     process does (PyTorch's workers watch their parent). Then Lightning's seeding of the worker's random generators
     (seed_everything(workers=True)), which Lightning adds only to loaders without a worker_init_fn of their own."""
-    import signal
-
-    for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_held()  # the workers were born with them held (TrainLoader, EvalLoader): the ones that came are dropped
     if int(os.environ.get("PL_SEED_WORKERS", "0")):
         from lightning.fabric.utilities.seed import pl_worker_init_function
 
