@@ -1,3 +1,5 @@
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,46 +28,35 @@ def alexlab(tmp_path):
     return call
 
 
+def trained_once(tmp_path_factory, name: str, sweep: str, *args: str) -> Path:
+    """The sweep `alexlab -m ARGS` (into a folder named `sweep`), trained once for the whole test run in a folder
+    that every test process of the run shares (pytest-xdist's workers each have a session of their own, so a session
+    fixture alone trains it once in each): the first process to need it trains it under a file lock, the others
+    wait and read it. Readers copy it before writing into it."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared  # the workers' common folder
+    root, sweep_dir = shared / name, shared / name / sweep
+    with FileLock(shared / f"{name}.lock"):
+        if not (root / "trained").exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a failed try left
+            root.mkdir()
+            result = run_alexlab(
+                "-m", *args, f"hydra.sweep.dir={sweep_dir}", f"paths.output_root={root / 'outputs'}", cwd=root
+            )
+            assert result.returncode == 0, f"the {name} sweep failed:\n{result.stdout}\n{result.stderr}"
+            (root / "trained").touch()
+    return sweep_dir
+
+
 @pytest.fixture(scope="session")
 def smoke_grid(tmp_path_factory) -> Path:
     """One 2x2 smoke grid (dropout=on,off x depth=5,3, W&B offline + CSV), shared by the sweep and W&B tests."""
-    root = tmp_path_factory.mktemp("smoke_grid")
-    sweep_dir = root / "grid"
-    result = run_alexlab(
-        "-m",
-        "experiment=smoke",
-        "dropout=on,off",
-        "depth=5,3",
-        f"hydra.sweep.dir={sweep_dir}",
-        f"paths.output_root={root / 'outputs'}",
-        cwd=root,
-    )
-    assert result.returncode == 0, f"the smoke grid failed:\n{result.stdout}\n{result.stderr}"
-    return sweep_dir
+    return trained_once(tmp_path_factory, "smoke_grid", "grid", "experiment=smoke", "dropout=on,off", "depth=5,3")
 
 
 @pytest.fixture(scope="session")
 def seed_grid(tmp_path_factory) -> Path:
-    """One smoke sweep of dropout=on,off x seed=0,1 (W&B offline + CSV), for the report's and the dashboard's tests;
-    each copies it before writing into it."""
-    root = tmp_path_factory.mktemp("seed_grid")
-    sweep_dir = root / "sweep"
-    result = run_alexlab(
-        "-m", "experiment=smoke", "dropout=on,off", "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
-        f"paths.output_root={root / 'outputs'}", cwd=root,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return sweep_dir
-
-
-SHARED_GRIDS = ("smoke_grid", "seed_grid")
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    """The tests of a shared grid run in one test process (pytest-xdist's loadgroup), which trains the grid once,
-    instead of once in each process."""
-    for item in items:
-        for grid in SHARED_GRIDS:
-            if grid in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(grid))
+    """One smoke sweep of dropout=on,off x seed=0,1 (W&B offline + CSV), for the report's and the dashboard's tests."""
+    return trained_once(tmp_path_factory, "seed_grid", "sweep", "experiment=smoke", "dropout=on,off", "seed=0,1")

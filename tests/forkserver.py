@@ -34,12 +34,27 @@ def preload() -> None:
     from alexlab.cpu import configure
 
     configure()  # as cli.main does, before torch is imported
+    # what a run imports (alexlab.train: torch, Lightning, torchmetrics), and what it imports only when it gets there:
+    # the data module, W&B's run and settings (hundreds of modules, pydantic's models built as they load), Hydra's
+    # plugins (found once here, as every run looks them up): a second or two of each forked run's CPU
     import optuna  # noqa: F401
+    import torchvision.transforms.v2  # noqa: F401
+    import wandb.apis.public  # noqa: F401
+    import wandb.sdk.launch  # noqa: F401
+    import wandb.sdk.lib.gitlib  # noqa: F401
+    import wandb.sdk.wandb_init  # noqa: F401
+    import wandb.sdk.wandb_run  # noqa: F401
+    from hydra.core.plugins import Plugins
 
     import alexlab.cli  # noqa: F401
+    import alexlab.data.folders  # noqa: F401
+    import alexlab.data.synthetic  # noqa: F401
+    import alexlab.info  # noqa: F401
     import alexlab.report  # noqa: F401
     import alexlab.sweep  # noqa: F401
-    import alexlab.train  # noqa: F401  (torch, Lightning, torchmetrics, wandb)
+    import alexlab.train  # noqa: F401
+
+    Plugins.instance()
 
 
 def exit_code(exit: SystemExit) -> int:
