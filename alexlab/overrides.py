@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from alexlab.config_groups import CONFIG_PACKAGE, group_options
 from alexlab.errors import BadFile, BadValue, CannotWrite, DirectoryTaken, first_line
 from alexlab.files import MULTIRUN, resume_checkpoint
-from alexlab.record import as_typed, held_identity, identity, read
+from alexlab.record import as_typed, held_identity, identity, read, seed_round_job
 
 # Hydra's command-line flags: flag -> (the values it takes, what it does). check_overrides reads those that READ:
 # with any other flag (--cfg, --info, --config-dir, ...) Hydra alone checks the command; those that PRINT print the
@@ -449,11 +449,11 @@ def planned_jobs(master: DictConfig, sweep_dir: Path) -> dict[str, list[str]] | 
     grid = [job for batch in batches for job in batch]
     if sweeper.endswith("SeedRoundsSweeper"):
         seed_key = OmegaConf.select(master, "hydra.sweeper.seed_key", default="seed")
-        first = OmegaConf.select(master, "hydra.sweeper.first_seed", default=0)  # round r runs seed first + r
+        first = OmegaConf.select(master, "hydra.sweeper.first_seed", default=0)
         first = first if isinstance(first, int) and not isinstance(first, bool) else 0  # else the sweeper refuses it
         numbered = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit()]
         rounds = (max(numbered, default=0) // max(len(grid), 1)) + 1
-        grid = [[*job, f"{seed_key}={first + seed}"] for seed in range(rounds) for job in grid]
+        grid = [seed_round_job(job, seed_key, first, r) for r in range(rounds) for job in grid]
     return {str(number): job for number, job in enumerate(grid)}
 
 

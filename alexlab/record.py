@@ -294,6 +294,13 @@ def is_sweep_control(override: str) -> bool:
     return override.partition("=")[0].lstrip("+~") in SWEEP_CONTROLS
 
 
+def seed_round_job(job: list[str], seed_key: str, first_seed: int, round_number: int) -> list[str]:
+    """A configuration's job in round r of a seed-rounds sweep: its overrides and seed first_seed + r. The one rule
+    both the sweeper (hydra_plugins.alexlab_seed_rounds), which plans the rounds, and a resumed sweep's check of its
+    job directories (alexlab.overrides.planned_jobs) follow."""
+    return [*job, f"{seed_key}={first_seed + round_number}"]
+
+
 def as_typed(overrides) -> list[str]:
     """Hydra's hydra.overrides.task as the user typed it and as Hydra saved it (.hydra/overrides.yaml, multirun.yaml):
     interpolations unresolved. Read element by element from the config, `+note=${oc.env:X}` would be resolved (two

@@ -37,7 +37,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from alexlab.errors import BadValue
-from alexlab.record import MULTIRUN
+from alexlab.record import MULTIRUN, seed_round_job
 
 log = logging.getLogger("alexlab")
 MAX_SEED = 2**32 - 1  # the largest seed Lightning's seed_everything takes
@@ -134,7 +134,7 @@ class SeedRoundsSweeper(BasicSweeper):
             log.info("round %d of at most %d: %d of %d configurations with %s=%d", seed + 1, self.rounds, len(arms),
                      len(grid), self.seed_key, self.first_seed + seed)  # fmt: skip
             for first, last in spans(arms):  # job r x (grid size) + i for arm i, whichever arms run this round
-                batch = [[*job, f"{self.seed_key}={self.first_seed + seed}"] for job in grid[first : last + 1]]
+                batch = [seed_round_job(job, self.seed_key, self.first_seed, seed) for job in grid[first : last + 1]]
                 self.validate_batch_is_legal(batch)
                 results = self.launcher.launch(batch, initial_job_idx=seed * len(grid) + first)
                 for result in results:
