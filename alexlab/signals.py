@@ -81,7 +81,9 @@ class Signals:
 
 # What SLURM and a terminal send every process of a job: SLURM's pre-emption (USR1, or USR2 where a site sets it),
 # its SIGTERM, Ctrl-C. The main process handles them (job_signals); a DataLoader worker ignores them (worker_init).
-JOB_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
+JOB_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2", "SIGTERM", "SIGINT") if hasattr(signal, name)
+)  # (Windows has no SIGUSR1/2)
 
 
 @contextlib.contextmanager
