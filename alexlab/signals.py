@@ -97,8 +97,9 @@ def held_for_children():
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no POSIX signals to hold
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, JOB_SIGNALS)
-    try:
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # read only: the mask as it is
+    try:  # (a handler that runs as the mask changes may raise: the finally puts it back all the same)
+        signal.pthread_sigmask(signal.SIG_BLOCK, JOB_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

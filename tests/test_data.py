@@ -513,6 +513,8 @@ def test_a_signal_while_the_workers_start_never_kills_one(monkeypatch, split):
     module = shapes_module(num_workers=2)
     module.setup("fit")
     loader = module.train_dataloader() if split == "train" else module.val_dataloader()[0]
+    if split == "train":  # a checkpoint before the first batch: the StatefulDataLoader starts its workers for it
+        loader.state_dict()
     assert sum(len(y) for _, y in loader) == (240 if split == "train" else 60)
     assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & set(JOB_SIGNALS)  # held in the parent only while forking
 

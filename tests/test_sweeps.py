@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import shutil
 
 import pytest
 from helpers.commands import read_metrics, run_alexlab, run_dirs
@@ -21,7 +22,8 @@ def job_dirs(sweep_dir):
 
 
 def test_a_2x2_grid_gives_4_runs_in_one_sweep_dir_and_a_4_row_report(smoke_grid, tmp_path):
-    sweep_dir = smoke_grid  # alexlab -m experiment=smoke dropout=on,off depth=5,3 (conftest.py)
+    sweep_dir = tmp_path / "grid"  # alexlab -m experiment=smoke dropout=on,off depth=5,3 (conftest.py), copied:
+    shutil.copytree(smoke_grid, sweep_dir)  # the report below rewrites its files, which other test processes read
     runs = job_dirs(sweep_dir)
     assert [p.name for p in runs] == ["0", "1", "2", "3"]
     combos = {(read_metrics(p)["switches"]["dropout"], read_metrics(p)["switches"]["depth"]) for p in runs}

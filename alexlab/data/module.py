@@ -372,9 +372,9 @@ class _WorkersBornHeld:
     worker_init ignores them: a pre-emption or SIGTERM that comes while the workers start (the first batch of an
     epoch or of a validation) stops the run as at any other moment, never kills a worker before it ignores it."""
 
-    def __iter__(self):
-        with held_for_children():  # the workers start in the loader's first iterator
-            return super().__iter__()
+    def _get_iterator(self):
+        with held_for_children():  # the workers start with the loader's iterator (iter(), and a StatefulDataLoader's
+            return super()._get_iterator()  # state_dict() before the first batch, as a checkpoint asks for it)
 
 
 class TrainLoader(_WorkersBornHeld, StatefulDataLoader):
