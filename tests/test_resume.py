@@ -261,7 +261,7 @@ def test_a_plateau_divides_the_lr_and_last_ckpt_holds_the_last_epoch_and_the_sch
     import torch
 
     args = ("experiment=smoke", "logger=none", "schedule=paper", "schedule.patience=0", "optimizer.lr=1e-5")
-    alexlab("train", *args, "trainer.max_epochs=6")
+    alexlab("train", *args, "trainer.max_epochs=6", "trainer.limit_train_batches=5")  # epochs of 5 steps
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
     errors = {row["val/top1_err"] for row in metrics["history"]}
@@ -274,6 +274,6 @@ def test_a_plateau_divides_the_lr_and_last_ckpt_holds_the_last_epoch_and_the_sch
     }
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert (last["epoch"], last["global_step"]) == (5, 6 * 30)  # 6 epochs of 30 steps
+    assert (last["epoch"], last["global_step"]) == (5, 6 * 5)  # 6 epochs of 5 steps
     (plateau,) = last["lr_schedulers"]
     assert plateau["last_epoch"] == 6 and plateau["best"] == pytest.approx(errors.pop(), abs=1e-6)

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.commands import read_metrics, start_alexlab
+from helpers.commands import read_metrics, run_alexlab
 
 TESTS = Path(__file__).resolve().parent
 
@@ -55,16 +55,16 @@ def sweep(tmp_path: Path, *args: str, env: dict | None = None, expect: int = 0, 
     """`alexlab -m SLURM RUN ARGS` into tmp_path/sweep, waited for at most limit_s seconds; its output. A requeued job
     starts when SLURM lets it (cred_expire + 1 s after its requeue: .ci/slurm), never earlier, so that slurmd never
     kills it for the revoked credential of its last stint. A sweep that outlives the limit fails the test with
-    SLURM's own account of its jobs."""
-    process = start_alexlab("-m", *SLURM, *RUN, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, env=env)
+    SLURM's own account of its jobs. The sweep's own process is forked (run_alexlab); its jobs are SLURM's."""
     try:
-        output = process.communicate(timeout=limit_s)[0]
-    except subprocess.TimeoutExpired:
-        state = slurm_state()
-        process.kill()
-        output = process.communicate()[0]
-        pytest.fail(f"the sweep did not end within {limit_s:g} s; its output:\n{output}\n{state}")
-    assert process.returncode == expect, f"{output}\n{slurm_state()}"
+        done = run_alexlab(
+            "-m", *SLURM, *RUN, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, env=env, timeout=limit_s
+        )
+    except subprocess.TimeoutExpired as expired:
+        output = f"{expired.output}{expired.stderr}"
+        pytest.fail(f"the sweep did not end within {limit_s:g} s; its output:\n{output}\n{slurm_state()}")
+    output = done.stdout + done.stderr
+    assert done.returncode == expect, f"{output}\n{slurm_state()}"
     return output
 
 

@@ -23,6 +23,7 @@ from alexlab.errors import BadValue
 AUGMENTS = ("none", "flip_crop", "paper")
 TEST_VIEWS = ("centre", "ten_crop")
 PCAS = ("imagenet", "data")
+PCA_CHUNK = 256  # images a step of pixel_pca's sums
 CROP_REGIONS = ("whole", "centre_square")
 # How pixel values reach the network: "unit", (x - mean) / std per channel, spread about 1; "raw", the paper's
 # "centered raw RGB values of the pixels" (section 2): 0-255 minus the training mean, no division, spread about 60
@@ -96,14 +97,17 @@ class PCALighting(nn.Module):
 
 def pixel_pca(dataset: Dataset, max_images: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (descending) and eigenvectors (columns) of the CxC covariance of pixel values on the 0-1 scale,
-    from a seeded sample of up to `max_images` images of `dataset` (items (uint8 [C, H, W], label))."""
+    from a seeded sample of up to `max_images` images of `dataset` (items (uint8 [C, H, W], label)). The sums run
+    over chunks of images at once (one matmul a chunk, in float64): image by image, their Python cost was as much as
+    drawing a small synthetic image."""
     count = min(len(dataset), max_images)
     if count == 0:
         raise BadValue("pca=data needs at least one training image")
     indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
     total, outer, pixels = 0.0, 0.0, 0
-    for index in indices:
-        values = dataset[index][0].flatten(1).double() / 255.0  # [C, H*W]
+    for start in range(0, count, PCA_CHUNK):
+        images = [dataset[index][0] for index in indices[start : start + PCA_CHUNK]]
+        values = torch.cat([image.flatten(1) for image in images], dim=1).double() / 255.0  # [C, pixels]
         total = total + values.sum(1)
         outer = outer + values @ values.T
         pixels += values.shape[1]

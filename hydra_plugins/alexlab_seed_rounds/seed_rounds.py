@@ -135,7 +135,8 @@ class SeedRoundsSweeper(BasicSweeper):
                      len(grid), self.seed_key, self.first_seed + seed)  # fmt: skip
             for first, last in spans(arms):  # job r x (grid size) + i for arm i, whichever arms run this round
                 batch = [seed_round_job(job, self.seed_key, self.first_seed, seed) for job in grid[first : last + 1]]
-                self.validate_batch_is_legal(batch)
+                if seed == 0:  # each configuration composes once, before anything trains; later rounds change the seed
+                    self.validate_batch_is_legal(batch)
                 results = self.launcher.launch(batch, initial_job_idx=seed * len(grid) + first)
                 for result in results:
                     _ = result.return_value  # as the basic sweeper: a job that raised stops the sweep
