@@ -14,6 +14,8 @@ from alexlab.sweep import sweep_file
 from alexlab.wandb_runs import find_runs
 
 SMOKE = ("experiment=smoke", "logger=csv")
+# for the tests of the sweep's machinery, not of what its runs learn
+FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
 PAPER_SWITCHES = ("depth", "dropout", "lrn", "pooling", "activation", "split", "augment", "test_views")
 
 
@@ -64,7 +66,8 @@ def test_a_crashing_and_a_diverging_run_are_recorded_and_the_sweep_goes_on(alexl
     sweep_dir = tmp_path / "bad"
     # job 2 diverges (an absurd learning rate), jobs 1 and 3 crash at setup (a batch size of -1), job 0 is fine
     result = alexlab(
-        "-m", "experiment=smoke", "optimizer.lr=0.01,1e8", "data.batch_size=32,-1", f"hydra.sweep.dir={sweep_dir}"
+        *("-m", "experiment=smoke", "trainer.max_epochs=1", *FEW_BATCHES, "optimizer.lr=0.01,1e8"),
+        *("data.batch_size=32,-1", f"hydra.sweep.dir={sweep_dir}"),
     )
     by_params = {}
     for metrics in (read_metrics(p) for p in job_dirs(sweep_dir)):
@@ -100,7 +103,7 @@ def test_a_sweep_where_every_run_fails_exits_non_zero_with_one_line(alexlab, tmp
 
 def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
     sweep_dir = tmp_path / "resume"
-    args = ("-m", *SMOKE, "trainer.max_epochs=1", "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}")
+    args = ("-m", *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}")
     alexlab(*args)
     # an interruption: run 1 was killed mid-training, run 2 never started
     first = read_metrics(sweep_dir / "0")
@@ -134,7 +137,7 @@ def test_rerunning_an_interrupted_sweep_skips_finished_runs(alexlab, tmp_path):
 
 def test_another_sweep_into_a_used_sweep_dir_is_refused_before_anything_is_written(alexlab, tmp_path):
     sweep_dir = tmp_path / "taken"
-    alexlab("-m", *SMOKE, "trainer.max_epochs=1", "dropout=on,off", f"hydra.sweep.dir={sweep_dir}")
+    alexlab("-m", *SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "dropout=on,off", f"hydra.sweep.dir={sweep_dir}")
     before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     result = alexlab("-m", *SMOKE, "trainer.max_epochs=1", "depth=5,3", f"hydra.sweep.dir={sweep_dir}", expect_ok=False)
     assert result.returncode == 2
@@ -209,9 +212,6 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
 
 
 # what these sweeps check is the sweep (its jobs, rounds, report), not learning: a few batches a run
-FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
-
-
 def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_results(alexlab, tmp_path):
     sweep_dir = tmp_path / "ablations"
     result = run_alexlab(
