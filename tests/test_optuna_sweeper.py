@@ -21,7 +21,7 @@ import optuna
 import pytest
 import sqlalchemy
 import yaml
-from helpers.commands import run_dirs
+from helpers.commands import FEW_BATCHES, run_dirs
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -394,7 +394,7 @@ def run_metrics(sweep_dir, number) -> dict:
 def test_a_resumed_sweep_ends_with_all_its_trials_none_repeated(alexlab, tmp_path):
     sweep = tmp_path / "sweep"
     args = ("-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=3")
-    args += (*FAST, ONE_EPOCH, LR)
+    args += (*FAST, ONE_EPOCH, *FEW_BATCHES, LR)
     first = alexlab(*args, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
     assert "Trial 1 COMPLETE" in first.stderr + first.stdout
     before = {n: (sweep / str(n) / "metrics.json").read_text() for n in (0, 1)}
@@ -448,7 +448,8 @@ def test_a_trial_left_running_by_a_killed_sweep_runs_again(alexlab, tmp_path):
     live = study.ask({"optimizer.lr": LR_DISTRIBUTION})  # a trial of another sweep, still running on this host
     live.set_user_attr("worker", f"{socket.gethostname()}:1")
 
-    args = ("-m", "hydra/sweeper=optuna", *FAST, ONE_EPOCH, LR, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=3")
+    args = ("-m", "hydra/sweeper=optuna", *FAST, ONE_EPOCH, *FEW_BATCHES, LR, f"hydra.sweep.dir={sweep}")
+    args += ("hydra.sweeper.n_trials=3",)
     result = alexlab(*args)
     assert "Trial 0 was left running by a sweep that is gone" in result.stderr + result.stdout
 
@@ -519,6 +520,7 @@ def test_a_crashing_trial_is_recorded_and_the_study_finishes(alexlab, tmp_path):
         "hydra/sweeper/sampler=grid",
         *FAST,
         ONE_EPOCH,
+        *FEW_BATCHES,
         "data.batch_size=choice(16,-1)",
         "depth=choice(4)",  # a number for a config group reaches the job as the option '4'
         "hydra.sweeper.max_failure_rate=0.5",  # the official default 0.0 stops at the first failed trial

@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pytest
-from helpers.commands import read_metrics, run_alexlab, run_dirs
+from helpers.commands import FEW_BATCHES, read_metrics, run_alexlab, run_dirs
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -14,8 +14,6 @@ from alexlab.sweep import sweep_file
 from alexlab.wandb_runs import find_runs
 
 SMOKE = ("experiment=smoke", "logger=csv")
-# for the tests of the sweep's machinery, not of what its runs learn
-FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
 PAPER_SWITCHES = ("depth", "dropout", "lrn", "pooling", "activation", "split", "augment", "test_views")
 
 

@@ -6,13 +6,11 @@ import json
 import shutil
 
 import pytest
-from helpers.commands import read_metrics, run_alexlab
+from helpers.commands import FEW_BATCHES, read_metrics, run_alexlab
 from hydra import compose, initialize_config_module
 
 from alexlab.report import read_run, read_wandb_run
 from alexlab.twins import training_config
-
-FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
 
 
 def without_tests(metrics: dict) -> dict:

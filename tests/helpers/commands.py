@@ -22,6 +22,8 @@ from pathlib import Path
 from alexlab.files import RECORD
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# a run's limits for the tests of the machinery (records, skips, resumes, refusals), not of what a run learns
+FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
 ROOT = Path(__file__).resolve().parents[2]
 
 
