@@ -42,11 +42,11 @@ def test_ddp_run_writes_one_run_dir_and_syncs_the_test_error_over_every_image(al
 
 def test_ddp_inside_a_multirun_runs_each_job_once(alexlab, tmp_path):
     sweep = tmp_path / "sweep"
-    alexlab("-m", *TINY_DDP, "seed=0,1", "test_views=centre,ten_crop", f"hydra.sweep.dir={sweep}")
-    # exactly the four jobs' directories: the processes DDP started ran their job, not the sweep again
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    alexlab("-m", *TINY_DDP, "test_views=centre,ten_crop", f"hydra.sweep.dir={sweep}")
+    # exactly the two jobs' directories: the processes DDP started ran their job, not the sweep again
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("metrics.json"))
-    for job, seed, trained_in in (("0", 0, None), ("1", 0, "0"), ("2", 1, None), ("3", 1, "2")):
+    for job, seed, trained_in in (("0", 0, None), ("1", 0, "0")):
         metrics = read_metrics(sweep / job)
         assert metrics["status"] == "finished" and metrics["seed"] == seed
         assert len(metrics["history"]) == 1
