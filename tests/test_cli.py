@@ -4,7 +4,7 @@ import re
 import sys
 
 import pytest
-from helpers.commands import FASHION_MNIST, read_metrics, run_alexlab, run_alexlab_here, run_dirs
+from helpers.commands import FASHION_MNIST, FEW_BATCHES, read_metrics, run_alexlab, run_alexlab_here, run_dirs
 
 SMOKE = ("experiment=smoke", "logger=csv")
 
@@ -174,7 +174,7 @@ def test_a_run_logging_to_csv_needs_neither_wandb_nor_optuna(tmp_path):
 
 
 def test_test_command_evaluates_a_checkpoint(alexlab, tmp_path):
-    alexlab(*SMOKE)
+    alexlab(*SMOKE, "trainer.max_epochs=1", *FEW_BATCHES)
     (run_dir,) = run_dirs(tmp_path / "outputs")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     alexlab("test", *SMOKE, f"ckpt_path={ckpt}", "test_views=ten_crop")
@@ -201,7 +201,7 @@ def test_the_torchvision_layout_trains(alexlab, tmp_path):
 
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_fashion_mnist_smoke(alexlab, tmp_path):
-    alexlab(*SMOKE, "data=fashion_mnist", "augment=paper", "test_views=ten_crop")
+    alexlab(*SMOKE, "trainer.max_epochs=1", *FEW_BATCHES, "data=fashion_mnist", "augment=paper", "test_views=ten_crop")
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
     assert metrics["switches"]["data"] == "fashion_mnist" and metrics["final"]["test/top1_err"] <= 1.0
