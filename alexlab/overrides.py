@@ -118,7 +118,15 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
                     f"{axes[key].input_line}: this sweep gives no values (a range's start must come before its end)"
                 )
         first = {key: as_override(key, texts[0][0]) for key, texts in values.items()}
-        groups = [key for key in values if loader.get_group_options(axes[key].key_or_group, config_name=config_name)]
+        # a group the defaults list chose (hydra.runtime.choices) is one without asking the search path again: each
+        # get_group_options reloads the primary config (an appended group of a sweep, +ablation=a,b, is not there)
+        choices = master.hydra.runtime.choices
+        groups = [
+            key
+            for key in values
+            if axes[key].key_or_group in choices
+            or loader.get_group_options(axes[key].key_or_group, config_name=config_name)
+        ]
         for key in groups:  # each option of a group axis (the first ones compose together below)
             for text, _ in values[key][1:]:
                 loader.load_sweep_config(master, [*(first | {key: as_override(key, text)}).values()])
