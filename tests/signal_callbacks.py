@@ -62,7 +62,9 @@ class CancelAt(SigtermAt):
             return
         # an array's element by ARRAY_TASK: scancel refuses its own job id ("Invalid job id specified")
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-        subprocess.run(["scancel", job], check=True)
+        # not check=True: scancel runs inside the job's step, and SLURM's SIGTERM to the step may end it before it
+        # exits (the job then recorded "scancel died with SIGTERM" as its own error, not SLURM's CANCELLED)
+        subprocess.run(["scancel", job], check=False)
         time.sleep(60)  # SLURM ends the job during this wait
 
 
