@@ -109,8 +109,10 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
         master = loader.load_configuration(config_name, words, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
         params = master.hydra.sweeper.get("params") if multirun else None
         params = OmegaConf.to_container(params, resolve=True) if params else {}
-        lines = [f"{key}={value}" for key, value in params.items()] + as_typed(master.hydra.overrides.task)
-        axes = {o.get_key_element(): o for o in OverridesParser.create(loader).parse_overrides(lines)}
+        parser = OverridesParser.create(loader)
+        swept = parser.parse_overrides([f"{key}={value}" for key, value in params.items()])
+        task = parser.parse_overrides(as_typed(master.hydra.overrides.task))
+        axes = {o.get_key_element(): o for o in swept + task}
         values = {key: axis_values(o) for key, o in axes.items() if not o.is_delete()}
         for key, texts in values.items():
             if not texts:
@@ -118,14 +120,17 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
                     f"{axes[key].input_line}: this sweep gives no values (a range's start must come before its end)"
                 )
         first = {key: as_override(key, texts[0][0]) for key, texts in values.items()}
-        # a group the defaults list chose (hydra.runtime.choices) is one without asking the search path again: each
-        # get_group_options reloads the primary config (an appended group of a sweep, +ablation=a,b, is not there)
-        choices = master.hydra.runtime.choices
+        # Which keys are groups, as Hydra decided when it composed the master: a group its defaults list chose is in
+        # hydra.runtime.choices (as GROUP or GROUP@PACKAGE), and an override it applied (one value, not a sweep of
+        # several) that is not there set a value. Only a sweep's axes, which the master leaves out, ask the search
+        # path (each get_group_options reloads the primary config): an appended group, +ablation=a,b, is not there
+        chosen = {name.split("@")[0] for name in master.hydra.runtime.choices}
+        applied = {o.get_key_element() for o in task if not o.is_sweep_override()}
         groups = [
             key
             for key in values
-            if axes[key].key_or_group in choices
-            or loader.get_group_options(axes[key].key_or_group, config_name=config_name)
+            if axes[key].key_or_group in chosen
+            or (key not in applied and loader.get_group_options(axes[key].key_or_group, config_name=config_name))
         ]
         for key in groups:  # each option of a group axis (the first ones compose together below)
             for text, _ in values[key][1:]:

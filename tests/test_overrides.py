@@ -64,7 +64,7 @@ def test_finite(value, expected):
 @pytest.fixture(scope="module")
 def smoke():
     with initialize_config_module("alexlab.conf", version_base="1.3"):
-        yield compose("config", overrides=["experiment=smoke"])
+        return compose("config", overrides=["experiment=smoke"])
 
 
 def test_annotation_follows_the_nodes_target(smoke):
@@ -100,3 +100,34 @@ def test_check_value(smoke, name, value, refused):
         return
     with pytest.raises(BadValue, match=refused):
         check_value(name, name, str(value), value, default, smoke)
+
+
+def test_groups_are_told_from_values_as_hydra_composed_them(monkeypatch):
+    """check_overrides asks the search path whether a key is a group (get_group_options, which reloads the primary
+    config each time) only for a sweep's axes, which the composed master leaves out; an override Hydra applied is a
+    group exactly when its defaults list chose it (hydra.runtime.choices). Each is still checked as what it is."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.errors import MissingConfigException
+
+    from alexlab.overrides import check_overrides
+
+    asked, real = [], ConfigLoaderImpl.get_group_options
+
+    def counted(self, group, *args, **kwargs):
+        asked.append(group)
+        return real(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "get_group_options", counted)
+    master = check_overrides(["experiment=smoke", "model=paper", "optimizer=adamw", "trainer.max_epochs=1"])
+    assert master.model.init == "he" and master.trainer.max_epochs == 1 and asked == []
+    with pytest.raises(BadValue, match="optimizer.lr takes a number"):  # a value under a chosen group's option
+        check_overrides(["experiment=smoke", "optimizer=adamw", "optimizer.lr=abc"])
+    with pytest.raises(MissingConfigException, match="model/sideways"):  # Hydra's own error: one line from user_error
+        check_overrides(["experiment=smoke", "model=sideways"])
+    assert asked == []
+    check_overrides(["-m", "experiment=smoke", "dropout=on,off", "seed=0,1", "trainer.max_epochs=1"])
+    assert asked == ["seed"]  # the sweep's axes: dropout is a group the defaults list chose, seed is asked about
+    with pytest.raises(BadValue, match="seed takes an integer"):
+        check_overrides(["-m", "experiment=smoke", "dropout=on,off", "seed=0,x"])
+    with pytest.raises(MissingConfigException, match="dropout/sideways"):  # each option of a group axis composes
+        check_overrides(["-m", "experiment=smoke", "dropout=on,sideways"])
