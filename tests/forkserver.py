@@ -11,8 +11,9 @@ would: SystemExit's code, 1 with the traceback for an exception, its threads joi
 
 PYTHONPATH's folders are put on sys.path as a fresh interpreter would.
 What a forked child cannot show, the tests that check it run the installed command in a fresh process
-(`run_alexlab(..., fresh=True)`, `start_alexlab`, tests/test_cpu.py): settings read when a library is imported or
-loaded (OpenMP's spin, from alexlab.cpu.configure, before torch is imported) and warnings printed while importing.
+(`run_alexlab(..., fresh=True)`, tests/test_cpu.py): settings read when a library is imported or loaded (OpenMP's
+spin, from alexlab.cpu.configure, before torch is imported) and warnings printed while importing. Signals are not
+among them: a child installs alexlab's handlers in cli.main as a fresh process does (`start_alexlab` forks too).
 This process configures the CPU as cli.main does before it imports torch, with the environment the tests give.
 
 Protocol, one JSON object per line: a request {"args", "cwd", "env", "stdout", "stderr", "argv0"} on stdin; the
@@ -80,6 +81,9 @@ def run_child(request: dict) -> None:
             (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
             (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
         ):
+            if fd == 2 and path == request["stdout"]:  # one file for both (start_alexlab): one offset, as with 2>&1
+                os.dup2(1, 2)
+                continue
             opened = os.open(path, flags, 0o644)
             os.dup2(opened, fd)
             os.close(opened)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.commands import read_metrics, run_alexlab, run_dirs, start_alexlab
+from helpers.commands import StartedRun, read_metrics, run_alexlab, run_dirs, start_alexlab
 
 from alexlab import record
 from alexlab.errors import EXIT_INTERRUPTED
@@ -20,10 +20,10 @@ RUN = (
     "logger=none",
     "deterministic=true",
     "trainer.max_epochs=3",
-    "trainer.limit_train_batches=30",
+    "trainer.limit_train_batches=10",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
-    "data.image_size=48",  # ~2 s per epoch on 2 cores: time to be interrupted mid-run
+    "data.image_size=48",  # about a second an epoch on 2 cores: the signal, sent once epoch 0 is saved, lands mid-run
 )
 
 
@@ -37,7 +37,7 @@ def first_epoch_saved(root: Path) -> bool:
     return False
 
 
-def interrupt_after_first_checkpoint(process: subprocess.Popen, root: Path, sig: int) -> str:
+def interrupt_after_first_checkpoint(process: StartedRun | subprocess.Popen, root: Path, sig: int) -> str:
     """Wait until the first epoch's end is saved (checkpoint and record), then send `sig`; the process's output."""
     deadline = time.time() + 300
     while not first_epoch_saved(root) and process.poll() is None and time.time() < deadline:
@@ -250,7 +250,7 @@ def test_a_run_resumed_mid_epoch_measures_images_per_s_from_its_resume(monkeypat
 
 
 def test_a_plateau_divides_the_lr_and_last_ckpt_holds_the_last_epoch_and_the_schedules_state(alexlab, tmp_path):
-    """lr 1e-5: too small to change a prediction in 6 epochs of 30 steps, so the validation error stays and only epoch
+    """lr 1e-5: too small to change a prediction in 6 epochs of 5 steps, so the validation error stays and only epoch
     0 is the best.
     - The paper's schedule (patience 0) divides the lr by 10 after every epoch but the first (which sets the best),
       at most max_drops=3 times.

@@ -75,15 +75,20 @@ class ForkServer:
         line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)
 
-    def run(self, args: tuple[str, ...], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    def begin(self, args: tuple[str, ...], cwd: Path, env: dict, out: Path, err: Path) -> int:
+        """Fork a child that runs `alexlab ARGS`, its stdout and stderr into `out` and `err` (one file if the same);
+        its pid. Its exit status is the server's next answer."""
         if self.process is None or self.process.poll() is not None:
             self.start()
+        request = {"args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        request["argv0"] = self.argv0
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        return self.answer(time.monotonic() + 60)["pid"]
+
+    def run(self, args: tuple[str, ...], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
         with tempfile.TemporaryDirectory() as scratch:
             out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
-            request = {"args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
-            request["argv0"] = self.argv0
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            pid = self.answer(time.monotonic() + 60)["pid"]
+            pid = self.begin(args, cwd, env, out, err)
             try:
                 code = self.answer(time.monotonic() + timeout)["code"]
             except TimeoutError:
@@ -100,17 +105,23 @@ class ForkServers:
         self.idle: list[ForkServer] = []
         self.lock = threading.Lock()
 
-    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
+    def take(self) -> ForkServer:
         with self.lock:
-            server = self.idle.pop() if self.idle else ForkServer()
+            return self.idle.pop() if self.idle else ForkServer()
+
+    def give_back(self, server: ForkServer) -> None:
+        with self.lock:
+            self.idle.append(server)
+
+    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
+        server = self.take()
         try:
             result = server.run(*args, **kwargs)
         except BaseException:  # a run that timed out, or a server that failed: never hand this server out again
             if server.process is not None:
                 server.process.kill()
             raise
-        with self.lock:
-            self.idle.append(server)
+        self.give_back(server)
         return result
 
 
@@ -171,9 +182,54 @@ def run_alexlab_here(*args: str, cwd: Path, env: dict | None = None) -> subproce
     return subprocess.CompletedProcess(["alexlab", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
-def start_alexlab(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    """`alexlab ARGS` started in the background (to be signalled), stdout and stderr together as text."""
+class StartedRun:
+    """A run in the background, forked by a fork server that it holds until the run ends: what the tests use of a
+    subprocess.Popen (poll, send_signal, kill, communicate, returncode), stdout and stderr together as text."""
+
+    def __init__(self, args: tuple[str, ...], cwd: Path, env: dict) -> None:
+        self.args, self.returncode, self.output = ["alexlab", *args], None, ""
+        self.scratch = tempfile.TemporaryDirectory()
+        self.out = Path(self.scratch.name, "output")
+        self.server = FORK_SERVERS.take()
+        self.pid = self.server.begin(args, cwd, env, self.out, self.out)
+
+    def ended(self, deadline: float | None) -> bool:
+        """Whether the run has ended by `deadline` (now: a poll; None: wait); its status and output once it has."""
+        if self.returncode is None:
+            try:
+                self.returncode = self.server.answer(deadline)["code"]
+            except TimeoutError:
+                return False
+            self.output = text(self.out)
+            self.scratch.cleanup()
+            FORK_SERVERS.give_back(self.server)
+        return True
+
+    def poll(self) -> int | None:
+        self.ended(time.monotonic())
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.killpg(self.pid, signal.SIGKILL)  # with its DataLoader workers
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        if not self.ended(None if timeout is None else time.monotonic() + timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout, text(self.out))
+        return self.output, None
+
+
+def start_alexlab(*args: str, cwd: Path, env: dict | None = None) -> StartedRun | subprocess.Popen:
+    """`alexlab ARGS` started in the background (to be signalled: send_signal, kill), stdout and stderr together as
+    text: forked by a fork server (StartedRun), or with ALEXLAB_TESTS_FRESH=1 the installed command in a fresh
+    process. A forked child installs the same signal handlers (alexlab.cli.main) and ends as a fresh process does."""
     command, full_env = alexlab_process(env)
+    if not os.environ.get("ALEXLAB_TESTS_FRESH"):
+        return StartedRun(args, cwd, full_env)
     return subprocess.Popen(
         [*command, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
