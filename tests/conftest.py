@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the packages pyproject.toml maps from conf/ and sweeps/ (alexlab.conf, alexlab.sweeps). Test the installed package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
-from helpers.commands import run_alexlab  # noqa: E402  (after the path is set: alexlab from the installed package)
+from helpers.commands import FEW_BATCHES, run_alexlab  # noqa: E402  (after the path is set: alexlab from the installed package)
 
 
 @pytest.fixture
@@ -52,11 +52,17 @@ def trained_once(tmp_path_factory, name: str, sweep: str, *args: str) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_grid(tmp_path_factory) -> Path:
-    """One 2x2 smoke grid (dropout=on,off x depth=5,3, W&B offline + CSV), shared by the sweep and W&B tests."""
-    return trained_once(tmp_path_factory, "smoke_grid", "grid", "experiment=smoke", "dropout=on,off", "depth=5,3")
+    """One 2x2 smoke grid (dropout=on,off x depth=5,3, W&B offline + CSV), shared by the sweep and W&B tests: the
+    smoke's 2 epochs, of FEW_BATCHES (what they read is the runs' files, not how much the runs learnt)."""
+    return trained_once(
+        tmp_path_factory, "smoke_grid", "grid", "experiment=smoke", *FEW_BATCHES, "dropout=on,off", "depth=5,3"
+    )
 
 
 @pytest.fixture(scope="session")
 def seed_grid(tmp_path_factory) -> Path:
-    """One smoke sweep of dropout=on,off x seed=0,1 (W&B offline + CSV), for the report's and the dashboard's tests."""
-    return trained_once(tmp_path_factory, "seed_grid", "sweep", "experiment=smoke", "dropout=on,off", "seed=0,1")
+    """One smoke sweep of dropout=on,off x seed=0,1 (W&B offline + CSV), 2 epochs of FEW_BATCHES, for the report's
+    and the dashboard's tests."""
+    return trained_once(
+        tmp_path_factory, "seed_grid", "sweep", "experiment=smoke", *FEW_BATCHES, "dropout=on,off", "seed=0,1"
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.commands import read_metrics, run_alexlab, run_alexlab_here, run_dirs, tree_digest
+from helpers.commands import FEW_BATCHES, read_metrics, run_alexlab, run_alexlab_here, run_dirs, tree_digest
 
 from alexlab import files, overrides, record
 from alexlab.errors import BadFile, DirectoryBusy, DirectoryTaken, Diverged
@@ -204,8 +204,8 @@ def test_a_sweep_with_its_axes_in_another_order_is_refused_before_anything_is_wr
     sweep = tmp_path / "grid"
     shutil.copytree(smoke_grid, sweep)
     before = tree_digest(sweep)
-    reordered = run_alexlab_here("-m", "experiment=smoke", "depth=5,3", "dropout=on,off", f"hydra.sweep.dir={sweep}",
-                                 f"paths.output_root={smoke_grid.parent / 'outputs'}", cwd=tmp_path)  # fmt: skip
+    args = ("-m", "experiment=smoke", *FEW_BATCHES, "depth=5,3", "dropout=on,off", f"hydra.sweep.dir={sweep}")
+    reordered = run_alexlab_here(*args, f"paths.output_root={smoke_grid.parent / 'outputs'}", cwd=tmp_path)
     line = one_line(reordered)
     assert "holds the job" in line and "give the sweep's overrides in their first order" in line
     assert "dropout=on,off depth='5','3'" in line
