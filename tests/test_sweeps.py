@@ -209,7 +209,6 @@ def test_each_paper_ablation_changes_exactly_one_switch_of_the_papers_baseline()
     assert quick["lrn"] == "on" and quick["data"] == "fashion_mnist"
 
 
-# what these sweeps check is the sweep (its jobs, rounds, report), not learning: a few batches a run
 def test_the_paper_ablations_sweep_runs_end_to_end_with_the_claims_beside_the_results(alexlab, tmp_path):
     sweep_dir = tmp_path / "ablations"
     result = run_alexlab(
