@@ -135,15 +135,16 @@ def check_overrides(argv: list[str]) -> DictConfig | None:
         for key in groups:  # each option of a group axis (the first ones compose together below)
             for text, _ in values[key][1:]:
                 loader.load_sweep_config(master, [*(first | {key: as_override(key, text)}).values()])
-        base = loader.load_sweep_config(master, [first[key] for key in groups])  # the keys' own values
-        if multirun:
+        # the config under the chosen groups, which the values are checked against; a single run's master has
+        # composed its groups already, so without values there is nothing to compose it for
+        checked = [key for key in values if key not in groups]
+        base = loader.load_sweep_config(master, [first[key] for key in groups]) if checked or multirun else None
+        if multirun and checked:  # the first job, values and all (without values: the composition above)
             loader.load_sweep_config(master, list(first.values()))
-    for key, pairs in values.items():
+    for key in checked:
         name = axes[key].key_or_group
-        if key in groups:
-            continue
         default = OmegaConf.select(base, name, default=None, throw_on_resolution_failure=False)
-        for text, value in pairs:
+        for text, value in values[key]:
             now = resolved(base, key, name, text, value)
             try:
                 check_value(key, name, text, now, default, base)

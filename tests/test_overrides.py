@@ -102,6 +102,40 @@ def test_check_value(smoke, name, value, refused):
         check_value(name, name, str(value), value, default, smoke)
 
 
+def test_the_check_composes_each_config_it_reads_once(monkeypatch):
+    """Beyond the master: every other option of each group axis, the config under the chosen groups that the values
+    are checked against, and a sweep's first job. A single run of groups alone needs none of them (its master
+    composed its groups); a sweep of groups alone composes its first job once (it is the config under its groups)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from alexlab.overrides import check_overrides
+
+    composed, real = [], ConfigLoaderImpl.load_sweep_config
+
+    def counted(self, master, overrides):
+        composed.append(list(overrides))
+        return real(self, master, overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
+    cases = {
+        ("experiment=smoke", "model=paper"): [],
+        ("experiment=smoke", "trainer.max_epochs=1"): [["experiment=smoke"]],
+        ("-m", "experiment=smoke", "dropout=on,off"): [
+            ["experiment=smoke", "dropout=off"], ["experiment=smoke", "dropout=on"],
+        ],
+        ("-m", "experiment=smoke", "dropout=on,off", "seed=0,1"): [
+            ["experiment=smoke", "dropout=off", "seed='0'"], ["experiment=smoke", "dropout=on"],
+            ["experiment=smoke", "dropout=on", "seed='0'"],  # (a number quoted: as_override)
+        ],
+    }  # fmt: skip
+    for argv, expected in cases.items():
+        composed.clear()
+        check_overrides(list(argv))
+        assert [sorted(overrides) for overrides in composed] == [sorted(o) for o in expected], argv
+    with pytest.raises(BadValue, match="trainer.max_epochs takes an integer"):  # the values are still checked
+        check_overrides(["experiment=smoke", "model=paper", "trainer.max_epochs=x"])
+
+
 def test_groups_are_told_from_values_as_hydra_composed_them(monkeypatch):
     """check_overrides asks the search path whether a key is a group (get_group_options, which reloads the primary
     config each time) only for a sweep's axes, which the composed master leaves out; an override Hydra applied is a
