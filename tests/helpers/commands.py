@@ -25,6 +25,8 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # a run's limits for the tests of the machinery (records, skips, resumes, refusals), not of what a run learns
 FEW_BATCHES = ("trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
 ROOT = Path(__file__).resolve().parents[2]
+# ALEXLAB_TESTS_FRESH=1: every run of the tests in a fresh process of the installed command, none forked
+FRESH_RUNS = bool(os.environ.get("ALEXLAB_TESTS_FRESH"))
 
 
 def alexlab_process(env: dict | None) -> tuple[list[str], dict]:
@@ -136,7 +138,7 @@ def run_alexlab(
     the installed `alexlab` command in a fresh process, for what only a fresh process shows (warnings printed while
     importing, settings read when a library loads)."""
     command, full_env = alexlab_process(env)
-    if not fresh and not os.environ.get("ALEXLAB_TESTS_FRESH"):
+    if not fresh and not FRESH_RUNS:
         return FORK_SERVERS.run(args, cwd, full_env, timeout)
     return subprocess.run(
         [*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
@@ -228,7 +230,7 @@ def start_alexlab(*args: str, cwd: Path, env: dict | None = None) -> StartedRun 
     text: forked by a fork server (StartedRun), or with ALEXLAB_TESTS_FRESH=1 the installed command in a fresh
     process. A forked child installs the same signal handlers (alexlab.cli.main) and ends as a fresh process does."""
     command, full_env = alexlab_process(env)
-    if not os.environ.get("ALEXLAB_TESTS_FRESH"):
+    if not FRESH_RUNS:
         return StartedRun(args, cwd, full_env)
     return subprocess.Popen(
         [*command, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
